@@ -1,0 +1,64 @@
+"""canvas: a task queue for Python web applications, built around its workflow canvas.
+
+    from canvas import Canvas
+    app = Canvas("proj", broker="redis://localhost:6379")
+
+Code written for Celery runs after changing its imports: ``celery`` -> ``canvas`` and
+``Celery`` -> ``Canvas``.
+"""
+
+from __future__ import annotations
+
+# the application
+from canvas.app import Canvas, default_app
+
+# composition
+from canvas.dag import Workflow
+from canvas.dag import compile as compile_workflow
+
+# results
+from canvas.result import AsyncResult, EagerResult, GroupResult, ResultSet, allow_join_result
+from canvas.signature import (
+    Signature,
+    chain,
+    chord,
+    chunks,
+    group,
+    maybe_signature,
+    signature,
+    subtask,
+    xmap,
+    xstarmap,
+)
+
+# tasks
+from canvas.task import Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # the application
+    "Canvas",
+    "default_app",
+    # tasks
+    "Task",
+    # composition
+    "Signature",
+    "Workflow",
+    "chain",
+    "chord",
+    "chunks",
+    "compile_workflow",
+    "group",
+    "maybe_signature",
+    "signature",
+    "subtask",
+    "xmap",
+    "xstarmap",
+    # results
+    "AsyncResult",
+    "EagerResult",
+    "GroupResult",
+    "ResultSet",
+    "allow_join_result",
+]

@@ -1,0 +1,371 @@
+"""``Canvas``: the application object — configuration, task registry, hooks and connections.
+
+It plays the part of Celery's ``Celery`` class and takes the same arguments and settings. With no
+broker configured it uses the embedded transport (a SQLite file in a per-user cache directory,
+keyed by the app's name, so a worker started from any directory finds the same queue), and with no
+result backend it uses Redis when the broker is Redis, else a SQLite file beside the embedded
+queue. Connections are opened lazily and once per process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import os
+import threading
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+from canvas import signals
+from canvas.backends import Backend
+from canvas.backends import create as create_backend
+from canvas.config import Settings
+from canvas.exceptions import ImproperlyConfigured, NotRegistered
+from canvas.signature import Signature
+from canvas.task import Task
+from canvas.transports import Transport
+from canvas.transports import create as create_transport
+
+logger = logging.getLogger("canvas")
+
+_default_app: Canvas | None = None
+_default_lock = threading.Lock()
+
+
+def default_app() -> Canvas:
+    """The app that signatures and results without an explicit app belong to (the last made)."""
+    global _default_app
+    with _default_lock:
+        if _default_app is None:
+            _default_app = Canvas("default")
+        return _default_app
+
+
+class TaskRegistry(dict[str, Task]):
+    """Task name -> Task; a missing name raises ``NotRegistered`` naming it."""
+
+    def __missing__(self, name: str) -> Task:
+        raise NotRegistered(
+            f"Task {name!r} is not registered. Is the module that defines it imported by the "
+            "worker (autodiscover_tasks / include / imports)?"
+        )
+
+
+class Canvas:
+    """The application: ``Canvas(main, broker=None, backend=None, **settings)``."""
+
+    def __init__(
+        self,
+        main: str | None = None,
+        broker: str | None = None,
+        backend: str | None = None,
+        *,
+        include: Sequence[str] | None = None,
+        config_source: Any = None,
+        set_as_current: bool = True,
+        **settings: Any,
+    ) -> None:
+        global _default_app
+        self.main = main
+        self.conf = Settings(settings)
+        if config_source is not None:
+            self.conf.load(config_source)
+        if broker is not None:
+            self.conf.broker_url = broker
+        if backend is not None:
+            self.conf.result_backend = backend
+        if include:
+            self.conf.include = tuple(include)
+        self.tasks = TaskRegistry()
+        self.on_configure = signals.Signal("on_configure")
+        self.on_after_configure = signals.Signal("on_after_configure")
+        self.on_after_finalize = signals.Signal("on_after_finalize")
+        self._finalized = False
+        self._autodiscover: list[tuple[Sequence[str] | None, str]] = []
+        self._connections: dict[str, tuple[int, Any]] = {}
+        self._lock = threading.RLock()
+        self._register_builtins()
+        if set_as_current:
+            with _default_lock:
+                _default_app = self
+
+    # -- configuration -----------------------------------------------------------------------
+    def config_from_object(
+        self, obj: Any, namespace: str | None = None, silent: bool = False, force: bool = True
+    ) -> None:
+        """Read settings from a module, object, dict or dotted path; Django: ``namespace='CANVAS'``."""
+        try:
+            self.conf.load(obj, namespace)
+        except ImportError:
+            if not silent:
+                raise
+
+    def autodiscover_tasks(
+        self,
+        packages: Sequence[str] | Callable[[], Sequence[str]] | None = None,
+        related_name: str = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import ``<package>.tasks`` for each package (Django's INSTALLED_APPS by default).
+
+        Done when the app is finalized (a worker or beat starting), as in Celery, because Django's
+        apps are not ready yet when ``proj/canvas.py`` is imported.
+        """
+        resolved = packages() if callable(packages) else packages
+        self._autodiscover.append((resolved, related_name))
+        if force or self._finalized:
+            self._run_autodiscover()
+
+    def _run_autodiscover(self) -> None:
+        pending, self._autodiscover = self._autodiscover, []
+        for packages, related_name in pending:
+            for package in packages if packages is not None else _django_apps():
+                name = f"{package}.{related_name}"
+                try:
+                    importlib.import_module(name)
+                except ModuleNotFoundError as exc:
+                    if exc.name not in (name, package):
+                        raise
+
+    def finalize(self) -> None:
+        """Import configured task modules and send ``on_after_configure`` (once)."""
+        with self._lock:
+            if self._finalized:
+                return
+            self._finalized = True
+        self.on_configure.send(sender=self)
+        for module in (*tuple(self.conf.imports or ()), *tuple(self.conf.include or ())):
+            importlib.import_module(module)
+        self._run_autodiscover()
+        self.on_after_configure.send(sender=self, source=self.conf)
+        self.on_after_finalize.send(sender=self)
+
+    # -- tasks -------------------------------------------------------------------------------
+    @overload
+    def task(self, fun: Callable[..., Any], /) -> Task: ...
+
+    @overload
+    def task(self, *, name: str | None = None, **options: Any) -> Callable[[Callable[..., Any]], Task]: ...
+
+    def task(self, *args: Any, **options: Any) -> Any:
+        """Register a function as a task: ``@app.task`` or ``@app.task(bind=True, ...)``."""
+
+        def register(fun: Callable[..., Any]) -> Task:
+            task = Task(self, fun, **options)
+            self.tasks[task.name] = task
+            return task
+
+        if len(args) == 1 and callable(args[0]) and not options:
+            return register(args[0])
+        if args:
+            raise TypeError("@app.task takes keyword options only, e.g. @app.task(bind=True)")
+        return register
+
+    def task_modules(self) -> set[str]:
+        """Modules that define registered tasks: their exception classes may be rebuilt."""
+        return {t.run.__module__ for t in self.tasks.values()}
+
+    def _register_builtins(self) -> None:
+        app = self
+
+        @self.task(name="canvas.map")
+        def _map(task: str, items: Iterable[Any]) -> list[Any]:
+            fun = app.tasks[task]
+            return [fun(item) for item in items]
+
+        @self.task(name="canvas.starmap")
+        def _starmap(task: str, items: Iterable[Sequence[Any]]) -> list[Any]:
+            fun = app.tasks[task]
+            return [fun(*item) for item in items]
+
+    # -- sending -----------------------------------------------------------------------------
+    def signature(
+        self,
+        name: str | Signature | Mapping[str, Any],
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Signature:
+        from canvas.signature import signature
+
+        return signature(name, args, kwargs, app=self, **options)
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Send a task by name: the caller need not import (or have) its code."""
+        return self.send_canvas(Signature(name, app=self), args, kwargs, **options)
+
+    def send_canvas(
+        self,
+        sig: Signature,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Send any signature or canvas; eager when ``task_always_eager`` is set."""
+        if self.conf.task_always_eager:
+            from canvas.core.eager import run_eagerly
+
+            result = run_eagerly(self, sig, args, kwargs, options)
+            if self.conf.task_eager_propagates and result.failed():
+                result.get()
+            return result
+        from canvas.core import dispatch
+
+        return dispatch.send(self, sig, args, kwargs, options)
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> Any:  # noqa: N802 - Celery's name
+        from canvas.result import AsyncResult
+
+        return AsyncResult(task_id, app=self, **kwargs)
+
+    def GroupResult(self, id: str | None = None, results: Sequence[Any] = (), **kw: Any) -> Any:  # noqa: N802
+        from canvas.result import GroupResult
+
+        return GroupResult(id, results, app=self, **kw)
+
+    def workflow(self, workflow_id: str) -> Any:
+        """Every node of a stored workflow with its state (``canvas status``/``render --id``)."""
+        from canvas.core.inspect import WorkflowView
+
+        return WorkflowView(self, workflow_id)
+
+    def add_periodic_task(
+        self,
+        schedule: Any,
+        sig: Signature,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        **opts: Any,
+    ) -> str:
+        """Add a beat entry (as Celery): any signature or canvas, run on ``schedule``."""
+        if not isinstance(sig, Signature):
+            raise TypeError(f"add_periodic_task() needs a signature, got {type(sig).__name__}")
+        key = name or repr(sig)
+        self.conf.beat_schedule[key] = {
+            "schedule": schedule,
+            "task": sig,
+            "args": tuple(args),
+            "kwargs": dict(kwargs or {}),
+            "options": dict(opts),
+        }
+        return key
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(zoneinfo.ZoneInfo(self.conf.timezone or "UTC"))
+
+    # -- connections -------------------------------------------------------------------------
+    @property
+    def broker_url(self) -> str:
+        url = self.conf.broker_url
+        if url:
+            return str(url)
+        return f"embedded://{self.embedded_dir() / 'broker.sqlite'}"
+
+    @property
+    def backend_url(self) -> str:
+        url = self.conf.result_backend
+        if url == "django-db":
+            return _django_database_url()
+        if url:
+            return str(url)
+        broker = self.broker_url
+        if broker.startswith(("redis://", "rediss://")):
+            return broker
+        return f"sqlite:///{self.embedded_dir() / 'results.sqlite'}"
+
+    def embedded_dir(self) -> Path:
+        """Where the embedded queue and store live: ``embedded_dir`` or a per-user cache dir."""
+        configured = self.conf.get("embedded_dir")
+        if configured and configured != ".canvas":
+            path = Path(configured)
+        else:
+            cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+            path = cache / "canvas" / (self.main or "default")
+        path.mkdir(parents=True, exist_ok=True)
+        return path.resolve()
+
+    @property
+    def transport(self) -> Transport:
+        transport: Transport = self._connection(
+            "transport",
+            lambda: create_transport(
+                self.broker_url,
+                {
+                    **dict(self.conf.broker_transport_options or {}),
+                    "visibility_timeout": self.conf.worker_lease_seconds,
+                },
+            ),
+        )
+        return transport
+
+    @property
+    def backend(self) -> Backend:
+        backend: Backend = self._connection(
+            "backend",
+            lambda: create_backend(self.backend_url, {"expires": self.conf.result_expires}),
+        )
+        return backend
+
+    def _connection(self, key: str, factory: Callable[[], Any]) -> Any:
+        pid = os.getpid()
+        with self._lock:
+            held = self._connections.get(key)
+            if held is None or held[0] != pid:
+                self._connections[key] = (pid, factory())
+            return self._connections[key][1]
+
+    def close(self) -> None:
+        """Close this process's connections (they reopen on next use)."""
+        with self._lock:
+            held, self._connections = self._connections, {}
+        for pid, connection in held.values():
+            if pid == os.getpid():
+                connection.close()
+
+    def __repr__(self) -> str:
+        return f"<Canvas {self.main or '__main__'}>"
+
+
+def _django_apps() -> list[str]:
+    try:
+        from django.conf import settings  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return []
+    try:
+        return list(settings.INSTALLED_APPS)
+    except Exception:  # noqa: BLE001 - settings not configured: nothing to discover
+        return []
+
+
+def _django_database_url() -> str:
+    """``backend='django-db'``: the SQL store in Django's default database."""
+    try:
+        from django.conf import settings
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            "result_backend='django-db' needs Django; install it or use 'sqlite:///results.db'."
+        ) from exc
+    db = settings.DATABASES["default"]
+    engine = db["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    if "postgresql" in engine:
+        auth = db.get("USER") or ""
+        if db.get("PASSWORD"):
+            auth += f":{db['PASSWORD']}"
+        host = db.get("HOST") or "localhost"
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        return f"postgresql://{auth}{'@' if auth else ''}{host}{port}/{db['NAME']}"
+    raise ImproperlyConfigured(
+        f"result_backend='django-db' supports SQLite and PostgreSQL databases, not {engine!r}."
+    )

@@ -1,0 +1,139 @@
+"""The result store contract: task results, workflow graphs, join counters, delayed messages.
+
+A store keeps four kinds of record, every one with an expiry (``expires`` seconds):
+
+* **task meta** – one msgpack-encoded dict per task id (``status``, ``result``, ``traceback``,
+  ``date_done``, ...). The store treats it as opaque bytes plus its ``status`` string.
+* **workflows** – a compiled workflow saved once: per node an opaque spec, its successor ids and
+  the number of inputs it waits for.
+* **join state** – which inputs of a node are done. ``complete`` marks them atomically and
+  idempotently, so a node that runs twice wires its successors once.
+* **delayed messages** – countdown/ETA messages parked until due, claimed with a lease so that a
+  worker dying between claim and publish loses nothing.
+
+Plus a named lease (``acquire_lease``) that beat uses to elect one leader.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from canvas import states
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One workflow node as stored: ``spec`` is opaque to the store."""
+
+    id: str
+    spec: bytes
+    successors: tuple[str, ...]
+    n_inputs: int
+
+
+@dataclass(frozen=True)
+class Fired:
+    """A successor whose last input just completed: the caller must publish or resolve it."""
+
+    id: str
+    spec: bytes
+
+
+class Backend(ABC):
+    """A result store chosen by URL scheme (see ``canvas.backends``)."""
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self.options = dict(options or {})
+        #: seconds every record lives; ``result_expires``
+        self.expires: float = float(self.options.get("expires", 86400.0))
+
+    # -- task meta ---------------------------------------------------------------------------
+    @abstractmethod
+    def store(self, task_id: str, status: str, meta: bytes) -> None:
+        """Write a task's meta and wake anyone waiting on it."""
+
+    @abstractmethod
+    def get(self, task_ids: Sequence[str]) -> list[bytes | None]:
+        """The metas of ``task_ids`` in order; ``None`` where nothing is stored."""
+
+    @abstractmethod
+    def wait(self, task_id: str, timeout: float | None) -> bytes | None:
+        """Block until the task's status is in ``READY_STATES``; its meta, or ``None`` on timeout.
+
+        Stores that can notify (Redis pub/sub) must not busy-poll.
+        """
+
+    @abstractmethod
+    def forget(self, task_ids: Sequence[str]) -> None:
+        """Delete task metas."""
+
+    # -- workflows ---------------------------------------------------------------------------
+    @abstractmethod
+    def save_workflow(self, workflow_id: str, nodes: Sequence[NodeRecord], info: bytes) -> None:
+        """Store a compiled workflow once (or add nodes to it: ``replace`` grows a workflow)."""
+
+    @abstractmethod
+    def workflow_info(self, workflow_id: str) -> bytes | None:
+        """The ``info`` blob saved with the workflow, ``None`` if unknown or expired."""
+
+    @abstractmethod
+    def workflow_nodes(self, workflow_id: str) -> list[NodeRecord]:
+        """Every node of a workflow (for render and status; not on the hot path)."""
+
+    @abstractmethod
+    def node_specs(self, workflow_id: str, node_ids: Sequence[str]) -> list[bytes | None]:
+        """Specs of some nodes, in order."""
+
+    @abstractmethod
+    def complete(
+        self, workflow_id: str, node_id: str, status: str, meta: bytes
+    ) -> list[Fired]:
+        """Record a node's terminal meta and mark it done as an input of each successor.
+
+        One atomic operation. The first terminal meta of a node wins (a second run's meta is
+        dropped), and a successor is returned exactly once: by the call that completed its last
+        input. Calling it twice for one node returns nothing the second time.
+        """
+
+    # -- delayed messages --------------------------------------------------------------------
+    @abstractmethod
+    def schedule(self, key: str, due: float, payload: bytes) -> None:
+        """Park ``payload`` until the epoch time ``due``; ``key`` is unique (the task id)."""
+
+    @abstractmethod
+    def claim_due(self, now: float, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+        """Take up to ``limit`` payloads due by ``now``; they reappear after ``lease`` seconds
+        unless ``ack_scheduled`` removes them first."""
+
+    @abstractmethod
+    def ack_scheduled(self, keys: Sequence[str]) -> None:
+        """Remove claimed payloads once they were published."""
+
+    @abstractmethod
+    def next_due(self) -> float | None:
+        """Epoch time of the earliest parked payload, ``None`` when there is none."""
+
+    # -- leases ------------------------------------------------------------------------------
+    @abstractmethod
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take or renew the lease ``name`` for ``owner``; false if someone else holds it."""
+
+    @abstractmethod
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it."""
+
+    # -- counters ----------------------------------------------------------------------------
+    @abstractmethod
+    def incr(self, key: str, ttl: float) -> int:
+        """Atomically add one to a counter that expires ``ttl`` seconds after its first use."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @staticmethod
+    def is_ready(status: str) -> bool:
+        return status in states.READY_STATES

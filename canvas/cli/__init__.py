@@ -1,0 +1,1 @@
+"""The ``canvas`` command line: thin wrappers that parse options and call the library."""

@@ -1,0 +1,163 @@
+"""``canvas multi``: start and stop named background workers, as ``celery multi`` does.
+
+    canvas multi start w1 w2 -A proj --pidfile=/var/run/canvas/%n.pid --logfile=/var/log/canvas/%n%I.log
+    canvas multi stop w1 w2 --pidfile=/var/run/canvas/%n.pid
+
+Templates: ``%n`` the node name (``w1``), ``%h`` the full node name (``w1@host``), ``%d`` the
+domain, ``%I`` the pool process index (empty for the main process, whose log holds all).
+Other options (``-l``, ``-c``, ``-Q``, ...) are passed to each worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+DEFAULT_PIDFILE = "%n.pid"
+DEFAULT_LOGFILE = "%n%I.log"
+STOP_TIMEOUT = 60.0
+
+
+def expand(template: str, node: str) -> str:
+    host = socket.gethostname()
+    name, _, node_host = node.partition("@")
+    node_host = node_host or host
+    return (
+        template.replace("%h", f"{name}@{node_host}")
+        .replace("%n", name)
+        .replace("%d", node_host.partition(".")[2])
+        .replace("%I", "")
+        .replace("%i", "")
+    )
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+@click.command(
+    "multi",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@click.argument("action", type=click.Choice(["start", "stop", "stopwait", "restart", "show", "kill"]))
+@click.argument("nodes", nargs=-1, required=True)
+@click.option("--pidfile", default=DEFAULT_PIDFILE, show_default=True, help="Pid file template.")
+@click.option("--logfile", default=DEFAULT_LOGFILE, show_default=True, help="Log file template.")
+@click.option("-A", "--app", "app_spec", help="App module (also accepted before 'multi').")
+@click.pass_context
+def command(
+    ctx: click.Context,
+    action: str,
+    nodes: tuple[str, ...],
+    pidfile: str,
+    logfile: str,
+    app_spec: str | None,
+) -> None:
+    """Start, stop or restart named workers in the background."""
+    app_spec = app_spec or (ctx.find_root().obj or {}).get("app")
+    extra = list(ctx.args)
+    for node in nodes:
+        pid_path = Path(expand(pidfile, node)).absolute()
+        log_path = Path(expand(logfile, node)).absolute()
+        if action == "show":
+            click.echo(" ".join(_worker_argv(app_spec, node, pid_path, log_path, extra)))
+        elif action == "start":
+            _start(app_spec, node, pid_path, log_path, extra)
+        elif action in ("stop", "stopwait", "kill"):
+            sig = signal.SIGKILL if action == "kill" else signal.SIGTERM
+            _stop(node, pid_path, sig, wait=action == "stopwait")
+        else:  # restart
+            _stop(node, pid_path, signal.SIGTERM, wait=True)
+            _start(app_spec, node, pid_path, log_path, extra)
+
+
+def _worker_argv(
+    app_spec: str | None, node: str, pid_path: Path, log_path: Path, extra: list[str]
+) -> list[str]:
+    if not app_spec:
+        raise click.UsageError("multi start needs --app (or -A), e.g. 'canvas multi start w1 -A proj'.")
+    hostname = node if "@" in node else f"{node}@%h"
+    return [
+        sys.executable,
+        "-m",
+        "canvas.cli.main",
+        "-A",
+        app_spec,
+        "worker",
+        "-n",
+        hostname,
+        f"--pidfile={pid_path}",
+        f"--logfile={log_path}",
+        *extra,
+    ]
+
+
+def _start(app_spec: str | None, node: str, pid_path: Path, log_path: Path, extra: list[str]) -> None:
+    if _read_pid(pid_path) is not None:
+        raise click.ClickException(f"{node}: already running (pid file {pid_path}).")
+    pid_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = _worker_argv(app_spec, node, pid_path, log_path, extra)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            cwd=os.getcwd(),
+        )
+    deadline = time.monotonic() + 15.0
+    while time.monotonic() < deadline:
+        if _read_pid(pid_path) == proc.pid:
+            click.echo(f"> {node}: OK (pid {proc.pid})")
+            return
+        if proc.poll() is not None:
+            raise click.ClickException(
+                f"{node}: worker exited with code {proc.returncode}; see {log_path}."
+            )
+        time.sleep(0.05)
+    raise click.ClickException(f"{node}: no pid file after 15 s; see {log_path}.")
+
+
+def _stop(node: str, pid_path: Path, sig: signal.Signals, wait: bool) -> None:
+    pid = _read_pid(pid_path)
+    if pid is None:
+        click.echo(f"> {node}: not running (no live pid in {pid_path})")
+        return
+    os.kill(pid, sig)
+    click.echo(f"> Stopping {node} (pid {pid}): sent {sig.name}")
+    if not wait and sig != signal.SIGKILL:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        if _read_pid(pid_path) is None or not _alive(pid):
+            click.echo(f"> {node}: stopped")
+            return
+        time.sleep(0.1)
+    raise click.ClickException(f"{node}: still running after {STOP_TIMEOUT:.0f} s (pid {pid}).")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

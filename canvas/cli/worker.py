@@ -1,0 +1,77 @@
+"""``canvas worker``: start a worker in the foreground."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from canvas.cli.base import app_from_context
+from canvas.core.worker import POOLS, Worker, WorkerOptions, setup_logging
+
+
+@click.command("worker")
+@click.option("-l", "--loglevel", default="WARNING", show_default=True, help="DEBUG, INFO, WARNING, ERROR.")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), help="Pool size (default: CPU count).")
+@click.option("-P", "--pool", type=click.Choice(POOLS), default=None, help="prefork (default), threads or solo.")
+@click.option("-Q", "--queues", help="Comma-separated queues to consume (default: task_default_queue).")
+@click.option("-n", "--hostname", help="Node name; %h, %n, %d expand as in Celery.")
+@click.option("-B", "--beat", is_flag=True, help="Also run beat in this process (development only).")
+@click.option("-s", "--schedule", "schedule_file", help="Beat schedule file (with -B).")
+@click.option("-f", "--logfile", help="Log to this file instead of stderr.")
+@click.option("--pidfile", help="Write the worker's pid here; refuse to start if it is running.")
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty (tests, batch jobs).")
+@click.pass_context
+def command(
+    ctx: click.Context,
+    loglevel: str,
+    concurrency: int | None,
+    pool: str | None,
+    queues: str | None,
+    hostname: str | None,
+    beat: bool,
+    schedule_file: str | None,
+    logfile: str | None,
+    pidfile: str | None,
+    burst: bool,
+) -> None:
+    """Start a worker that runs tasks from the queues."""
+    try:
+        setup_logging(loglevel, logfile)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--loglevel") from exc
+    app = app_from_context(ctx)
+    if pidfile:
+        claim_pidfile(Path(pidfile))
+    try:
+        options = WorkerOptions(
+            queues=[q.strip() for q in (queues or "").split(",") if q.strip()],
+            concurrency=concurrency,
+            pool=pool or app.conf.worker_pool or "prefork",
+            hostname=hostname,
+            burst=burst,
+            beat=beat,
+            beat_options={"schedule": schedule_file} if schedule_file else {},
+        )
+        code = Worker(app, options).start()
+    finally:
+        if pidfile and Path(pidfile).exists() and Path(pidfile).read_text().strip() == str(os.getpid()):
+            Path(pidfile).unlink()
+    ctx.exit(code)
+
+
+def claim_pidfile(path: Path) -> None:
+    """Write our pid, refusing when the file names a process that is still alive."""
+    if path.exists():
+        try:
+            pid = int(path.read_text().strip())
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError):
+            pass  # stale
+        except PermissionError:
+            raise click.ClickException(f"Pidfile {path} names a running process ({path.read_text().strip()}).") from None
+        else:
+            raise click.ClickException(f"Pidfile {path} names a running worker (pid {pid}); stop it first.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")

@@ -1,0 +1,160 @@
+"""Settings: Celery's lowercase names, their defaults, and loading them from objects.
+
+``app.conf`` reads like Celery's: attribute or item access, ``update()``,
+``config_from_object(obj, namespace='CANVAS')`` for Django's settings (``CANVAS_BROKER_URL`` ->
+``broker_url``; ``CELERY_`` works too). Unknown lowercase names are kept (extensions read them);
+a misspelt name close to a known one is reported by ``Settings.unknown_names``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    # brokers and stores
+    "broker_url": None,
+    "broker_transport_options": {},
+    "broker_connection_retry_on_startup": True,
+    "result_backend": None,
+    "result_expires": 86400.0,
+    "result_serializer": "msgpack",
+    "result_extended": False,
+    # messages
+    "task_serializer": "msgpack",
+    "accept_content": ["msgpack", "json"],
+    "task_max_payload_bytes": 8 * 1024 * 1024,
+    # task behaviour
+    "task_acks_late": False,
+    "task_acks_on_failure_or_timeout": True,
+    "task_track_started": False,
+    "task_send_sent_event": False,
+    "task_ignore_result": False,
+    "task_store_errors_even_if_ignored": False,
+    "task_default_queue": "canvas",
+    "task_default_priority": None,
+    "task_routes": None,
+    "task_always_eager": False,
+    "task_eager_propagates": False,
+    "task_default_retry_delay": 180,
+    "task_max_retries": 3,
+    "task_time_limit": None,
+    "task_soft_time_limit": None,
+    "task_annotations": None,
+    "task_allow_join_result": False,
+    # workers
+    "worker_concurrency": None,
+    "worker_prefetch_multiplier": 1,
+    "worker_pool": "prefork",
+    "worker_hijack_root_logger": True,
+    "worker_max_deliveries": 3,
+    "worker_lease_seconds": 60.0,
+    # time
+    "timezone": "UTC",
+    "enable_utc": True,
+    # beat
+    "beat_schedule": {},
+    "beat_scheduler": "canvas.beat.scheduler:Scheduler",
+    "beat_schedule_filename": "canvasbeat-schedule",
+    "beat_max_loop_interval": 300,
+    "beat_lease_ttl": 10.0,
+    # workflows
+    "canvas_max_nodes": 250_000,
+    "canvas_max_depth": 200,
+    # embedded default
+    "embedded_dir": ".canvas",
+    "imports": (),
+    "include": (),
+}
+
+# Celery's old uppercase names that Django projects still use, mapped to the new ones.
+_OLD_NAMES = {
+    "broker": "broker_url",
+    "result_backend": "result_backend",
+    "celery_result_backend": "result_backend",
+    "always_eager": "task_always_eager",
+    "task_eager_propagates_exceptions": "task_eager_propagates",
+}
+
+
+class Settings(MutableMapping[str, Any]):
+    """The app's configuration: defaults overlaid by what the user set."""
+
+    def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
+        self._values: dict[str, Any] = {}
+        for key, value in DEFAULTS.items():
+            self._values[key] = _fresh(value)
+        if initial:
+            self.update(initial)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._values[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(_unknown_message(key)) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key.startswith("_"):
+            object.__setattr__(self, key, value)
+        else:
+            self._values[key] = value
+
+    def unknown_names(self) -> list[str]:
+        """Set names that are not settings but look like one (probably misspelt)."""
+        return [
+            k
+            for k in self._values
+            if k not in DEFAULTS and difflib.get_close_matches(k, DEFAULTS, n=1, cutoff=0.85)
+        ]
+
+    def load(self, source: Any, namespace: str | None = None) -> None:
+        """Copy settings from a module, object, dict or dotted path; see ``config_from_object``."""
+        if isinstance(source, str):
+            source = importlib.import_module(source)
+        items = source.items() if isinstance(source, Mapping) else _public_attrs(source)
+        prefixes = [f"{namespace}_"] if namespace else [""]
+        for key, value in items:
+            for prefix in prefixes:
+                if prefix and not key.startswith(prefix):
+                    continue
+                name = key[len(prefix) :].lower()
+                if not name or name.startswith("_"):
+                    continue
+                if not prefix and key != key.lower() and name not in DEFAULTS:
+                    continue  # a plain module's UPPERCASE constants are not our settings
+                self._values[_OLD_NAMES.get(name, name)] = value
+
+
+def _public_attrs(obj: Any) -> Iterator[tuple[str, Any]]:
+    for key in dir(obj):
+        if not key.startswith("_"):
+            yield key, getattr(obj, key)
+
+
+def _fresh(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else value
+
+
+def _unknown_message(key: str) -> str:
+    close = difflib.get_close_matches(key, DEFAULTS, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"No setting named {key!r}.{hint}"

@@ -1,0 +1,1 @@
+"""The engine: message protocol, dispatch, completion step, execution and the worker."""

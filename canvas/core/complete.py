@@ -1,0 +1,160 @@
+"""The completion step: record a node's outcome and wire the successors it makes ready.
+
+Run by the worker that finished a node, never by a poller. ``Backend.complete`` marks the node
+done as an input of each successor in one atomic, idempotent operation and returns the successors
+whose *last* input this was; only those are handled here, so a node that runs twice (redelivery)
+wires its successors once and a chord body runs once.
+
+A ready successor is handled by kind: a task is published with its inputs' values prepended to
+its args; a gather or forward runs no code and is resolved here, which may make more successors
+ready (a loop, not recursion: long chains of joins stay flat). A successor with a failed input
+does not run: it takes the first failed input's outcome (input order), and its errbacks fire.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from canvas import dag, states
+from canvas.backends.base import Fired
+from canvas.core import dispatch, protocol, results
+
+if TYPE_CHECKING:
+    from canvas.app import Canvas
+
+
+def load_node(spec: bytes) -> dag.Node:
+    data = protocol.internal.loads(spec)
+    return dag.Node.from_dict(data)
+
+
+def settle(
+    app: Canvas,
+    workflow_id: str,
+    node: dag.Node,
+    meta: Mapping[str, Any],
+) -> None:
+    """Record ``meta`` as the node's outcome, then handle every successor it makes ready."""
+    queue: deque[tuple[dag.Node, Mapping[str, Any], list[Fired]]] = deque()
+    fired = app.backend.complete(workflow_id, node.id, meta["status"], results.encode(meta))
+    queue.append((node, meta, fired))
+    messages = []
+    while queue:
+        done, done_meta, ready = queue.popleft()
+        if done_meta["status"] != states.SUCCESS and done.errbacks:
+            messages.extend(errback_messages(app, workflow_id, done, done_meta))
+        for item in ready:
+            successor = load_node(item.spec)
+            inputs = _input_metas(app, successor, done, done_meta)
+            failed = next((m for m in inputs if m.get("status") != states.SUCCESS), None)
+            if failed is not None:
+                outcome = results.make_meta(
+                    successor.id,
+                    failed.get("status", states.FAILURE),
+                    failed.get("result"),
+                    traceback=failed.get("traceback"),
+                    task=successor.task,
+                    workflow=workflow_id,
+                )
+            elif successor.kind in (dag.GATHER, dag.FORWARD):
+                values = [m.get("result") for m in inputs]
+                value = values if successor.kind == dag.GATHER else values[0]
+                outcome = results.make_meta(
+                    successor.id, states.SUCCESS, value, task=successor.task, workflow=workflow_id
+                )
+            else:
+                messages.append(_task_message(app, workflow_id, successor, inputs, done.id))
+                continue
+            more = app.backend.complete(
+                workflow_id, successor.id, outcome["status"], results.encode(outcome)
+            )
+            queue.append((successor, outcome, more))
+    dispatch.publish(app, messages)
+
+
+def settle_value(app: Canvas, workflow_id: str, node: dag.Node, value: Any) -> None:
+    """Resolve a node that runs no code (an empty chord header) with ``value``."""
+    meta = results.make_meta(node.id, states.SUCCESS, value, workflow=workflow_id)
+    settle(app, workflow_id, node, meta)
+
+
+def _input_metas(
+    app: Canvas, node: dag.Node, done: dag.Node, done_meta: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    if node.inputs == (done.id,):
+        return [done_meta]
+    stored = app.backend.get(node.inputs)
+    metas: list[Mapping[str, Any]] = []
+    for input_id, data in zip(node.inputs, stored, strict=True):
+        if input_id == done.id:
+            metas.append(done_meta)
+            continue
+        meta = results.decode(data)
+        if meta is None:
+            # Completed inputs are stored before they are marked done; an absent meta means the
+            # store lost it (expired or evicted). Fail loudly rather than run with a hole.
+            meta = results.make_meta(
+                input_id,
+                states.FAILURE,
+                exc=LookupError(f"result of input {input_id} is missing from the result store"),
+            )
+        metas.append(meta)
+    return metas
+
+
+def _task_message(
+    app: Canvas,
+    workflow_id: str,
+    node: dag.Node,
+    inputs: Sequence[Mapping[str, Any]],
+    parent_id: str,
+) -> Any:
+    args: tuple[Any, ...] = node.args
+    if inputs and not node.immutable:
+        args = (inputs[0].get("result"), *node.args)
+    return dispatch.node_message(app, workflow_id, node, args, parent_id=parent_id)
+
+
+def errback_messages(
+    app: Canvas, workflow_id: str, failed: dag.Node, meta: Mapping[str, Any]
+) -> list[Any]:
+    """Messages for the errbacks of a failed node: old style gets the task id, new style
+    ``(request, exc, traceback)`` (decided by the worker that runs it, from the task's arity)."""
+    messages = []
+    specs = app.backend.node_specs(workflow_id, failed.errbacks)
+    for spec in specs:
+        if spec is None:
+            continue
+        errback = load_node(spec)
+        assert errback.task is not None
+        # JSON in one header: every transport carries a string header unchanged.
+        about = {
+            "id": failed.id,
+            "task": failed.task,
+            "exc": meta.get("result"),
+            "traceback": meta.get("traceback"),
+            "status": meta.get("status"),
+        }
+        extra = {"errback_for": json.dumps(about, default=repr)}
+        args = errback.args if errback.immutable else (failed.id, *errback.args)
+        messages.append(
+            dispatch.build_message(
+                app,
+                errback.task,
+                errback.id,
+                args,
+                errback.kwargs,
+                errback.options,
+                root_id=workflow_id,
+                parent_id=failed.id,
+                extra=extra,
+            )
+        )
+    return messages
+
+
+def fail_from_exception(exc: BaseException) -> dict[str, Any]:
+    return results.exception_to_dict(exc)

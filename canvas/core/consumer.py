@@ -1,0 +1,329 @@
+"""Handling one delivery: decode, check, run, record, wire, settle the message.
+
+Every path ends with the message settled exactly once: acked, requeued, parked (countdown/ETA,
+acked after it is safely in the store), or dead-lettered with a reason. A message that cannot be
+run (unknown task, undecodable body, disallowed content type, delivered too many times) goes to
+the dead-letter queue and the worker carries on.
+
+Logs show ``argsrepr``/``kwargsrepr`` when the sender gave them, never the real arguments then.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from canvas import dag, signals, states
+from canvas.core import complete, dispatch, protocol, results
+from canvas.core.execute import IGNORED, REJECTED, REPLACED, RETRY, Outcome, run_call
+from canvas.exceptions import TaskRevokedError
+from canvas.task import Request, Task, arity_greater_than_one
+from canvas.transports.base import Delivery, OutgoingMessage
+
+if TYPE_CHECKING:
+    from canvas.app import Canvas
+
+logger = logging.getLogger("canvas.worker")
+
+#: an ETA closer than this runs at once rather than taking a trip through the store
+ETA_SLACK = 0.005
+
+
+class Handler:
+    """Runs deliveries for one consumer; ``on_park(due)`` tells the worker's timer."""
+
+    def __init__(self, app: Canvas, hostname: str, on_park: Any = None) -> None:
+        self.app = app
+        self.hostname = hostname
+        self.on_park = on_park
+        self.accept = protocol.accepted_content_types(app.conf.accept_content)
+        self.max_deliveries = int(app.conf.worker_max_deliveries or 0)
+
+    def handle(self, delivery: Delivery) -> None:
+        headers = delivery.headers
+        name = headers.get("task")
+        task_id = headers.get("id")
+        if not isinstance(name, str) or not isinstance(task_id, str):
+            return self.dead_letter(delivery, "message has no task name or id headers")
+        task = self.app.tasks.get(name)
+        if task is None:
+            signals.task_unknown.send(sender=self, name=name, id=task_id, message=delivery)
+            return self.dead_letter(delivery, f"unknown task {name!r}")
+        if delivery.redelivered and self.max_deliveries and self._too_many(task_id):
+            return self.dead_letter(
+                delivery,
+                f"delivered more than worker_max_deliveries={self.max_deliveries} times "
+                "(it may be killing its worker)",
+            )
+        now = time.time()
+        expires = headers.get("expires")
+        if expires is not None and now >= float(expires):
+            return self.revoke(delivery, task, "expired")
+        eta = headers.get("eta")
+        if eta is not None and float(eta) > now + ETA_SLACK:
+            return self.park(delivery, float(eta))
+        try:
+            args, kwargs = protocol.decode_body(delivery.body, delivery.content_type, self.accept)
+        except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad message
+            return self.dead_letter(delivery, f"cannot decode body: {exc}")
+        self.run(delivery, task, args, kwargs)
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, delivery: Delivery, task: Task, args: list[Any], kwargs: dict[str, Any]) -> None:
+        headers = delivery.headers
+        request = self.request(delivery, task, args, kwargs)
+        acks_late = task.acks_late if task.acks_late is not None else self.app.conf.task_acks_late
+        if not acks_late:
+            delivery.ack()
+        logger.info("Task %s[%s] received: %s", task.name, request.id, _shown_args(request))
+        signals.task_received.send(sender=self, request=request)
+        if (task.track_started if task.track_started is not None else self.app.conf.task_track_started):
+            self.app.backend.store(
+                request.id or "",
+                states.STARTED,
+                results.encode(
+                    results.make_meta(
+                        request.id or "",
+                        states.STARTED,
+                        {"pid": _pid(), "hostname": self.hostname},
+                        task=task.name,
+                        worker=self.hostname,
+                        workflow=request.workflow,
+                        extra={"started_at": time.time()},
+                    )
+                ),
+            )
+        errback = headers.get("errback_for")
+        if errback:
+            args = self.errback_args(task, args, json.loads(errback))
+        outcome = run_call(task, request, args, kwargs)
+        self.record(delivery, task, request, outcome)
+        if acks_late:
+            if outcome.state == REJECTED:
+                return  # settled by record()
+            delivery.ack()
+
+    def request(
+        self, delivery: Delivery, task: Task, args: list[Any], kwargs: dict[str, Any]
+    ) -> Request:
+        h = delivery.headers
+        return Request(
+            id=h["id"],
+            task=task.name,
+            args=args,
+            kwargs=kwargs,
+            retries=int(h.get("retries") or 0),
+            eta=h.get("eta"),
+            expires=h.get("expires"),
+            root_id=h.get("root_id"),
+            parent_id=h.get("parent_id"),
+            group=h.get("group"),
+            workflow=h.get("workflow"),
+            hostname=self.hostname,
+            delivery_info={
+                "redelivered": bool(delivery.redelivered),
+                "routing_key": delivery.queue,
+                "queue": delivery.queue,
+            },
+            headers=dict(h),
+            argsrepr=h.get("argsrepr"),
+            kwargsrepr=h.get("kwargsrepr"),
+            origin=h.get("origin"),
+            called_directly=False,
+            timelimit=(h.get("time_limit"), h.get("soft_time_limit")),
+        )
+
+    def errback_args(self, task: Task, args: list[Any], about: dict[str, Any]) -> list[Any]:
+        """New-style errbacks get ``(request, exc, traceback)``; old style keep the task id."""
+        if not arity_greater_than_one(task.run, task.bind) or not args:
+            return args
+        failed = Request(id=about.get("id"), task=about.get("task"), called_directly=False)
+        exc = results.exception_from_dict(self.app, about.get("exc") or {})
+        return [failed, exc, about.get("traceback"), *args[1:]]
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def record(self, delivery: Delivery, task: Task, request: Request, outcome: Outcome) -> None:
+        assert request.id is not None
+        shown = f"{task.name}[{request.id}]"
+        if outcome.state == states.SUCCESS:
+            logger.info("Task %s succeeded in %.4fs: %r", shown, outcome.runtime, outcome.value)
+            self.finish(request, task, states.SUCCESS, outcome, result=outcome.value)
+        elif outcome.state == RETRY:
+            logger.info("Task %s retry: %s", shown, outcome.exc)
+            self.retry(delivery, task, request, outcome)
+        elif outcome.state == REJECTED:
+            assert outcome.reject is not None
+            reason = str(outcome.reject.reason)
+            if outcome.reject.requeue:
+                logger.info("Task %s rejected, requeued: %s", shown, reason)
+                delivery.reject(requeue=True, reason=reason)
+            else:
+                logger.warning("Task %s rejected to the dead-letter queue: %s", shown, reason)
+                delivery.reject(requeue=False, reason=reason)
+                signals.task_rejected.send(sender=self, message=delivery, exc=outcome.reject)
+                meta_exc = outcome.reject
+                self.finish(request, task, states.REJECTED, outcome, exc=meta_exc)
+        elif outcome.state == IGNORED:
+            logger.info("Task %s ignored", shown)
+        elif outcome.state == REPLACED:
+            assert outcome.replace is not None
+            logger.info("Task %s replaced by %r", shown, outcome.replace)
+            from canvas.core import replace
+
+            replace.replace_node(self.app, request, outcome.replace)
+        else:
+            logger.error(
+                "Task %s raised %s: %s", shown, type(outcome.exc).__name__, outcome.exc
+            )
+            self.finish(request, task, states.FAILURE, outcome, exc=outcome.exc)
+
+    def finish(
+        self,
+        request: Request,
+        task: Task,
+        state: str,
+        outcome: Outcome,
+        result: Any = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Store the outcome; inside a workflow also wire the successors it makes ready."""
+        assert request.id is not None
+        meta = results.make_meta(
+            request.id,
+            state,
+            result,
+            exc=exc,
+            traceback=outcome.traceback,
+            task=task.name,
+            worker=self.hostname,
+            retries=request.retries,
+            runtime=outcome.runtime,
+            workflow=request.workflow,
+        )
+        if request.workflow:
+            node = self.node(request)
+            complete.settle(self.app, request.workflow, node, meta)
+            return
+        ignore = request.headers.get("ignore_result")
+        if ignore is None:
+            ignore = task.ignore_result
+        if ignore is None:
+            ignore = self.app.conf.task_ignore_result
+        if ignore and not (state != states.SUCCESS and task.store_errors_even_if_ignored):
+            return
+        self.app.backend.store(request.id, state, results.encode(meta))
+
+    def node(self, request: Request) -> dag.Node:
+        assert request.workflow is not None and request.id is not None
+        spec = self.app.backend.node_specs(request.workflow, [request.id])[0]
+        if spec is None:
+            # The workflow expired from the store: finish as a plain task would.
+            return dag.Node(request.id, dag.TASK, request.task)
+        return complete.load_node(spec)
+
+    def retry(self, delivery: Delivery, task: Task, request: Request, outcome: Outcome) -> None:
+        """Publish the same call again (same id, retries + 1) and record RETRY."""
+        assert outcome.retry is not None and request.id is not None
+        retry = outcome.retry
+        headers = dict(delivery.headers)
+        headers["retries"] = request.retries + 1
+        eta = getattr(retry, "eta", None)
+        countdown = getattr(retry, "countdown", None)
+        headers["eta"] = eta if eta is not None else time.time() + float(countdown or 0)
+        new_args = getattr(retry, "args", None)
+        new_kwargs = getattr(retry, "kwargs", None)
+        body, content_type = delivery.body, delivery.content_type
+        if isinstance(new_args, list) or isinstance(new_kwargs, dict):
+            body, content_type = protocol.encode_body(
+                new_args if isinstance(new_args, list) else request.args,
+                new_kwargs if isinstance(new_kwargs, dict) else request.kwargs,
+                self.app.conf.task_serializer,
+            )
+        meta = results.make_meta(
+            request.id,
+            states.RETRY,
+            exc=outcome.exc,
+            task=task.name,
+            worker=self.hostname,
+            retries=request.retries,
+            workflow=request.workflow,
+        )
+        self.app.backend.store(request.id, states.RETRY, results.encode(meta))
+        dispatch.publish(
+            self.app,
+            [OutgoingMessage(delivery.queue, body, headers, content_type)],
+        )
+
+    def revoke(self, delivery: Delivery, task: Task, why: str) -> None:
+        request = self.request(delivery, task, [], {})
+        logger.info("Task %s[%s] %s: not run (REVOKED)", task.name, request.id, why)
+        delivery.ack()
+        signals.task_revoked.send(sender=self, request=request, expired=why == "expired")
+        exc = TaskRevokedError(f"{task.name}[{request.id}] {why}")
+        self.finish(request, task, states.REVOKED, Outcome(states.REVOKED, exc=exc), exc=exc)
+
+    def park(self, delivery: Delivery, eta: float) -> None:
+        """Hand a countdown/ETA message to the store until it is due, then ack it."""
+        record = protocol.internal.dumps(
+            {
+                "queue": delivery.queue,
+                "body": delivery.body,
+                "headers": delivery.headers,
+                "content_type": delivery.content_type,
+            }
+        )
+        key = f"{delivery.headers['id']}:{delivery.headers.get('retries') or 0}"
+        self.app.backend.schedule(key, eta, record)
+        delivery.ack()
+        if self.on_park is not None:
+            self.on_park(eta)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        logger.error(
+            "Message %s (task %r) dead-lettered: %s",
+            delivery.headers.get("id"),
+            delivery.headers.get("task"),
+            reason,
+        )
+        delivery.reject(requeue=False, reason=reason)
+
+    def _too_many(self, task_id: str) -> bool:
+        count = self.app.backend.incr(f"deliveries:{task_id}", self.app.conf.result_expires)
+        return count >= self.max_deliveries
+
+
+def release_due(app: Canvas, now: float, lease: float = 30.0) -> int:
+    """Publish parked messages that are due; the store's lease covers a crash in between."""
+    claimed = app.backend.claim_due(now, lease)
+    if not claimed:
+        return 0
+    messages = []
+    for _, payload in claimed:
+        record = protocol.internal.loads(payload)
+        messages.append(
+            OutgoingMessage(
+                record["queue"], record["body"], record["headers"], record["content_type"]
+            )
+        )
+    app.transport.publish(messages)
+    app.backend.ack_scheduled([key for key, _ in claimed])
+    return len(claimed)
+
+
+def _shown_args(request: Request) -> str:
+    args = request.argsrepr if request.argsrepr is not None else _short(request.args)
+    kwargs = request.kwargsrepr if request.kwargsrepr is not None else _short(request.kwargs)
+    return f"args={args} kwargs={kwargs}"
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()

@@ -1,0 +1,458 @@
+"""The worker: consumers in a pool of processes (or threads), a supervisor, a timer.
+
+Each pool process owns its broker connection and consumes on its own, so no message crosses a
+pipe and a crashing task can only take its own process down; the supervisor (the main process)
+replaces a child that dies and shuts the pool down:
+
+* first SIGTERM/SIGINT: warm shutdown — children stop fetching, finish the task in hand, exit;
+* second signal: cold shutdown — children are killed; unacked (``acks_late``) messages return.
+
+The supervisor also runs the timer that publishes parked countdown/ETA messages when due; a child
+that parks one writes its due time to a pipe so the timer wakes for it rather than polling.
+A keeper thread in each consumer renews the lease of the delivery in hand (so a long task is not
+redelivered while it runs) and enforces the hard ``time_limit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from canvas import signals, states
+from canvas.core import results
+from canvas.core.consumer import Handler, release_due
+from canvas.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from canvas.transports.base import Delivery
+
+if TYPE_CHECKING:
+    from canvas.app import Canvas
+
+logger = logging.getLogger("canvas.worker")
+
+POOLS = ("prefork", "threads", "solo")
+#: longest the supervisor sleeps without looking for parked messages another worker parked
+TIMER_MAX_SLEEP = 5.0
+_DUE = struct.Struct("!d")
+
+
+def expand_hostname(template: str | None) -> str:
+    """Celery's node name templates: ``%h`` host, ``%n`` short host, ``%d`` domain."""
+    host = socket.gethostname()
+    short, _, domain = host.partition(".")
+    name = template or "canvas@%h"
+    return name.replace("%h", host).replace("%n", short).replace("%d", domain)
+
+
+@dataclass
+class WorkerOptions:
+    """How a worker runs; the CLI maps its flags onto this."""
+
+    queues: Sequence[str] = ()
+    concurrency: int | None = None
+    pool: str = "prefork"
+    hostname: str | None = None
+    burst: bool = False
+    beat: bool = False
+    beat_options: dict[str, Any] = field(default_factory=dict)
+
+
+class _Keeper(threading.Thread):
+    """Renews the lease of the delivery in hand and enforces the hard time limit."""
+
+    def __init__(self, consumer: Any, app: Canvas, hostname: str, hard_kill: bool) -> None:
+        super().__init__(name="canvas-keeper", daemon=True)
+        self.consumer = consumer
+        self.app = app
+        self.hostname = hostname
+        self.hard_kill = hard_kill
+        self.current: tuple[Delivery, float] | None = None
+        self.stopped = threading.Event()
+        lease = float(app.conf.worker_lease_seconds or 60.0)
+        self.interval = max(0.2, min(lease / 3.0, 10.0))
+
+    def run(self) -> None:
+        last_extend = time.monotonic()
+        while not self.stopped.wait(min(self.interval, 0.5)):
+            current = self.current
+            if current is None:
+                continue
+            delivery, started = current
+            limit = delivery.headers.get("time_limit") or self._task_limit(delivery)
+            if limit and self.hard_kill and time.monotonic() - started > float(limit):
+                self._kill(delivery, float(limit))
+            if time.monotonic() - last_extend >= self.interval:
+                last_extend = time.monotonic()
+                try:
+                    self.consumer.extend([delivery])
+                except Exception:  # noqa: BLE001 - a lost renewal only risks a redelivery
+                    logger.warning("Could not renew the lease of %s", delivery.headers.get("id"))
+
+    def _task_limit(self, delivery: Delivery) -> float | None:
+        task = self.app.tasks.get(str(delivery.headers.get("task")))
+        limit = (task.time_limit if task else None) or self.app.conf.task_time_limit
+        return float(limit) if limit else None
+
+    def _kill(self, delivery: Delivery, limit: float) -> None:
+        """Record TimeLimitExceeded, then end this process (the supervisor starts another)."""
+        task_id = str(delivery.headers.get("id"))
+        exc = TimeLimitExceeded(f"{delivery.headers.get('task')}[{task_id}] ran over {limit}s")
+        logger.error("Hard time limit (%ss) exceeded for %s: killing its process", limit, task_id)
+        meta = results.make_meta(
+            task_id,
+            states.FAILURE,
+            exc=exc,
+            task=str(delivery.headers.get("task")),
+            worker=self.hostname,
+            workflow=delivery.headers.get("workflow"),
+        )
+        try:
+            workflow = delivery.headers.get("workflow")
+            if workflow:
+                from canvas.core import complete
+
+                node = Handler(self.app, self.hostname).node(
+                    _request_for(delivery.headers, workflow)
+                )
+                complete.settle(self.app, workflow, node, meta)
+            else:
+                self.app.backend.store(task_id, states.FAILURE, results.encode(meta))
+        finally:
+            os._exit(3)
+
+
+def _request_for(headers: dict[str, Any], workflow: str) -> Any:
+    from canvas.task import Request
+
+    return Request(id=headers.get("id"), task=headers.get("task"), workflow=workflow)
+
+
+def consume(
+    app: Canvas,
+    queues: Sequence[str],
+    hostname: str,
+    stop: threading.Event,
+    on_park: Callable[[float], None] | None = None,
+    burst: bool = False,
+    main_thread: bool = True,
+) -> int:
+    """Fetch and run deliveries until ``stop`` is set (or the queues are empty, in burst mode)."""
+    prefetch = max(1, int(app.conf.worker_prefetch_multiplier or 1))
+    consumer = app.transport.consumer(queues, prefetch)
+    handler = Handler(app, hostname, on_park)
+    keeper = _Keeper(consumer, app, hostname, hard_kill=main_thread)
+    keeper.start()
+    done = 0
+    try:
+        while not stop.is_set():
+            delivery = consumer.get(timeout=0.5)
+            if delivery is None:
+                if burst:
+                    break
+                continue
+            keeper.current = (delivery, time.monotonic())
+            soft = _soft_limit(app, delivery) if main_thread else None
+            if soft:
+                signal.setitimer(signal.ITIMER_REAL, soft)
+            try:
+                if delivery.redelivered and _already_done(app, delivery):
+                    delivery.ack()
+                else:
+                    handler.handle(delivery)
+            except Exception:
+                logger.exception("Internal error handling %s", delivery.headers.get("id"))
+                with contextlib.suppress(Exception):
+                    delivery.reject(requeue=True, reason="internal error in the worker")
+            finally:
+                if soft:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                keeper.current = None
+            done += 1
+    finally:
+        keeper.stopped.set()
+        consumer.close()
+    return done
+
+
+def _soft_limit(app: Canvas, delivery: Delivery) -> float | None:
+    limit = delivery.headers.get("soft_time_limit")
+    if not limit:
+        task = app.tasks.get(str(delivery.headers.get("task")))
+        limit = (task.soft_time_limit if task else None) or app.conf.task_soft_time_limit
+    return float(limit) if limit else None
+
+
+def _already_done(app: Canvas, delivery: Delivery) -> bool:
+    """A redelivered call whose outcome is already stored (its worker died before acking)."""
+    meta = results.decode(app.backend.get([str(delivery.headers.get("id"))])[0])
+    if meta and meta.get("status") in states.READY_STATES:
+        logger.info("Task %s redelivered but already %s: not run again",
+                    delivery.headers.get("id"), meta["status"])
+        return True
+    return False
+
+
+def _raise_soft_limit(signum: int, frame: Any) -> None:
+    raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+class Worker:
+    """``canvas worker``: a supervisor with a pool of consumers."""
+
+    def __init__(self, app: Canvas, options: WorkerOptions | None = None) -> None:
+        self.app = app
+        self.options = options or WorkerOptions()
+        if self.options.pool not in POOLS:
+            raise ValueError(f"Unknown pool {self.options.pool!r}; choose one of {', '.join(POOLS)}.")
+        self.hostname = expand_hostname(self.options.hostname)
+        self.queues = list(self.options.queues) or [str(app.conf.task_default_queue)]
+        self.concurrency = self.options.concurrency or app.conf.worker_concurrency or os.cpu_count() or 1
+        self.children: dict[int, int] = {}  # pid -> slot
+        self.stopping = 0
+        self.next_timer = 0.0
+
+    # -- start -------------------------------------------------------------------------------
+    def start(self) -> int:
+        self.app.finalize()
+        signals.worker_init.send(sender=self)
+        logger.info(
+            "canvas worker %s: pool=%s concurrency=%s queues=%s broker=%s",
+            self.hostname,
+            self.options.pool,
+            self.concurrency if self.options.pool != "solo" else 1,
+            ",".join(self.queues),
+            _redact(self.app.broker_url),
+        )
+        if self.options.beat:
+            self._start_beat()
+        if self.options.pool == "solo":
+            return self._run_solo()
+        if self.options.pool == "threads":
+            return self._run_threads()
+        return self._run_prefork()
+
+    def _start_beat(self) -> None:
+        from canvas.cli.beat import run_beat
+
+        thread = threading.Thread(
+            target=run_beat, args=(self.app,), kwargs=self.options.beat_options, daemon=True
+        )
+        thread.start()
+
+    # -- solo and threads ----------------------------------------------------------------------
+    def _run_solo(self) -> int:
+        stop = threading.Event()
+        wake = threading.Event()
+        self._install_simple_signals(stop)
+        timer = threading.Thread(target=self._timer_thread, args=(stop, wake), daemon=True)
+        timer.start()
+        signal.signal(signal.SIGALRM, _raise_soft_limit)
+        signals.worker_ready.send(sender=self)
+        logger.info("%s ready.", self.hostname)
+        consume(self.app, self.queues, self.hostname, stop, lambda due: wake.set(),
+                burst=self.options.burst)
+        stop.set()
+        signals.worker_shutdown.send(sender=self)
+        return 0
+
+    def _run_threads(self) -> int:
+        stop = threading.Event()
+        wake = threading.Event()
+        self._install_simple_signals(stop)
+        threads = [
+            threading.Thread(
+                target=consume,
+                args=(self.app, self.queues, self.hostname, stop, lambda due: wake.set()),
+                kwargs={"burst": self.options.burst, "main_thread": False},
+                name=f"canvas-thread-{i}",
+                daemon=True,
+            )
+            for i in range(self.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        signals.worker_ready.send(sender=self)
+        logger.info("%s ready.", self.hostname)
+        self._timer_thread(stop, wake, until=lambda: not any(t.is_alive() for t in threads))
+        for thread in threads:
+            thread.join()
+        signals.worker_shutdown.send(sender=self)
+        return 0
+
+    def _install_simple_signals(self, stop: threading.Event) -> None:
+        def handler(signum: int, frame: Any) -> None:
+            if stop.is_set():
+                logger.warning("Cold shutdown: exiting now.")
+                os._exit(1)
+            logger.info("Warm shutdown: finishing the tasks in hand (signal again to quit now).")
+            stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _timer_thread(
+        self, stop: threading.Event, wake: threading.Event, until: Callable[[], bool] | None = None
+    ) -> None:
+        while not stop.is_set() and not (until and until()):
+            delay = self._tick_timer()
+            wake.wait(delay)
+            wake.clear()
+
+    def _tick_timer(self) -> float:
+        """Publish due parked messages; returns how long to sleep before looking again."""
+        now = time.time()
+        try:
+            release_due(self.app, now)
+            due = self.app.backend.next_due()
+        except Exception:  # noqa: BLE001 - a store outage must not kill the worker
+            logger.exception("Timer could not reach the result store; retrying")
+            return 1.0
+        if due is None:
+            return TIMER_MAX_SLEEP
+        return max(0.0, min(TIMER_MAX_SLEEP, due - time.time()))
+
+    # -- prefork -------------------------------------------------------------------------------
+    def _run_prefork(self) -> int:
+        self.app.close()  # children must not share the supervisor's sockets
+        sig_r, sig_w = os.pipe()
+        park_r, park_w = os.pipe()
+        for fd in (sig_r, sig_w, park_r, park_w):
+            os.set_blocking(fd, False)
+        self.park_w = park_w
+        old_wakeup = signal.set_wakeup_fd(sig_w)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGQUIT):
+            signal.signal(signum, lambda *_: None)
+        for slot in range(self.concurrency):
+            self._spawn(slot)
+        signals.worker_ready.send(sender=self)
+        logger.info("%s ready.", self.hostname)
+        delay = 0.0
+        try:
+            while self.children or not self.stopping:
+                ready, _, _ = select.select([sig_r, park_r], [], [], delay)
+                if sig_r in ready:
+                    for signum in os.read(sig_r, 512):
+                        self._on_signal(signum)
+                if park_r in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(park_r, 4096)
+                self._reap()
+                delay = self._tick_timer() if not self.stopping else 0.5
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+        signals.worker_shutdown.send(sender=self)
+        return 0
+
+    def _spawn(self, slot: int) -> None:
+        pid = os.fork()
+        if pid:
+            self.children[pid] = slot
+            return
+        code = 0
+        try:
+            code = self._child(slot)
+        except BaseException:  # noqa: BLE001 - report and leave the process, whatever it was
+            logger.exception("Pool process %s crashed", slot)
+            code = 1
+        finally:
+            logging.shutdown()
+            os._exit(code)
+
+    def _child(self, slot: int) -> int:
+        stop = threading.Event()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGALRM, _raise_soft_limit)
+        import multiprocessing
+
+        multiprocessing.current_process().name = f"ForkPoolWorker-{slot + 1}"
+        signals.worker_process_init.send(sender=self)
+
+        def on_park(due: float) -> None:
+            with contextlib.suppress(OSError):
+                os.write(self.park_w, _DUE.pack(due))
+
+        consume(self.app, self.queues, self.hostname, stop, on_park)
+        return 0
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGCHLD:
+            return
+        if signum in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
+            self.stopping = 1
+            logger.info("Warm shutdown: finishing the tasks in hand (signal again to quit now).")
+            self._signal_children(signal.SIGTERM)
+        elif signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            self.stopping = 2
+            logger.warning("Cold shutdown: killing pool processes.")
+            self._signal_children(signal.SIGKILL)
+
+    def _signal_children(self, signum: int) -> None:
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            slot = self.children.pop(pid, None)
+            if slot is None:
+                continue
+            if not self.stopping:
+                logger.error(
+                    "Pool process %s (pid %s) exited with %s; starting a new one",
+                    slot,
+                    pid,
+                    _describe_status(status),
+                )
+                self._spawn(slot)
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"code {os.WEXITSTATUS(status)}"
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:**@{host}"
+    return url
+
+
+def setup_logging(loglevel: str = "INFO", logfile: str | None = None) -> None:
+    """The worker's log format; ``logfile`` for ``multi``-started workers."""
+    level = getattr(logging, str(loglevel).upper(), None)
+    if not isinstance(level, int):
+        raise ValueError(f"Unknown log level {loglevel!r}; use DEBUG, INFO, WARNING or ERROR.")
+    handler: logging.Handler = (
+        logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(
+        logging.Formatter("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,340 @@
+"""Result handles: ``AsyncResult``, ``GroupResult``, ``ResultSet``, ``EagerResult``.
+
+``get()`` waits on the store without busy polling where the store can notify (Redis pub/sub,
+PostgreSQL LISTEN). Calling ``get()`` inside a running task raises ``RuntimeError``, as in Celery:
+a task that waits on another can deadlock the pool. Use a chain or chord instead, or wrap the call
+in ``allow_join_result()`` if you really mean it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from canvas import states
+from canvas.core import results
+from canvas.exceptions import TaskRejectedError, TaskRevokedError, TimeoutError
+from canvas.task import current_request
+
+if TYPE_CHECKING:
+    from canvas.app import Canvas
+    from canvas.core.inspect import WorkflowView
+
+_join_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar("canvas_join", default=False)
+
+
+@contextlib.contextmanager
+def allow_join_result() -> Iterator[None]:
+    """Let a task wait on another task's result (not recommended; see the module docstring)."""
+    token = _join_allowed.set(True)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
+
+def _assert_will_not_block(app: Canvas) -> None:
+    request = current_request()
+    if request is None or request.called_directly or request.is_eager:
+        return
+    if _join_allowed.get() or app.conf.task_allow_join_result:
+        return
+    raise RuntimeError(
+        "Never call result.get() within a task! Waiting on another task can deadlock the "
+        "worker pool. Chain the tasks instead (a.s() | b.s()), or wrap the call in "
+        "canvas.result.allow_join_result() if you accept the risk."
+    )
+
+
+class AsyncResult:
+    """The handle of one task call; ``parent`` is the previous call in its chain."""
+
+    def __init__(
+        self, id: str, app: Canvas | None = None, parent: Any = None, task_name: str | None = None
+    ) -> None:
+        from canvas.app import default_app
+
+        self.id = id
+        self.app = app if app is not None else default_app()
+        self.parent = parent
+        self.task_name = task_name
+        self._cache: dict[str, Any] | None = None
+
+    # -- reading -----------------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        if self._cache is not None:
+            return self._cache
+        meta = results.decode(self.app.backend.get([self.id])[0]) or {"status": states.PENDING}
+        if meta.get("status") in states.READY_STATES:
+            self._cache = meta
+        return meta
+
+    @property
+    def state(self) -> str:
+        return str(self._meta().get("status", states.PENDING))
+
+    status = state
+
+    @property
+    def result(self) -> Any:
+        meta = self._meta()
+        if meta.get("status") in states.EXCEPTION_STATES and isinstance(meta.get("result"), dict):
+            return results.exception_from_dict(self.app, meta["result"])
+        return meta.get("result")
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        tb: str | None = self._meta().get("traceback")
+        return tb
+
+    @property
+    def date_done(self) -> float | None:
+        done: float | None = self._meta().get("date_done")
+        return done
+
+    @property
+    def name(self) -> str | None:
+        return self.task_name or self._meta().get("name")
+
+    @property
+    def workflow(self) -> WorkflowView:
+        """Every node of the workflow this call belongs to, with its state."""
+        from canvas.core.inspect import WorkflowView
+
+        workflow_id = self._meta().get("workflow") or self.id
+        return WorkflowView(self.app, workflow_id)
+
+    def ready(self) -> bool:
+        return self.state in states.READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        disable_sync_subtasks: bool = True,
+        **_: Any,
+    ) -> Any:
+        """Wait for the result; re-raise the task's exception when ``propagate``."""
+        if disable_sync_subtasks:
+            _assert_will_not_block(self.app)
+        meta = self._cache
+        if meta is None:
+            data = self.app.backend.wait(self.id, timeout)
+            meta = results.decode(data)
+            if meta is None or meta.get("status") not in states.READY_STATES:
+                raise TimeoutError(
+                    f"Task {self.id} was not ready within {timeout} s "
+                    f"(state {meta.get('status') if meta else states.PENDING})."
+                )
+            self._cache = meta
+        return self._outcome(meta, propagate)
+
+    wait = get
+
+    def _outcome(self, meta: dict[str, Any], propagate: bool) -> Any:
+        status = meta.get("status")
+        value = meta.get("result")
+        if status == states.SUCCESS or not propagate:
+            if status != states.SUCCESS and isinstance(value, dict):
+                return results.exception_from_dict(self.app, value)
+            return value
+        if isinstance(value, dict) and "exc_type" in value:
+            exc = results.exception_from_dict(self.app, value)
+        elif status == states.REVOKED:
+            exc = TaskRevokedError(f"Task {self.id} was revoked.")
+        else:
+            exc = TaskRejectedError(f"Task {self.id} ended {status}: {value!r}")
+        raise exc
+
+    def forget(self) -> None:
+        self._cache = None
+        self.app.backend.forget([self.id])
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult: {self.id}>"
+
+    def __str__(self) -> str:
+        return self.id
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AsyncResult):
+            return self.id == other.id
+        if isinstance(other, str):
+            return self.id == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+class ResultSet:
+    """Several results, read in member order."""
+
+    def __init__(self, results: Sequence[Any], app: Canvas | None = None, **_: Any) -> None:
+        from canvas.app import default_app
+
+        self.results = list(results)
+        self.app = app if app is not None else default_app()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.results[index]
+
+    def ready(self) -> bool:
+        return all(r.ready() for r in self.results)
+
+    def successful(self) -> bool:
+        return all(r.successful() for r in self.results)
+
+    def failed(self) -> bool:
+        return any(r.failed() for r in self.results)
+
+    def completed_count(self) -> int:
+        return sum(1 for r in self.results if r.successful())
+
+    def waiting(self) -> bool:
+        return not self.ready()
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        disable_sync_subtasks: bool = True,
+        **_: Any,
+    ) -> list[Any]:
+        """Every member's value in member order; ``timeout`` bounds the whole wait."""
+        if disable_sync_subtasks:
+            _assert_will_not_block(self.app)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for member in self.results:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            values.append(
+                member.get(
+                    timeout=left, propagate=propagate, disable_sync_subtasks=disable_sync_subtasks
+                )
+            )
+        return values
+
+    join = get
+
+    def forget(self) -> None:
+        for member in self.results:
+            member.forget()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: [{', '.join(r.id for r in self.results)}]>"
+
+
+class GroupResult(ResultSet):
+    """The results of a group, with the group's id and Celery's ``.parent``."""
+
+    def __init__(
+        self,
+        id: str | None = None,
+        results: Sequence[Any] = (),
+        app: Canvas | None = None,
+        parent: Any = None,
+        **_: Any,
+    ) -> None:
+        super().__init__(results, app=app)
+        self.id = id
+        self.parent = parent
+
+    @property
+    def children(self) -> list[Any]:
+        return self.results
+
+    @property
+    def workflow(self) -> WorkflowView:
+        from canvas.core.inspect import WorkflowView
+
+        return WorkflowView(self.app, self.id or "")
+
+    def __repr__(self) -> str:
+        return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+
+class EagerResult(AsyncResult):
+    """The result of ``apply()``: already ready, held in memory."""
+
+    def __init__(
+        self,
+        id: str,
+        value: Any,
+        state: str,
+        traceback: str | None = None,
+        app: Canvas | None = None,
+        parent: Any = None,
+    ) -> None:
+        super().__init__(id, app=app, parent=parent)
+        exc_dict = results.exception_to_dict(value) if isinstance(value, BaseException) else None
+        self._exc = value if isinstance(value, BaseException) else None
+        self._cache = {
+            "status": state,
+            "result": exc_dict if exc_dict is not None else value,
+            "traceback": traceback,
+            "task_id": id,
+        }
+
+    @property
+    def result(self) -> Any:
+        if self._exc is not None:
+            return self._exc
+        return self._cache["result"] if self._cache else None
+
+    info = result
+
+    def get(self, timeout: float | None = None, propagate: bool = True, **_: Any) -> Any:
+        assert self._cache is not None
+        if self._exc is not None:
+            if propagate:
+                raise self._exc
+            return self._exc
+        return self._cache["result"]
+
+    def forget(self) -> None:
+        """Nothing is stored for an eager result."""
+
+    def __repr__(self) -> str:
+        return f"<EagerResult: {self.id}>"
+
+
+def from_spec(spec: Any, app: Canvas, _seen: dict[int, Any] | None = None) -> Any:
+    """The handle described by a compiled workflow's result spec (``canvas.dag``).
+
+    Iterative along ``.parent`` and memoised by spec, because a 1,000-step chain is a
+    1,000-deep spec and the members of a group share one parent.
+    """
+    seen = {} if _seen is None else _seen
+    lineage = []
+    while spec is not None and id(spec) not in seen:
+        lineage.append(spec)
+        spec = spec[-1]
+    handle = seen.get(id(spec)) if spec is not None else None
+    for item in reversed(lineage):
+        if item[0] == "task":
+            handle = AsyncResult(item[1], app=app, parent=handle)
+        else:
+            members = [from_spec(m, app, seen) for m in item[2]]
+            handle = GroupResult(item[1], members, app=app, parent=handle)
+        seen[id(item)] = handle
+    return handle

@@ -1,0 +1,348 @@
+"""``Task``: a registered function with Celery's calling API, options and ``self.request``.
+
+``@app.task`` returns a ``Task``. Calling it runs the function here; ``delay``/``apply_async``
+send it to a worker; ``s``/``si``/``signature`` build signatures for the canvas. Per-call state
+(``self.request``) lives in a ``ContextVar``, so threads and nested calls never see each other's.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from canvas.exceptions import MaxRetriesExceededError, Retry
+from canvas.signature import Signature, chunks, xmap, xstarmap
+
+if TYPE_CHECKING:
+    from canvas.app import Canvas
+    from canvas.result import AsyncResult, EagerResult
+
+#: the options ``@app.task(...)`` accepts; anything else is an error naming it
+TASK_OPTIONS = frozenset(
+    {
+        "name",
+        "bind",
+        "base",
+        "acks_late",
+        "ignore_result",
+        "store_errors_even_if_ignored",
+        "track_started",
+        "autoretry_for",
+        "dont_autoretry_for",
+        "retry_kwargs",
+        "retry_backoff",
+        "retry_backoff_max",
+        "retry_jitter",
+        "max_retries",
+        "default_retry_delay",
+        "queue",
+        "priority",
+        "time_limit",
+        "soft_time_limit",
+        "serializer",
+        "typing",
+        "throws",
+        "shared",
+    }
+)
+
+
+@dataclass
+class Request:
+    """What a running task knows about its own call (``self.request``)."""
+
+    id: str | None = None
+    task: str | None = None
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    eta: float | None = None
+    expires: float | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    group: str | None = None
+    workflow: str | None = None
+    hostname: str | None = None
+    delivery_info: dict[str, Any] = field(default_factory=lambda: {"redelivered": False})
+    headers: dict[str, Any] = field(default_factory=dict)
+    argsrepr: str | None = None
+    kwargsrepr: str | None = None
+    origin: str | None = None
+    is_eager: bool = False
+    called_directly: bool = True
+    timelimit: tuple[float | None, float | None] = (None, None)
+    #: options to reuse when this call is sent again (retry)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "task": self.task,
+            "args": self.args if self.argsrepr is None else self.argsrepr,
+            "kwargs": self.kwargs if self.kwargsrepr is None else self.kwargsrepr,
+            "retries": self.retries,
+            "root_id": self.root_id,
+            "parent_id": self.parent_id,
+            "group": self.group,
+            "workflow": self.workflow,
+            "hostname": self.hostname,
+            "delivery_info": self.delivery_info,
+        }
+
+
+_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar("canvas_request")
+_request.set(None)
+
+
+class Replace(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by ``Task.replace``: the worker swaps this call for ``sig``."""
+
+    def __init__(self, sig: Signature) -> None:
+        super().__init__(repr(sig))
+        self.sig = sig
+
+
+class Task:
+    """A function registered on an app, with Celery's options and calling API."""
+
+    name: str
+    acks_late: bool | None = None
+    ignore_result: bool | None = None
+    store_errors_even_if_ignored: bool = False
+    track_started: bool | None = None
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: Mapping[str, Any] = {}
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600
+    retry_jitter: bool = True
+    max_retries: int | None = 3
+    default_retry_delay: float = 180
+    queue: str | None = None
+    priority: int | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    serializer: str | None = None
+    typing: bool = True
+    throws: tuple[type[BaseException], ...] = ()
+    bind = False
+
+    def __init__(self, app: Canvas, fun: Callable[..., Any], **options: Any) -> None:
+        unknown = sorted(set(options) - TASK_OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"@app.task got unknown option(s) {', '.join(map(repr, unknown))} for "
+                f"{fun.__qualname__}; known options: {', '.join(sorted(TASK_OPTIONS))}."
+            )
+        options.pop("base", None)
+        options.pop("shared", None)
+        self.app = app
+        self.run = fun
+        self.name = options.pop("name", None) or _default_name(app, fun)
+        for key, value in options.items():
+            setattr(self, key, value)
+        self.autoretry_for = tuple(self.autoretry_for or ())
+        self.__doc__ = fun.__doc__
+        self.__name__ = fun.__name__
+        self.__qualname__ = fun.__qualname__
+        self.__module__ = fun.__module__
+        self.__wrapped__ = fun
+
+    # -- calling here ----------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _request.get() is None:
+            token = _request.set(Request(task=self.name, args=list(args), kwargs=kwargs))
+            try:
+                return self._call(args, kwargs)
+            finally:
+                _request.reset(token)
+        return self._call(args, kwargs)
+
+    def _call(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if self.bind:
+            return self.run(self, *args, **kwargs)
+        return self.run(*args, **kwargs)
+
+    def run_with_retries(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        """Run the function, turning ``autoretry_for`` exceptions into ``self.retry``."""
+        if not self.autoretry_for:
+            return self._call(args, kwargs)
+        try:
+            return self._call(args, kwargs)
+        except Retry:
+            raise
+        except self.autoretry_for as exc:
+            if self.dont_autoretry_for and isinstance(exc, tuple(self.dont_autoretry_for)):
+                raise
+            retry_kwargs = dict(self.retry_kwargs or {})
+            if self.retry_backoff:
+                retry_kwargs.setdefault("countdown", self.backoff(self.request.retries))
+            raise self.retry(exc=exc, **retry_kwargs) from exc
+
+    def backoff(self, retries: int) -> float:
+        """Exponential backoff for ``retry_backoff``: factor * 2**retries, capped, jittered."""
+        factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
+        countdown = min(float(self.retry_backoff_max), factor * (2**retries))
+        if self.retry_jitter:
+            countdown = random.uniform(0, countdown)
+        return max(0.0, countdown)
+
+    @property
+    def request(self) -> Request:
+        current = _request.get()
+        return current if current is not None else Request(task=self.name)
+
+    # -- sending -----------------------------------------------------------------------------
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """Send the call to a worker (see Celery's ``apply_async`` for the options)."""
+        return self.app.send_canvas(Signature(self.name, app=self.app), args, kwargs, **options)
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult:
+        """Run the call here, now, with a request as a worker would give it."""
+        return Signature(self.name, app=self.app).apply(args, kwargs, **options)
+
+    def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
+        return self.app.AsyncResult(task_id)
+
+    # -- signatures --------------------------------------------------------------------------
+    def signature(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *starargs: Any,
+        **options: Any,
+    ) -> Signature:
+        """``add.signature((2, 2), countdown=1)``: keywords here are options, as in Celery."""
+        immutable = options.pop("immutable", False)
+        return Signature(self.name, args, kwargs, options, immutable=immutable, app=self.app)
+
+    subtask = signature
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        return Signature(self.name, args, kwargs, app=self.app)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        return Signature(self.name, args, kwargs, immutable=True, app=self.app)
+
+    def map(self, it: Iterable[Any]) -> xmap:
+        return xmap(self.name, it, app=self.app)
+
+    def starmap(self, it: Iterable[Any]) -> xstarmap:
+        return xstarmap(self.name, it, app=self.app)
+
+    def chunks(self, it: Iterable[Any], n: int) -> chunks:
+        return chunks(self.name, it, n, app=self.app)
+
+    # -- inside a running task ---------------------------------------------------------------
+    def retry(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Ask for another run of this call; raise what it returns (``raise self.retry(...)``).
+
+        Past ``max_retries`` the original exception is raised again (or
+        ``MaxRetriesExceededError`` when there is none), as in Celery.
+        """
+        request = self.request
+        limit = self.max_retries if max_retries is None else max_retries
+        if request.called_directly:
+            raise exc if exc is not None else Retry("Task can be retried", None)
+        if limit is not None and request.retries >= limit:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"Can't retry {self.name}[{request.id}] args:{request.args} "
+                f"kwargs:{request.kwargs}: max_retries={limit} reached"
+            )
+        if eta is None and countdown is None:
+            countdown = self.default_retry_delay
+        when = eta.timestamp() if eta is not None else None
+        retry = Retry(exc=exc, when=countdown if when is None else when)
+        retry.countdown = countdown  # type: ignore[attr-defined]
+        retry.eta = when  # type: ignore[attr-defined]
+        retry.args = None if args is None else list(args)  # type: ignore[assignment]
+        retry.kwargs = None if kwargs is None else dict(kwargs)  # type: ignore[attr-defined]
+        retry.options = options  # type: ignore[attr-defined]
+        if not throw:
+            return retry
+        raise retry
+
+    def replace(self, sig: Signature) -> Any:
+        """Swap this call for ``sig``: same task id, same place in the workflow."""
+        if not isinstance(sig, Signature):
+            raise TypeError(f"replace() takes a signature, got {type(sig).__name__}")
+        raise Replace(sig)
+
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None, **_: Any
+    ) -> None:
+        """Record a custom state (e.g. progress) for this or another task."""
+        from canvas.core import results
+
+        target = task_id or self.request.id
+        if target is None:
+            raise ValueError("update_state() outside a task needs task_id=")
+        results.store(self.app, target, state or "PENDING", meta, task=self.name)
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name} of {self.app.main or 'canvas'}>"
+
+
+def arity_greater_than_one(fun: Callable[..., Any], bound: bool) -> bool:
+    """Does ``fun`` take (request, exc, traceback) rather than a task id? (errback style)"""
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if bound:
+        params = params[1:]
+    positional = [
+        p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) > 1 or any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+
+
+def _default_name(app: Canvas, fun: Callable[..., Any]) -> str:
+    module = fun.__module__
+    if module == "__main__" and app.main:
+        module = app.main
+    return f"{module}.{fun.__name__}"
+
+
+def current_request() -> Request | None:
+    return _request.get()
+
+
+def set_request(request: Request | None) -> contextvars.Token[Request | None]:
+    return _request.set(request)
+
+
+def reset_request(token: contextvars.Token[Request | None]) -> None:
+    _request.reset(token)

@@ -1,0 +1,56 @@
+"""Transports, chosen by broker URL scheme.
+
+``redis://`` / ``rediss://`` and ``amqp://`` / ``amqps://`` / ``pyamqp://`` go through kombu;
+``embedded://<path>`` (the default when no broker is configured) is a SQLite file on this machine
+that needs no server. A scheme not in the table may be a dotted ``module:Class`` path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any
+
+from canvas.exceptions import ImproperlyConfigured
+from canvas.transports.base import Consumer, Delivery, OutgoingMessage, Transport
+
+TRANSPORT_ALIASES: dict[str, str] = {
+    "redis": "canvas.transports.kombu:RedisTransport",
+    "rediss": "canvas.transports.kombu:RedisTransport",
+    "amqp": "canvas.transports.kombu:AMQPTransport",
+    "amqps": "canvas.transports.kombu:AMQPTransport",
+    "pyamqp": "canvas.transports.kombu:AMQPTransport",
+    "embedded": "canvas.transports.embedded:EmbeddedTransport",
+    "memory": "canvas.transports.embedded:EmbeddedTransport",
+}
+
+
+def resolve(url: str) -> type[Transport]:
+    """The transport class for ``url``, or an error that suggests the closest known scheme."""
+    scheme = url.split("://", 1)[0] if "://" in url else url
+    target = TRANSPORT_ALIASES.get(scheme) or (scheme if ":" in scheme else None)
+    if target is None:
+        close = difflib.get_close_matches(scheme, TRANSPORT_ALIASES, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(sorted(TRANSPORT_ALIASES))
+        raise ImproperlyConfigured(
+            f"Unknown broker scheme {scheme!r} in {url!r}.{hint} Known schemes: {known}."
+        )
+    module_name, _, attr = target.partition(":")
+    cls: type[Transport] = getattr(importlib.import_module(module_name), attr)
+    return cls
+
+
+def create(url: str, options: dict[str, Any] | None = None) -> Transport:
+    return resolve(url)(url, options)
+
+
+__all__ = [
+    "TRANSPORT_ALIASES",
+    "Consumer",
+    "Delivery",
+    "OutgoingMessage",
+    "Transport",
+    "create",
+    "resolve",
+]

@@ -1,0 +1,113 @@
+"""The transport contract: how messages reach a queue and come back out.
+
+A transport moves opaque message bodies with a small dict of headers between a producer and the
+consumers of named queues. Every implementation gives the same guarantees:
+
+* ``publish`` returns only once the broker has the message (publisher confirms on AMQP, a reply
+  on Redis, a committed transaction for the embedded store).
+* A delivery stays owned by its consumer until ``ack`` or ``reject``; if the consumer dies first
+  the message comes back (at once on AMQP, after ``visibility_timeout`` seconds elsewhere; a
+  consumer that is alive keeps its deliveries by calling ``extend``).
+* ``reject(requeue=False)`` moves the message to the queue's dead-letter queue
+  (``<queue>.dlq``) with the reason in its headers; it never vanishes.
+
+A consumer object belongs to one thread. Producers may be shared by threads.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+DLQ_SUFFIX = ".dlq"
+#: header that ``reject(requeue=False, reason=...)`` sets on the dead-lettered copy
+REASON_HEADER = "x-canvas-reason"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message to publish: ``body`` is already serialized; ``headers`` is a flat dict."""
+
+    queue: str
+    body: bytes
+    headers: dict[str, Any]
+    content_type: str = "application/x-msgpack"
+    priority: int | None = None
+
+
+@dataclass
+class Delivery:
+    """A message received by a consumer; settle it once with ``ack`` or ``reject``."""
+
+    queue: str
+    body: bytes
+    headers: dict[str, Any]
+    content_type: str
+    redelivered: bool
+    tag: Any = field(repr=False)
+    consumer: Consumer = field(repr=False)
+
+    def ack(self) -> None:
+        self.consumer.ack(self)
+
+    def reject(self, requeue: bool = False, reason: str = "") -> None:
+        self.consumer.reject(self, requeue=requeue, reason=reason)
+
+
+class Consumer(ABC):
+    """Receives deliveries from a set of queues; belongs to one thread."""
+
+    @abstractmethod
+    def get(self, timeout: float) -> Delivery | None:
+        """Wait up to ``timeout`` seconds for one delivery; ``None`` when none came."""
+
+    @abstractmethod
+    def ack(self, delivery: Delivery) -> None:
+        """The message is done with; remove it for good."""
+
+    @abstractmethod
+    def reject(self, delivery: Delivery, requeue: bool, reason: str = "") -> None:
+        """Put the message back (``requeue``) with redelivered set, or dead-letter it."""
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027 - optional hook
+        """Keep holding these unsettled deliveries (renews their lease where there is one)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection; unsettled deliveries come back to their queues."""
+
+
+class Transport(ABC):
+    """A broker connection factory chosen by URL scheme (see ``canvas.transports``)."""
+
+    #: seconds after which an unsettled delivery of a dead consumer comes back
+    visibility_timeout: float = 60.0
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self.options = dict(options or {})
+
+    @abstractmethod
+    def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish a batch, confirmed by the broker before returning; queues are declared."""
+
+    @abstractmethod
+    def consumer(self, queues: Iterable[str], prefetch: int = 1) -> Consumer:
+        """A consumer of ``queues`` holding at most ``prefetch`` unsettled deliveries."""
+
+    @abstractmethod
+    def purge(self, queue: str) -> int:
+        """Drop every ready message of ``queue``; returns how many."""
+
+    @abstractmethod
+    def size(self, queue: str) -> int:
+        """How many messages wait in ``queue`` (ready, not counting unsettled ones)."""
+
+    def dead_letters(self, queue: str) -> str:
+        """Name of the dead-letter queue that holds what ``queue`` rejected."""
+        return queue + DLQ_SUFFIX
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release producer connections."""
