@@ -77,10 +77,21 @@ class Retry(CanvasError):
         message: str | None = None,
         exc: BaseException | None = None,
         when: float | None = None,
+        *,
+        countdown: float | None = None,
+        eta: float | None = None,
+        call_args: list[Any] | None = None,
+        call_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message or (f"Retry in {when}s" if when is not None else "Retry"))
         self.exc = exc
         self.when = when
+        #: when to run again: seconds from now, or an epoch time
+        self.countdown = countdown
+        self.eta = eta
+        #: new arguments for the next run (``None``: the same as this run)
+        self.call_args = call_args
+        self.call_kwargs = call_kwargs
 
 
 class Reject(CanvasError):

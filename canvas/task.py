@@ -254,7 +254,7 @@ class Task:
     # -- inside a running task ---------------------------------------------------------------
     def retry(
         self,
-        args: Sequence[Any] | None = None,
+        args: Sequence[Any] | BaseException | None = None,
         kwargs: Mapping[str, Any] | None = None,
         exc: BaseException | None = None,
         throw: bool = True,
@@ -268,6 +268,10 @@ class Task:
         Past ``max_retries`` the original exception is raised again (or
         ``MaxRetriesExceededError`` when there is none), as in Celery.
         """
+        if isinstance(args, BaseException) and exc is None:
+            # ``self.retry(exc, countdown=10)`` as Celery's docs write it: the first positional
+            # argument is ``args`` there; an exception can only have meant ``exc``.
+            args, exc = None, args
         request = self.request
         limit = self.max_retries if max_retries is None else max_retries
         if request.called_directly:
@@ -282,12 +286,14 @@ class Task:
         if eta is None and countdown is None:
             countdown = self.default_retry_delay
         when = eta.timestamp() if eta is not None else None
-        retry = Retry(exc=exc, when=countdown if when is None else when)
-        retry.countdown = countdown  # type: ignore[attr-defined]
-        retry.eta = when  # type: ignore[attr-defined]
-        retry.args = None if args is None else list(args)  # type: ignore[assignment]
-        retry.kwargs = None if kwargs is None else dict(kwargs)  # type: ignore[attr-defined]
-        retry.options = options  # type: ignore[attr-defined]
+        retry = Retry(
+            exc=exc,
+            when=countdown if when is None else when,
+            countdown=countdown,
+            eta=when,
+            call_args=None if args is None else list(args),
+            call_kwargs=None if kwargs is None else dict(kwargs),
+        )
         if not throw:
             return retry
         raise retry

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from canvas import dag, signals, states
 from canvas.core import complete, dispatch, protocol, results
 from canvas.core.execute import IGNORED, REJECTED, REPLACED, RETRY, Outcome, run_call
-from canvas.exceptions import TaskRevokedError
+from canvas.exceptions import TaskRejectedError, TaskRevokedError
 from canvas.task import Request, Task, arity_greater_than_one
 from canvas.transports.base import Delivery, OutgoingMessage
 
@@ -163,8 +163,8 @@ class Handler:
                 logger.warning("Task %s rejected to the dead-letter queue: %s", shown, reason)
                 delivery.reject(requeue=False, reason=reason)
                 signals.task_rejected.send(sender=self, message=delivery, exc=outcome.reject)
-                meta_exc = outcome.reject
-                self.finish(request, task, states.REJECTED, outcome, exc=meta_exc)
+                rejected = TaskRejectedError(f"{shown} rejected: {reason}")
+                self.finish(request, task, states.REJECTED, outcome, exc=rejected)
         elif outcome.state == IGNORED:
             logger.info("Task %s ignored", shown)
         elif outcome.state == REPLACED:
@@ -229,11 +229,11 @@ class Handler:
         retry = outcome.retry
         headers = dict(delivery.headers)
         headers["retries"] = request.retries + 1
-        eta = getattr(retry, "eta", None)
-        countdown = getattr(retry, "countdown", None)
+        eta = retry.eta
+        countdown = retry.countdown
         headers["eta"] = eta if eta is not None else time.time() + float(countdown or 0)
-        new_args = getattr(retry, "args", None)
-        new_kwargs = getattr(retry, "kwargs", None)
+        new_args = retry.call_args
+        new_kwargs = retry.call_kwargs
         body, content_type = delivery.body, delivery.content_type
         if isinstance(new_args, list) or isinstance(new_kwargs, dict):
             body, content_type = protocol.encode_body(

@@ -81,8 +81,8 @@ def run_node(
         if outcome.state == RETRY:
             assert outcome.retry is not None
             retries += 1
-            new_args = getattr(outcome.retry, "args", None)
-            new_kwargs = getattr(outcome.retry, "kwargs", None)
+            new_args = outcome.retry.call_args
+            new_kwargs = outcome.retry.call_kwargs
             if isinstance(new_args, list):
                 args = new_args
             if isinstance(new_kwargs, dict):
