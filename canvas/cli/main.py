@@ -19,7 +19,6 @@ COMMANDS = {
     "render": "canvas.cli.render:command",
     "status": "canvas.cli.status:status",
     "inspect": "canvas.cli.status:inspect",
-    "events": "canvas.cli.status:events",
     "dlq": "canvas.cli.dlq:command",
     "call": "canvas.cli.status:call",
 }

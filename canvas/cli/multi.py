@@ -57,7 +57,7 @@ def _read_pid(path: Path) -> int | None:
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
 )
 @click.argument("action", type=click.Choice(["start", "stop", "stopwait", "restart", "show", "kill"]))
-@click.argument("nodes", nargs=-1, required=True)
+@click.argument("rest", nargs=-1, type=click.UNPROCESSED)
 @click.option("--pidfile", default=DEFAULT_PIDFILE, show_default=True, help="Pid file template.")
 @click.option("--logfile", default=DEFAULT_LOGFILE, show_default=True, help="Log file template.")
 @click.option("-A", "--app", "app_spec", help="App module (also accepted before 'multi').")
@@ -65,14 +65,18 @@ def _read_pid(path: Path) -> int | None:
 def command(
     ctx: click.Context,
     action: str,
-    nodes: tuple[str, ...],
+    rest: tuple[str, ...],
     pidfile: str,
     logfile: str,
     app_spec: str | None,
 ) -> None:
     """Start, stop or restart named workers in the background."""
     app_spec = app_spec or (ctx.find_root().obj or {}).get("app")
-    extra = list(ctx.args)
+    # Node names come first, worker options after them (as with celery multi).
+    split = next((i for i, arg in enumerate(rest) if arg.startswith("-")), len(rest))
+    nodes, extra = rest[:split], [*rest[split:], *ctx.args]
+    if not nodes:
+        raise click.UsageError("Name at least one worker, e.g. 'canvas multi start w1 -A proj'.")
     for node in nodes:
         pid_path = Path(expand(pidfile, node)).absolute()
         log_path = Path(expand(logfile, node)).absolute()
@@ -148,7 +152,7 @@ def _stop(node: str, pid_path: Path, sig: signal.Signals, wait: bool) -> None:
         return
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline:
-        if _read_pid(pid_path) is None or not _alive(pid):
+        if not _alive(pid):
             click.echo(f"> {node}: stopped")
             return
         time.sleep(0.1)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, signals, states
 from canvas.core import complete, dispatch, protocol, results
 from canvas.core.execute import IGNORED, REJECTED, REPLACED, RETRY, Outcome, run_call
-from canvas.exceptions import TaskRejectedError, TaskRevokedError
+from canvas.exceptions import SoftTimeLimitExceeded, TaskRejectedError, TaskRevokedError
 from canvas.task import Request, Task, arity_greater_than_one
 from canvas.transports.base import Delivery, OutgoingMessage
 
@@ -34,8 +35,12 @@ ETA_SLACK = 0.005
 class Handler:
     """Runs deliveries for one consumer; ``on_park(due)`` tells the worker's timer."""
 
-    def __init__(self, app: Canvas, hostname: str, on_park: Any = None) -> None:
+    def __init__(
+        self, app: Canvas, hostname: str, on_park: Any = None, soft_limits: bool = False
+    ) -> None:
         self.app = app
+        #: SIGALRM-based soft time limits work only in a process's main thread
+        self.soft_limits = soft_limits
         self.hostname = hostname
         self.on_park = on_park
         self.accept = protocol.accepted_content_types(app.conf.accept_content)
@@ -98,12 +103,24 @@ class Handler:
         errback = headers.get("errback_for")
         if errback:
             args = self.errback_args(task, args, json.loads(errback))
-        outcome = run_call(task, request, args, kwargs)
+        soft = self.soft_limit(task, headers) if self.soft_limits else None
+        if soft:
+            signal.setitimer(signal.ITIMER_REAL, soft)
+        try:
+            outcome = run_call(task, request, args, kwargs)
+        finally:
+            if soft:
+                signal.setitimer(signal.ITIMER_REAL, 0)
         self.record(delivery, task, request, outcome)
         if acks_late:
             if outcome.state == REJECTED:
                 return  # settled by record()
             delivery.ack()
+
+    def soft_limit(self, task: Task, headers: dict[str, Any]) -> float | None:
+        limit = headers.get("soft_time_limit") or task.soft_time_limit
+        limit = limit or self.app.conf.task_soft_time_limit
+        return float(limit) if limit else None
 
     def request(
         self, delivery: Delivery, task: Task, args: list[Any], kwargs: dict[str, Any]
@@ -310,6 +327,11 @@ def release_due(app: Canvas, now: float, lease: float = 30.0) -> int:
     app.transport.publish(messages)
     app.backend.ack_scheduled([key for key, _ in claimed])
     return len(claimed)
+
+
+def raise_soft_limit(signum: int, frame: Any) -> None:
+    """SIGALRM handler: the soft time limit passed; the task may catch this and clean up."""
+    raise SoftTimeLimitExceeded("soft time limit exceeded")
 
 
 def _shown_args(request: Request) -> str:

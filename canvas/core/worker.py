@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import signals, states
 from canvas.core import results
-from canvas.core.consumer import Handler, release_due
-from canvas.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from canvas.core.consumer import Handler, raise_soft_limit, release_due
+from canvas.exceptions import TimeLimitExceeded
 from canvas.transports.base import Delivery
 
 if TYPE_CHECKING:
@@ -148,8 +148,9 @@ def consume(
 ) -> int:
     """Fetch and run deliveries until ``stop`` is set (or the queues are empty, in burst mode)."""
     prefetch = max(1, int(app.conf.worker_prefetch_multiplier or 1))
+    app.backend  # noqa: B018 - connect before the first task, not inside its time limits
     consumer = app.transport.consumer(queues, prefetch)
-    handler = Handler(app, hostname, on_park)
+    handler = Handler(app, hostname, on_park, soft_limits=main_thread)
     keeper = _Keeper(consumer, app, hostname, hard_kill=main_thread)
     keeper.start()
     done = 0
@@ -161,9 +162,6 @@ def consume(
                     break
                 continue
             keeper.current = (delivery, time.monotonic())
-            soft = _soft_limit(app, delivery) if main_thread else None
-            if soft:
-                signal.setitimer(signal.ITIMER_REAL, soft)
             try:
                 if delivery.redelivered and _already_done(app, delivery):
                     delivery.ack()
@@ -174,22 +172,12 @@ def consume(
                 with contextlib.suppress(Exception):
                     delivery.reject(requeue=True, reason="internal error in the worker")
             finally:
-                if soft:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
                 keeper.current = None
             done += 1
     finally:
         keeper.stopped.set()
         consumer.close()
     return done
-
-
-def _soft_limit(app: Canvas, delivery: Delivery) -> float | None:
-    limit = delivery.headers.get("soft_time_limit")
-    if not limit:
-        task = app.tasks.get(str(delivery.headers.get("task")))
-        limit = (task.soft_time_limit if task else None) or app.conf.task_soft_time_limit
-    return float(limit) if limit else None
 
 
 def _already_done(app: Canvas, delivery: Delivery) -> bool:
@@ -200,10 +188,6 @@ def _already_done(app: Canvas, delivery: Delivery) -> bool:
                     delivery.headers.get("id"), meta["status"])
         return True
     return False
-
-
-def _raise_soft_limit(signum: int, frame: Any) -> None:
-    raise SoftTimeLimitExceeded("soft time limit exceeded")
 
 
 class Worker:
@@ -256,7 +240,7 @@ class Worker:
         self._install_simple_signals(stop)
         timer = threading.Thread(target=self._timer_thread, args=(stop, wake), daemon=True)
         timer.start()
-        signal.signal(signal.SIGALRM, _raise_soft_limit)
+        signal.signal(signal.SIGALRM, raise_soft_limit)
         signals.worker_ready.send(sender=self)
         logger.info("%s ready.", self.hostname)
         consume(self.app, self.queues, self.hostname, stop, lambda due: wake.set(),
@@ -375,7 +359,7 @@ class Worker:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGALRM, _raise_soft_limit)
+        signal.signal(signal.SIGALRM, raise_soft_limit)
         import multiprocessing
 
         multiprocessing.current_process().name = f"ForkPoolWorker-{slot + 1}"

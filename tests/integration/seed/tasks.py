@@ -68,7 +68,9 @@ def flaky(key, failures):
     return count(key)
 
 
-@app.task(autoretry_for=(ConnectionError,), retry_backoff=0.05, retry_backoff_max=0.2, max_retries=3)
+@app.task(
+    autoretry_for=(ConnectionError,), retry_backoff=0.05, retry_backoff_max=0.2, max_retries=3
+)
 def backoff(key):
     mark(key)
     raise ConnectionError("always down")
@@ -152,3 +154,27 @@ def slow(key, seconds):
 @app.task
 def fail(message):
     raise RenderError(message)
+
+
+@app.task(acks_late=True)
+def crash(key):
+    """A poison task: kills the process that runs it."""
+    mark(key)
+    os._exit(17)
+
+
+@app.task(soft_time_limit=0.3)
+def soft_limited(seconds):
+    from canvas.exceptions import SoftTimeLimitExceeded
+
+    try:
+        time.sleep(seconds)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "finished"
+
+
+@app.task(time_limit=0.5)
+def hard_limited(seconds):
+    time.sleep(seconds)
+    return "finished"
