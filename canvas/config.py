@@ -129,7 +129,10 @@ class Settings(MutableMapping[str, Any]):
     def load(self, source: Any, namespace: str | None = None) -> None:
         """Copy settings from a module, object, dict or dotted path; see ``config_from_object``."""
         if isinstance(source, str):
-            source = importlib.import_module(source)
+            module_name, _, attr = source.partition(":")
+            source = importlib.import_module(module_name)
+            if attr:  # "django.conf:settings", as Celery accepts
+                source = getattr(source, attr)
         items = source.items() if isinstance(source, Mapping) else _public_attrs(source)
         prefixes = [f"{namespace}_"] if namespace else [""]
         for key, value in items:
