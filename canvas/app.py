@@ -96,7 +96,7 @@ class Canvas:
     def config_from_object(
         self, obj: Any, namespace: str | None = None, silent: bool = False, force: bool = True
     ) -> None:
-        """Read settings from a module, object, dict or dotted path; Django: ``namespace='CANVAS'``."""
+        """Read settings from a module, object, dict or path; Django: ``namespace='CANVAS'``."""
         try:
             self.conf.load(obj, namespace)
         except ImportError:
@@ -148,7 +148,9 @@ class Canvas:
     def task(self, fun: Callable[..., Any], /) -> Task: ...
 
     @overload
-    def task(self, *, name: str | None = None, **options: Any) -> Callable[[Callable[..., Any]], Task]: ...
+    def task(
+        self, *, name: str | None = None, **options: Any
+    ) -> Callable[[Callable[..., Any]], Task]: ...
 
     def task(self, *args: Any, **options: Any) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(bind=True, ...)``."""
@@ -222,12 +224,12 @@ class Canvas:
 
         return dispatch.send(self, sig, args, kwargs, options)
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> Any:  # noqa: N802 - Celery's name
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> Any:
         from canvas.result import AsyncResult
 
         return AsyncResult(task_id, app=self, **kwargs)
 
-    def GroupResult(self, id: str | None = None, results: Sequence[Any] = (), **kw: Any) -> Any:  # noqa: N802
+    def GroupResult(self, id: str | None = None, results: Sequence[Any] = (), **kw: Any) -> Any:
         from canvas.result import GroupResult
 
         return GroupResult(id, results, app=self, **kw)
@@ -338,12 +340,12 @@ class Canvas:
 
 def _django_apps() -> list[str]:
     try:
-        from django.conf import settings  # type: ignore[import-not-found, unused-ignore]
+        from django.conf import settings
     except ImportError:
         return []
     try:
         return list(settings.INSTALLED_APPS)
-    except Exception:  # noqa: BLE001 - settings not configured: nothing to discover
+    except Exception:
         return []
 
 

@@ -1,22 +1,22 @@
 """Errors raised by canvas, named as in Celery so ``celery.exceptions`` imports carry over.
 
-    CanvasError
-    ├── ImproperlyConfigured      bad settings, unknown transport/backend scheme
-    ├── NotRegistered             a task name the worker does not know
-    ├── WorkflowError             a canvas that cannot compile (cycle, too large, too deep)
-    ├── PayloadTooLarge           an argument list over ``task_max_payload_bytes``
-    ├── ContentDisallowed         a message in a serializer not in ``accept_content``
-    ├── RemoteError               a task's exception whose type cannot be rebuilt here
-    ├── ChordError                a chord body that cannot run because a header task failed
-    ├── TimeoutError              ``AsyncResult.get`` ran out of time (also builtin TimeoutError)
-    ├── Retry                     raised by ``Task.retry`` to ask for another run
-    ├── Reject                    raised by a task to reject its message (requeue or dead-letter)
-    ├── Ignore                    raised by a task to leave its state untouched
-    ├── TaskRevokedError          ``get()`` on a task that was revoked or expired before it ran
-    ├── TaskRejectedError         ``get()`` on a task whose message was dead-lettered
-    ├── SoftTimeLimitExceeded     raised inside a task at its ``soft_time_limit``
-    ├── TimeLimitExceeded         a task killed at its ``time_limit``
-    └── MaxRetriesExceededError   ``Task.retry`` past ``max_retries`` with no exception to re-raise
+CanvasError
+├── ImproperlyConfigured      bad settings, unknown transport/backend scheme
+├── NotRegistered             a task name the worker does not know
+├── WorkflowError             a canvas that cannot compile (cycle, too large, too deep)
+├── PayloadTooLarge           an argument list over ``task_max_payload_bytes``
+├── ContentDisallowed         a message in a serializer not in ``accept_content``
+├── RemoteError               a task's exception whose type cannot be rebuilt here
+├── ChordError                a chord body that cannot run because a header task failed
+├── TimeoutError              ``AsyncResult.get`` ran out of time (also builtin TimeoutError)
+├── Retry                     raised by ``Task.retry`` to ask for another run
+├── Reject                    raised by a task to reject its message (requeue or dead-letter)
+├── Ignore                    raised by a task to leave its state untouched
+├── TaskRevokedError          ``get()`` on a task that was revoked or expired before it ran
+├── TaskRejectedError         ``get()`` on a task whose message was dead-lettered
+├── SoftTimeLimitExceeded     raised inside a task at its ``soft_time_limit``
+├── TimeLimitExceeded         a task killed at its ``time_limit``
+└── MaxRetriesExceededError   ``Task.retry`` past ``max_retries`` with no exception to re-raise
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class ChordError(CanvasError):
     """A chord body was not run because a task of its header failed."""
 
 
-class TimeoutError(CanvasError, builtins.TimeoutError):  # noqa: A001 - Celery's name
+class TimeoutError(CanvasError, builtins.TimeoutError):
     """The operation timed out."""
 
 

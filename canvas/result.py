@@ -303,7 +303,14 @@ class EagerResult(AsyncResult):
 
     info = result
 
-    def get(self, timeout: float | None = None, propagate: bool = True, **_: Any) -> Any:
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        disable_sync_subtasks: bool = True,
+        **_: Any,
+    ) -> Any:
         assert self._cache is not None
         if self._exc is not None:
             if propagate:

@@ -44,7 +44,7 @@ class Signal:
                 continue
             try:
                 replies.append((receiver, receiver(sender=sender, signal=self, **kwargs)))
-            except Exception as exc:  # noqa: BLE001 - a receiver must not break the task
+            except Exception as exc:
                 logger.exception("Signal %s receiver %r raised", self.name, receiver)
                 replies.append((receiver, exc))
         return replies

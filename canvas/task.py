@@ -99,7 +99,7 @@ _request: contextvars.ContextVar[Request | None] = contextvars.ContextVar("canva
 _request.set(None)
 
 
-class Replace(Exception):  # noqa: N818 - a control-flow signal, not an error
+class Replace(Exception):
     """Raised by ``Task.replace``: the worker swaps this call for ``sig``."""
 
     def __init__(self, sig: Signature) -> None:
@@ -187,7 +187,7 @@ class Task:
     def backoff(self, retries: int) -> float:
         """Exponential backoff for ``retry_backoff``: factor * 2**retries, capped, jittered."""
         factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
-        countdown = min(float(self.retry_backoff_max), factor * (2**retries))
+        countdown = min(float(self.retry_backoff_max), factor * (2.0**retries))
         if self.retry_jitter:
             countdown = random.uniform(0, countdown)
         return max(0.0, countdown)
@@ -208,7 +208,9 @@ class Task:
         **options: Any,
     ) -> AsyncResult:
         """Send the call to a worker (see Celery's ``apply_async`` for the options)."""
-        return self.app.send_canvas(Signature(self.name, app=self.app), args, kwargs, **options)
+        sig = Signature(self.name, app=self.app)
+        result: AsyncResult = self.app.send_canvas(sig, args, kwargs, **options)
+        return result
 
     def apply(
         self,
@@ -219,8 +221,9 @@ class Task:
         """Run the call here, now, with a request as a worker would give it."""
         return Signature(self.name, app=self.app).apply(args, kwargs, **options)
 
-    def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
-        return self.app.AsyncResult(task_id)
+    def AsyncResult(self, task_id: str) -> AsyncResult:
+        result: AsyncResult = self.app.AsyncResult(task_id)
+        return result
 
     # -- signatures --------------------------------------------------------------------------
     def signature(
@@ -272,6 +275,7 @@ class Task:
             # ``self.retry(exc, countdown=10)`` as Celery's docs write it: the first positional
             # argument is ``args`` there; an exception can only have meant ``exc``.
             args, exc = None, args
+        assert not isinstance(args, BaseException)
         request = self.request
         limit = self.max_retries if max_retries is None else max_retries
         if request.called_directly:

@@ -42,7 +42,9 @@ def require_service(name: str, port: int) -> None:
         )
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.02
+) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -31,7 +31,9 @@ def import_app(spec: str) -> Canvas:
     if attr:
         app = getattr(module, attr, None)
         if not isinstance(app, Canvas):
-            raise click.UsageError(f"--app {spec!r}: {attr!r} in {module_name} is not a Canvas app.")
+            raise click.UsageError(
+                f"--app {spec!r}: {attr!r} in {module_name} is not a Canvas app."
+            )
         return app
     for name in ("app", "canvas_app", "celery", "celery_app"):
         candidate = getattr(module, name, None)

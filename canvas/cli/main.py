@@ -49,12 +49,20 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-A", "--app", "app", metavar="MODULE", help="Module holding the Canvas app, e.g. proj or proj.canvas:app.")
+@click.option(
+    "-A",
+    "--app",
+    "app",
+    metavar="MODULE",
+    help="Module holding the Canvas app, e.g. proj or proj.canvas:app.",
+)
 @click.option("-b", "--broker", help="Broker URL; overrides the app's broker_url.")
 @click.option("--result-backend", help="Result store URL; overrides the app's result_backend.")
 @click.version_option(package_name="canvas-workflows", prog_name="canvas")
 @click.pass_context
-def cli(ctx: click.Context, app: str | None, broker: str | None, result_backend: str | None) -> None:
+def cli(
+    ctx: click.Context, app: str | None, broker: str | None, result_backend: str | None
+) -> None:
     """canvas: run tasks and workflows outside the request-response cycle."""
     ctx.ensure_object(dict)
     ctx.obj.update({"app": app, "broker": broker, "result_backend": result_backend})

@@ -1,6 +1,7 @@
 """``canvas multi``: start and stop named background workers, as ``celery multi`` does.
 
-    canvas multi start w1 w2 -A proj --pidfile=/var/run/canvas/%n.pid --logfile=/var/log/canvas/%n%I.log
+    canvas multi start w1 w2 -A proj --pidfile=/var/run/canvas/%n.pid \\
+        --logfile=/var/log/canvas/%n%I.log
     canvas multi stop w1 w2 --pidfile=/var/run/canvas/%n.pid
 
 Templates: ``%n`` the node name (``w1``), ``%h`` the full node name (``w1@host``), ``%d`` the
@@ -56,7 +57,9 @@ def _read_pid(path: Path) -> int | None:
     "multi",
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
 )
-@click.argument("action", type=click.Choice(["start", "stop", "stopwait", "restart", "show", "kill"]))
+@click.argument(
+    "action", type=click.Choice(["start", "stop", "stopwait", "restart", "show", "kill"])
+)
 @click.argument("rest", nargs=-1, type=click.UNPROCESSED)
 @click.option("--pidfile", default=DEFAULT_PIDFILE, show_default=True, help="Pid file template.")
 @click.option("--logfile", default=DEFAULT_LOGFILE, show_default=True, help="Log file template.")
@@ -96,7 +99,9 @@ def _worker_argv(
     app_spec: str | None, node: str, pid_path: Path, log_path: Path, extra: list[str]
 ) -> list[str]:
     if not app_spec:
-        raise click.UsageError("multi start needs --app (or -A), e.g. 'canvas multi start w1 -A proj'.")
+        raise click.UsageError(
+            "multi start needs --app (or -A), e.g. 'canvas multi start w1 -A proj'."
+        )
     hostname = node if "@" in node else f"{node}@%h"
     return [
         sys.executable,
@@ -113,14 +118,16 @@ def _worker_argv(
     ]
 
 
-def _start(app_spec: str | None, node: str, pid_path: Path, log_path: Path, extra: list[str]) -> None:
+def _start(
+    app_spec: str | None, node: str, pid_path: Path, log_path: Path, extra: list[str]
+) -> None:
     if _read_pid(pid_path) is not None:
         raise click.ClickException(f"{node}: already running (pid file {pid_path}).")
     pid_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     argv = _worker_argv(app_spec, node, pid_path, log_path, extra)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -107,10 +107,14 @@ def inspect_workflow(ctx: click.Context, workflow_id: str) -> None:
 @click.command("call")
 @click.argument("name")
 @click.option("-a", "--args", "args_json", default="[]", help="JSON list of positional arguments.")
-@click.option("-k", "--kwargs", "kwargs_json", default="{}", help="JSON object of keyword arguments.")
+@click.option(
+    "-k", "--kwargs", "kwargs_json", default="{}", help="JSON object of keyword arguments."
+)
 @click.option("--countdown", type=float, help="Seconds to wait before running.")
 @click.option("--queue", help="Queue to send to.")
-@click.option("--wait", "wait_s", type=float, help="Wait up to this many seconds and print the result.")
+@click.option(
+    "--wait", "wait_s", type=float, help="Wait up to this many seconds and print the result."
+)
 @click.pass_context
 def call(
     ctx: click.Context,

@@ -12,12 +12,26 @@ from canvas.core.worker import POOLS, Worker, WorkerOptions, setup_logging
 
 
 @click.command("worker")
-@click.option("-l", "--loglevel", default="WARNING", show_default=True, help="DEBUG, INFO, WARNING, ERROR.")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1), help="Pool size (default: CPU count).")
-@click.option("-P", "--pool", type=click.Choice(POOLS), default=None, help="prefork (default), threads or solo.")
-@click.option("-Q", "--queues", help="Comma-separated queues to consume (default: task_default_queue).")
+@click.option(
+    "-l", "--loglevel", default="WARNING", show_default=True, help="DEBUG, INFO, WARNING, ERROR."
+)
+@click.option(
+    "-c", "--concurrency", type=click.IntRange(min=1), help="Pool size (default: CPU count)."
+)
+@click.option(
+    "-P",
+    "--pool",
+    type=click.Choice(POOLS),
+    default=None,
+    help="prefork (default), threads or solo.",
+)
+@click.option(
+    "-Q", "--queues", help="Comma-separated queues to consume (default: task_default_queue)."
+)
 @click.option("-n", "--hostname", help="Node name; %h, %n, %d expand as in Celery.")
-@click.option("-B", "--beat", is_flag=True, help="Also run beat in this process (development only).")
+@click.option(
+    "-B", "--beat", is_flag=True, help="Also run beat in this process (development only)."
+)
 @click.option("-s", "--schedule", "schedule_file", help="Beat schedule file (with -B).")
 @click.option("-f", "--logfile", help="Log to this file instead of stderr.")
 @click.option("--pidfile", help="Write the worker's pid here; refuse to start if it is running.")
@@ -56,7 +70,11 @@ def command(
         )
         code = Worker(app, options).start()
     finally:
-        if pidfile and Path(pidfile).exists() and Path(pidfile).read_text().strip() == str(os.getpid()):
+        if (
+            pidfile
+            and Path(pidfile).exists()
+            and Path(pidfile).read_text().strip() == str(os.getpid())
+        ):
             Path(pidfile).unlink()
     ctx.exit(code)
 
@@ -70,8 +88,12 @@ def claim_pidfile(path: Path) -> None:
         except (ValueError, ProcessLookupError):
             pass  # stale
         except PermissionError:
-            raise click.ClickException(f"Pidfile {path} names a running process ({path.read_text().strip()}).") from None
+            raise click.ClickException(
+                f"Pidfile {path} names a running process ({path.read_text().strip()})."
+            ) from None
         else:
-            raise click.ClickException(f"Pidfile {path} names a running worker (pid {pid}); stop it first.")
+            raise click.ClickException(
+                f"Pidfile {path} names a running worker (pid {pid}); stop it first."
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{os.getpid()}\n")

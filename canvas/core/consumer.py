@@ -71,7 +71,7 @@ class Handler:
             return self.park(delivery, float(eta))
         try:
             args, kwargs = protocol.decode_body(delivery.body, delivery.content_type, self.accept)
-        except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad message
+        except Exception as exc:
             return self.dead_letter(delivery, f"cannot decode body: {exc}")
         self.run(delivery, task, args, kwargs)
 
@@ -84,7 +84,11 @@ class Handler:
             delivery.ack()
         logger.info("Task %s[%s] received: %s", task.name, request.id, _shown_args(request))
         signals.task_received.send(sender=self, request=request)
-        if (task.track_started if task.track_started is not None else self.app.conf.task_track_started):
+        if (
+            task.track_started
+            if task.track_started is not None
+            else self.app.conf.task_track_started
+        ):
             self.app.backend.store(
                 request.id or "",
                 states.STARTED,
@@ -191,9 +195,7 @@ class Handler:
 
             replace.replace_node(self.app, request, outcome.replace)
         else:
-            logger.error(
-                "Task %s raised %s: %s", shown, type(outcome.exc).__name__, outcome.exc
-            )
+            logger.error("Task %s raised %s: %s", shown, type(outcome.exc).__name__, outcome.exc)
             self.finish(request, task, states.FAILURE, outcome, exc=outcome.exc)
 
     def finish(

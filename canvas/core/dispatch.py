@@ -168,12 +168,18 @@ def publish(app: Canvas, messages: Sequence[OutgoingMessage]) -> None:
         return
     for message in messages:
         signals.before_task_publish.send(
-            sender=message.headers["task"], headers=message.headers, routing_key=message.queue
+            sender=message.headers["task"],
+            body=message.body,
+            headers=message.headers,
+            routing_key=message.queue,
         )
     app.transport.publish(messages)
     for message in messages:
         signals.after_task_publish.send(
-            sender=message.headers["task"], headers=message.headers, routing_key=message.queue
+            sender=message.headers["task"],
+            body=message.body,
+            headers=message.headers,
+            routing_key=message.queue,
         )
 
 
@@ -219,10 +225,14 @@ def _has_callbacks(sig: Signature, options: Mapping[str, Any]) -> bool:
 
 
 def node_record(workflow: dag.Workflow, node: dag.Node) -> NodeRecord:
-    successors = tuple(workflow.successors(node.id))
+    # Errbacks are successors in the store too: the one atomic ``complete`` that settles a
+    # node also hands out its errbacks, so a redelivered failure fires them once.
+    successors = (*workflow.successors(node.id), *node.errbacks)
     edges = workflow.graph.adj[node.id]
     links = [s for s in successors if edges[s].get("kind") == dag.LINK]
-    spec = protocol.internal.dumps({**node.to_dict(), "successors": list(successors), "links": links})
+    spec = protocol.internal.dumps(
+        {**node.to_dict(), "successors": list(successors), "links": links}
+    )
     return NodeRecord(node.id, spec, successors, len(node.inputs))
 
 

@@ -51,7 +51,7 @@ def run_call(task: Task, request: Request, args: list[Any], kwargs: dict[str, An
             outcome = Outcome(IGNORED)
         except Replace as exc:
             outcome = Outcome(REPLACED, replace=exc.sig)
-        except Exception as exc:  # noqa: BLE001 - every task error becomes FAILURE
+        except Exception as exc:
             outcome = Outcome(states.FAILURE, exc=exc, traceback=results.format_traceback(exc))
         else:
             outcome = Outcome(states.SUCCESS, value=value)

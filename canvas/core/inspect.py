@@ -93,4 +93,3 @@ class WorkflowView:
 
     def __repr__(self) -> str:
         return f"<WorkflowView {self.id}>"
-

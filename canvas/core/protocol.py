@@ -132,7 +132,7 @@ class PickleSerializer:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
     def loads(self, data: bytes) -> Any:
-        return pickle.loads(data)  # noqa: S301 - only reached when the user accepts pickle
+        return pickle.loads(data)
 
 
 SERIALIZERS: dict[str, Serializer] = {
@@ -200,7 +200,7 @@ def to_epoch(value: Any, now: float) -> float | None:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
-        return value.timestamp()
+        return float(value.timestamp())
     if isinstance(value, dt.timedelta):
         return now + value.total_seconds()
     if isinstance(value, int | float):

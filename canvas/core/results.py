@@ -47,13 +47,15 @@ def exception_from_dict(app: Canvas | None, data: Mapping[str, Any]) -> BaseExce
     if cls is not None:
         try:
             return cls(*args)
-        except Exception:  # noqa: BLE001 - a constructor with other arguments
+        except Exception:
             pass
     message = " ".join(str(a) for a in args)
     return exceptions.RemoteError(name if module == "builtins" else f"{module}.{name}", message)
 
 
-def _safe_exception_class(app: Canvas | None, module: str, qualname: str) -> type[BaseException] | None:
+def _safe_exception_class(
+    app: Canvas | None, module: str, qualname: str
+) -> type[BaseException] | None:
     if module == "builtins":
         cls = getattr(builtins, qualname, None)
     elif module == "canvas.exceptions":

@@ -95,7 +95,7 @@ class _Keeper(threading.Thread):
                 last_extend = time.monotonic()
                 try:
                     self.consumer.extend([delivery])
-                except Exception:  # noqa: BLE001 - a lost renewal only risks a redelivery
+                except Exception:
                     logger.warning("Could not renew the lease of %s", delivery.headers.get("id"))
 
     def _task_limit(self, delivery: Delivery) -> float | None:
@@ -184,8 +184,11 @@ def _already_done(app: Canvas, delivery: Delivery) -> bool:
     """A redelivered call whose outcome is already stored (its worker died before acking)."""
     meta = results.decode(app.backend.get([str(delivery.headers.get("id"))])[0])
     if meta and meta.get("status") in states.READY_STATES:
-        logger.info("Task %s redelivered but already %s: not run again",
-                    delivery.headers.get("id"), meta["status"])
+        logger.info(
+            "Task %s redelivered but already %s: not run again",
+            delivery.headers.get("id"),
+            meta["status"],
+        )
         return True
     return False
 
@@ -197,10 +200,14 @@ class Worker:
         self.app = app
         self.options = options or WorkerOptions()
         if self.options.pool not in POOLS:
-            raise ValueError(f"Unknown pool {self.options.pool!r}; choose one of {', '.join(POOLS)}.")
+            raise ValueError(
+                f"Unknown pool {self.options.pool!r}; choose one of {', '.join(POOLS)}."
+            )
         self.hostname = expand_hostname(self.options.hostname)
         self.queues = list(self.options.queues) or [str(app.conf.task_default_queue)]
-        self.concurrency = self.options.concurrency or app.conf.worker_concurrency or os.cpu_count() or 1
+        self.concurrency = (
+            self.options.concurrency or app.conf.worker_concurrency or os.cpu_count() or 1
+        )
         self.children: dict[int, int] = {}  # pid -> slot
         self.stopping = 0
         self.next_timer = 0.0
@@ -243,8 +250,14 @@ class Worker:
         signal.signal(signal.SIGALRM, raise_soft_limit)
         signals.worker_ready.send(sender=self)
         logger.info("%s ready.", self.hostname)
-        consume(self.app, self.queues, self.hostname, stop, lambda due: wake.set(),
-                burst=self.options.burst)
+        consume(
+            self.app,
+            self.queues,
+            self.hostname,
+            stop,
+            lambda due: wake.set(),
+            burst=self.options.burst,
+        )
         stop.set()
         signals.worker_shutdown.send(sender=self)
         return 0
@@ -298,7 +311,7 @@ class Worker:
         try:
             release_due(self.app, now)
             due = self.app.backend.next_due()
-        except Exception:  # noqa: BLE001 - a store outage must not kill the worker
+        except Exception:
             logger.exception("Timer could not reach the result store; retrying")
             return 1.0
         if due is None:
@@ -325,8 +338,8 @@ class Worker:
             while self.children or not self.stopping:
                 ready, _, _ = select.select([sig_r, park_r], [], [], delay)
                 if sig_r in ready:
-                    for signum in os.read(sig_r, 512):
-                        self._on_signal(signum)
+                    for number in os.read(sig_r, 512):
+                        self._on_signal(number)
                 if park_r in ready:
                     with contextlib.suppress(BlockingIOError):
                         os.read(park_r, 4096)
@@ -345,7 +358,7 @@ class Worker:
         code = 0
         try:
             code = self._child(slot)
-        except BaseException:  # noqa: BLE001 - report and leave the process, whatever it was
+        except BaseException:
             logger.exception("Pool process %s crashed", slot)
             code = 1
         finally:

@@ -88,7 +88,9 @@ class Seed:
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
-def seed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seed]:
+def seed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Seed]:
     if request.param != "embedded":
         require_service("Redis", 6379)
     if request.param.startswith("amqp"):
@@ -135,7 +137,9 @@ def test_countdown_with_expires_still_runs(seed: Seed) -> None:
 
 
 def test_expired_task_is_revoked_not_run(seed: Seed) -> None:
-    res = seed.tasks.add.apply_async((4, 4), countdown=1, expires=datetime.now(UTC) + timedelta(seconds=0.2))
+    res = seed.tasks.add.apply_async(
+        (4, 4), countdown=1, expires=datetime.now(UTC) + timedelta(seconds=0.2)
+    )
     with pytest.raises(TaskRevokedError):
         res.get(timeout=15)
     assert res.state == states.REVOKED
@@ -190,11 +194,15 @@ def test_argsrepr_and_kwargsrepr_hide_real_arguments_in_logs(seed: Seed) -> None
     res = seed.tasks.add.apply_async((2, 3), argsrepr="(<secret-x>, <secret-y>)")
     assert res.get(timeout=5) == 5
     card = "1234 5678 1234 5678"
-    charged = seed.tasks.charge.s("acct-9", card=card).set(
-        kwargsrepr=repr({"card": "**** **** **** 5678"})
-    ).delay()
+    charged = (
+        seed.tasks.charge.s("acct-9", card=card)
+        .set(kwargsrepr=repr({"card": "**** **** **** 5678"}))
+        .delay()
+    )
     assert charged.get(timeout=5) == "charged acct-9"
-    logs = wait_for(lambda: res.id in seed.logs() and charged.id in seed.logs() and seed.logs(), 5, "logs")
+    logs = wait_for(
+        lambda: res.id in seed.logs() and charged.id in seed.logs() and seed.logs(), 5, "logs"
+    )
     assert "<secret-x>" in logs and "**** **** **** 5678" in logs
     assert card not in logs
     received = [line for line in logs.splitlines() if res.id in line and "received" in line]
@@ -210,7 +218,11 @@ def test_synchronous_subtask_is_refused(seed: Seed) -> None:
 def test_chain_instead_of_waiting(seed: Seed, unique: str) -> None:
     url = f"http://example.invalid/{unique}"
     seed.tasks.update_page_info.delay(url).get(timeout=10)
-    wait_for(lambda: (seed.state / "pages").exists() and url in (seed.state / "pages").read_text(), 10, "store_page_info")
+    wait_for(
+        lambda: (seed.state / "pages").exists() and url in (seed.state / "pages").read_text(),
+        10,
+        "store_page_info",
+    )
     assert f"{url} {len(f'<html>{url}</html>')}" in (seed.state / "pages").read_text()
 
 
@@ -228,7 +240,12 @@ def test_bad_messages_go_to_the_dead_letter_queue(seed: Seed) -> None:
     bad = [
         OutgoingMessage(queue, b"\x93\x01", {"task": "tasks.nope", "id": "unknown-1"}),
         OutgoingMessage(queue, b"\xff\xfe garbage", {"task": "tasks.add", "id": "garbage-1"}),
-        OutgoingMessage(queue, b"[[1,2],{}]", {"task": "tasks.add", "id": "ctype-1"}, content_type="application/x-python-serialize"),
+        OutgoingMessage(
+            queue,
+            b"[[1,2],{}]",
+            {"task": "tasks.add", "id": "ctype-1"},
+            content_type="application/x-python-serialize",
+        ),
         OutgoingMessage(queue, b"whatever", {"no": "headers"}),
     ]
     seed.app.transport.publish(bad)
@@ -236,6 +253,7 @@ def test_bad_messages_go_to_the_dead_letter_queue(seed: Seed) -> None:
     dlq = seed.app.transport.consumer([queue + ".dlq"])
     reasons = {}
     try:
+
         def collect() -> bool:
             delivery = dlq.get(timeout=0.2)
             if delivery is not None:

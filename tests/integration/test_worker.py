@@ -6,14 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from canvas import states
 from canvas.exceptions import TimeLimitExceeded
 from tests.conftest import CANVAS, wait_for
 from tests.integration.test_seed import Seed

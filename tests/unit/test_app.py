@@ -105,7 +105,9 @@ def test_message_carries_headers_and_refuses_oversized_payloads(app: Canvas) -> 
         app, "t.add", "id-1", (1, 2), {"k": 3}, {"countdown": 10, "expires": 60}, now=now
     )
     assert message.headers["eta"] == now + 10 and message.headers["expires"] == now + 60
-    assert protocol.decode_body(message.body, message.content_type, frozenset({protocol.MSGPACK})) == (
+    assert protocol.decode_body(
+        message.body, message.content_type, frozenset({protocol.MSGPACK})
+    ) == (
         [1, 2],
         {"k": 3},
     )
@@ -152,7 +154,9 @@ def test_result_reads_the_store(app: Canvas) -> None:
 
 
 def test_get_inside_a_task_raises_unless_allowed(app: Canvas) -> None:
-    app.backend.store("r2", states.SUCCESS, results.encode(results.make_meta("r2", states.SUCCESS, 5)))
+    app.backend.store(
+        "r2", states.SUCCESS, results.encode(results.make_meta("r2", states.SUCCESS, 5))
+    )
     token = set_request(Request(id="outer", called_directly=False))
     try:
         with pytest.raises(RuntimeError, match="Never call result.get"):
