@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from canvas.app import Canvas
 
 logger = logging.getLogger("canvas.worker")
+#: start-up, ready and shutdown lines: shown at every log level, so a quiet worker still says
+#: where it listens and when it is ready
+banner = logging.getLogger("canvas.worker.banner")
 
 POOLS = ("prefork", "threads", "solo")
 #: longest the supervisor sleeps without looking for parked messages another worker parked
@@ -216,7 +219,7 @@ class Worker:
     def start(self) -> int:
         self.app.finalize()
         signals.worker_init.send(sender=self)
-        logger.info(
+        banner.info(
             "canvas worker %s: pool=%s concurrency=%s queues=%s broker=%s",
             self.hostname,
             self.options.pool,
@@ -249,7 +252,7 @@ class Worker:
         timer.start()
         signal.signal(signal.SIGALRM, raise_soft_limit)
         signals.worker_ready.send(sender=self)
-        logger.info("%s ready.", self.hostname)
+        banner.info("%s ready.", self.hostname)
         consume(
             self.app,
             self.queues,
@@ -279,7 +282,7 @@ class Worker:
         for thread in threads:
             thread.start()
         signals.worker_ready.send(sender=self)
-        logger.info("%s ready.", self.hostname)
+        banner.info("%s ready.", self.hostname)
         self._timer_thread(stop, wake, until=lambda: not any(t.is_alive() for t in threads))
         for thread in threads:
             thread.join()
@@ -291,7 +294,7 @@ class Worker:
             if stop.is_set():
                 logger.warning("Cold shutdown: exiting now.")
                 os._exit(1)
-            logger.info("Warm shutdown: finishing the tasks in hand (signal again to quit now).")
+            banner.info("Warm shutdown: finishing the tasks in hand (signal again to quit now).")
             stop.set()
 
         signal.signal(signal.SIGTERM, handler)
@@ -332,7 +335,7 @@ class Worker:
         for slot in range(self.concurrency):
             self._spawn(slot)
         signals.worker_ready.send(sender=self)
-        logger.info("%s ready.", self.hostname)
+        banner.info("%s ready.", self.hostname)
         delay = 0.0
         try:
             while self.children or not self.stopping:
@@ -390,7 +393,7 @@ class Worker:
             return
         if signum in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
             self.stopping = 1
-            logger.info("Warm shutdown: finishing the tasks in hand (signal again to quit now).")
+            banner.info("Warm shutdown: finishing the tasks in hand (signal again to quit now).")
             self._signal_children(signal.SIGTERM)
         elif signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             self.stopping = 2
@@ -453,3 +456,4 @@ def setup_logging(loglevel: str = "INFO", logfile: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    banner.setLevel(min(level, logging.INFO))
