@@ -1,0 +1,445 @@
+"""The transport contract, run against the embedded store, Redis and RabbitMQ.
+
+Every class here runs the same tests (``TransportContract``) on its own broker; leases are one
+second long, and waits for a redelivery poll against a deadline. Redis and RabbitMQ must be
+answering (``CANVAS_TEST_REDIS_URL``, ``CANVAS_TEST_AMQP_URL``); a missing server fails the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import amqp
+import pytest
+import redis
+
+from canvas.exceptions import ImproperlyConfigured
+from canvas.transports import create
+from canvas.transports.base import REASON_HEADER, Consumer, Delivery, OutgoingMessage
+
+pytestmark = pytest.mark.integration
+
+# A database of its own: kombu's Redis lease index is shared by every queue of a database, and a
+# one-second lease here would expire the deliveries of other test suites using the same server.
+REDIS_URL = os.environ.get("CANVAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+AMQP_URL = os.environ.get("CANVAS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+ROOT = Path(__file__).resolve().parents[2]
+LEASE = 1.0
+
+HEADERS = {"task": "proj.add", "id": "abc", "retries": 2, "eta": 1.5, "flag": True}
+HEADERS |= {"none": None, "chain": ["a", "b"]}
+
+# Takes one message, says so, then waits to be killed while holding it.
+HOLDER = """
+import sys, time
+from canvas.transports import create
+transport = create(sys.argv[1], {"visibility_timeout": float(sys.argv[3])})
+consumer = transport.consumer([sys.argv[2]])
+delivery = consumer.get(10)
+print("holding" if delivery else "nothing", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> str:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(
+            f"Redis is not answering at {REDIS_URL} ({exc}). Start redis-server, or set "
+            "CANVAS_TEST_REDIS_URL to one that runs.",
+            pytrace=False,
+        )
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def amqp_url() -> str:
+    try:
+        _amqp_connection().close()
+    except (OSError, amqp.exceptions.AMQPError) as exc:
+        pytest.fail(
+            f"RabbitMQ is not answering at {AMQP_URL} ({exc!r}). Start rabbitmq-server, or set "
+            "CANVAS_TEST_AMQP_URL to one that runs.",
+            pytrace=False,
+        )
+    return AMQP_URL
+
+
+def message(queue: str, body: bytes = b"body", priority: int | None = None) -> OutgoingMessage:
+    return OutgoingMessage(queue, body, dict(HEADERS), "application/json", priority)
+
+
+def get_within(consumer: Consumer, seconds: float) -> Delivery | None:
+    """Poll until a delivery comes or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        delivery = consumer.get(min(remaining, 0.5))
+        if delivery is not None:
+            return delivery
+    return None
+
+
+class TransportContract:
+    """What every transport guarantees (see ``canvas.transports.base``)."""
+
+    @pytest.fixture
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def cleanup(self, transport, names: list[str]) -> None:
+        """Remove the queues a test made."""
+
+    @pytest.fixture
+    def transport(self, url):
+        transport = create(url, {"visibility_timeout": LEASE})
+        yield transport
+        transport.close()
+
+    @pytest.fixture
+    def new_queue(self, transport):
+        names: list[str] = []
+
+        def new_queue() -> str:
+            name = f"test-{uuid.uuid4().hex[:12]}"
+            dlq = transport.dead_letters(name)
+            names.extend([name, dlq, transport.dead_letters(dlq)])
+            return name
+
+        yield new_queue
+        self.cleanup(transport, names)
+
+    @pytest.fixture
+    def queue(self, new_queue) -> str:
+        return new_queue()
+
+    @pytest.fixture
+    def consumer(self, transport, queue):
+        """Makes consumers, closed at the end of the test (before their queues are removed)."""
+        made: list[Consumer] = []
+
+        def consumer(queues: list[str] | None = None, prefetch: int = 1) -> Consumer:
+            made.append(transport.consumer(queues or [queue], prefetch))
+            return made[-1]
+
+        yield consumer
+        for c in made:
+            c.close()
+
+    def test_round_trip_keeps_body_headers_and_content_type(self, transport, queue, consumer):
+        transport.publish([message(queue, b"\x00\x01payload")])
+        delivery = get_within(consumer(), 5)
+        assert delivery is not None
+        assert (delivery.queue, delivery.body) == (queue, b"\x00\x01payload")
+        assert delivery.headers == HEADERS
+        assert delivery.content_type == "application/json"
+        assert delivery.redelivered is False
+        delivery.ack()
+        assert transport.size(queue) == 0
+
+    def test_fifo(self, transport, queue, consumer):
+        transport.publish([message(queue, b"%d" % i) for i in range(20)])
+        c = consumer()
+        bodies = []
+        for _ in range(20):
+            delivery = get_within(c, 5)
+            assert delivery is not None
+            bodies.append(delivery.body)
+            delivery.ack()
+        assert bodies == [b"%d" % i for i in range(20)]
+
+    def test_batch_of_1000_then_drain(self, transport, queue, consumer):
+        transport.publish([message(queue, b"%d" % i) for i in range(1000)])
+        assert transport.size(queue) == 1000
+        c = consumer(prefetch=100)
+        seen = set()
+        while len(seen) < 1000:
+            delivery = get_within(c, 5)
+            assert delivery is not None, f"only {len(seen)} of 1000 came"
+            seen.add(int(delivery.body))
+            delivery.ack()
+        assert seen == set(range(1000))
+        assert c.get(0.1) is None
+
+    def test_get_returns_none_after_timeout(self, queue, consumer):
+        c = consumer()
+        started = time.monotonic()
+        assert c.get(0.3) is None
+        assert 0.25 <= time.monotonic() - started < 2
+
+    def test_a_message_is_picked_up_at_once(self, transport, queue, consumer):
+        c = consumer()
+        assert c.get(0.1) is None  # the consumer is idle and waiting
+        timer = threading.Timer(0.2, transport.publish, [[message(queue)]])
+        timer.start()
+        started = time.monotonic()
+        delivery = c.get(5)
+        timer.join()
+        assert delivery is not None
+        assert time.monotonic() - started < 0.2 + 0.5
+        delivery.ack()
+
+    def test_reject_with_requeue_redelivers(self, transport, queue, consumer):
+        transport.publish([message(queue)])
+        c = consumer()
+        first = get_within(c, 5)
+        assert first is not None
+        first.reject(requeue=True)
+        again = get_within(c, 5)
+        assert again is not None
+        assert again.redelivered is True
+        assert (again.body, again.headers) == (first.body, HEADERS)
+        again.ack()
+
+    def test_reject_without_requeue_dead_letters_with_reason(self, transport, queue, consumer):
+        transport.publish([message(queue, priority=3)])
+        delivery = get_within(consumer(), 5)
+        assert delivery is not None
+        delivery.reject(requeue=False, reason="bad signature")
+        dead = get_within(consumer([transport.dead_letters(queue)]), 5)
+        assert dead is not None
+        assert dead.queue == queue + ".dlq"
+        assert dead.body == b"body"
+        assert dead.headers == {**HEADERS, REASON_HEADER: "bad signature"}
+        assert dead.content_type == "application/json"
+        dead.reject(requeue=False, reason="still bad")  # from a dead-letter queue too
+        deader = get_within(consumer([transport.dead_letters(dead.queue)]), 5)
+        assert deader is not None
+        assert deader.headers[REASON_HEADER] == "still bad"
+        deader.ack()
+        assert transport.size(queue) == transport.size(dead.queue) == 0
+
+    def test_close_without_ack_gives_the_message_back(self, transport, queue, consumer):
+        transport.publish([message(queue)])
+        first = consumer()
+        assert get_within(first, 5) is not None
+        first.close()
+        delivery = get_within(consumer(), 5)
+        assert delivery is not None
+        assert delivery.redelivered is True
+        assert delivery.headers == HEADERS
+        delivery.ack()
+
+    def test_killed_consumer_gives_the_message_back(self, url, transport, queue, consumer):
+        transport.publish([message(queue)])
+        with subprocess.Popen(
+            [sys.executable, "-c", HOLDER, url, queue, str(LEASE)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as holder:
+            try:
+                assert holder.stdout is not None
+                assert holder.stdout.readline().strip() == "holding"
+                waiting = consumer()  # alive: on Redis its polls restore expired leases
+                assert waiting.get(0.2) is None  # held, not duplicated
+            finally:
+                holder.kill()
+                holder.wait()
+        delivery = get_within(waiting, LEASE + 10)
+        assert delivery is not None, "the dead consumer's message never came back"
+        assert delivery.redelivered is True
+        delivery.ack()
+
+    def test_extend_keeps_a_delivery(self, transport, queue, consumer):
+        transport.publish([message(queue)])
+        holder, other = consumer(), consumer()
+        delivery = get_within(holder, 5)
+        assert delivery is not None
+        stop = threading.Event()
+
+        def renew() -> None:  # as a worker does, from another thread
+            while not stop.wait(LEASE / 4):
+                holder.extend([delivery])
+
+        renewer = threading.Thread(target=renew)
+        renewer.start()
+        try:
+            assert other.get(LEASE * 1.75) is None  # past a lease and a sweep
+        finally:
+            stop.set()
+            renewer.join()
+        delivery.ack()
+        assert other.get(LEASE + 0.3) is None
+
+    def test_publish_from_many_threads(self, transport, queue):
+        def publish() -> None:
+            for _ in range(10):
+                transport.publish([message(queue) for _ in range(5)])
+
+        threads = [threading.Thread(target=publish) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert transport.size(queue) == 8 * 10 * 5
+
+    def test_size_and_purge(self, transport, queue, new_queue):
+        transport.publish([])
+        transport.publish([message(queue) for _ in range(3)])
+        assert transport.size(queue) == 3
+        assert transport.purge(queue) == 3
+        assert transport.size(queue) == 0
+        never_used = new_queue()
+        assert transport.size(never_used) == 0
+        assert transport.purge(never_used) == 0
+
+    def test_prefetch_bounds_unsettled_deliveries(self, transport, queue, consumer):
+        transport.publish([message(queue, b"%d" % i) for i in range(5)])
+        c = consumer(prefetch=2)
+        first, second = get_within(c, 5), get_within(c, 5)
+        assert first is not None and second is not None
+        assert c.get(0.5) is None
+        first.ack()
+        third = get_within(c, 5)
+        assert third is not None
+        assert [d.body for d in (first, second, third)] == [b"0", b"1", b"2"]
+        second.ack()
+        third.ack()
+
+    def test_higher_priority_first_then_fifo(self, transport, queue, consumer):
+        transport.publish(
+            [
+                message(queue, b"low", priority=0),
+                message(queue, b"high", priority=9),
+                message(queue, b"mid", priority=5),
+                message(queue, b"none"),
+            ]
+        )
+        c = consumer()
+        bodies = []
+        for _ in range(4):
+            delivery = get_within(c, 5)
+            assert delivery is not None
+            bodies.append(delivery.body)
+            delivery.ack()
+        assert bodies == [b"high", b"mid", b"low", b"none"]
+
+    def test_one_consumer_of_several_queues(self, transport, queue, new_queue, consumer):
+        other = new_queue()
+        transport.publish([message(queue, b"a"), message(other, b"b")])
+        c = consumer([queue, other], prefetch=2)
+        got = {}
+        for _ in range(2):
+            delivery = get_within(c, 5)
+            assert delivery is not None
+            got[delivery.queue] = delivery.body
+            delivery.ack()
+        assert got == {queue: b"a", other: b"b"}
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    def test_forked_child_publishes_on_its_own_connection(self, transport, queue):
+        transport.publish([message(queue, b"parent")])
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                transport.publish([message(queue, b"child")])
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        transport.publish([message(queue, b"parent again")])
+        assert transport.size(queue) == 3
+
+
+class TestEmbedded(TransportContract):
+    @pytest.fixture
+    def url(self, tmp_path) -> str:
+        return f"embedded://{tmp_path}/broker.db"
+
+    def test_memory_url_is_a_private_file_removed_at_close(self):
+        transport = create("memory://")
+        try:
+            transport.publish([message("q")])
+            c = transport.consumer(["q"])
+            delivery = c.get(1)
+            assert delivery is not None
+            delivery.ack()
+            c.close()
+            path = transport.path
+            assert path.exists()
+        finally:
+            transport.close()
+        assert not path.exists()
+
+    def test_relative_url(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        transport = create("embedded://data/broker.db")
+        try:
+            transport.publish([message("q")])
+            assert transport.size("q") == 1
+        finally:
+            transport.close()
+        assert (tmp_path / "data" / "broker.db").exists()
+
+    def test_url_without_a_path_is_refused(self):
+        with pytest.raises(ImproperlyConfigured, match="names no file"):
+            create("embedded://")
+
+
+class TestRedis(TransportContract):
+    @pytest.fixture
+    def url(self, redis_url) -> str:
+        return redis_url
+
+    def cleanup(self, transport, names: list[str]) -> None:
+        for name in names:
+            transport.purge(name)
+
+
+class TestAMQP(TransportContract):
+    @pytest.fixture
+    def url(self, amqp_url) -> str:
+        return amqp_url
+
+    def cleanup(self, transport, names: list[str]) -> None:
+        conn = _amqp_connection()
+        try:
+            channel = conn.channel()
+            # Consuming a dead-letter queue declares its own dead-letter queue too.
+            for name in {*names, *map(transport.dead_letters, names)}:
+                channel.queue_delete(name)
+        finally:
+            conn.close()
+
+    def test_broker_dead_letters_land_on_the_dlq(self, transport, queue):
+        transport.publish([message(queue)])
+        conn = _amqp_connection()
+        try:
+            channel = conn.channel()
+            raw = channel.basic_get(queue)
+            assert raw is not None
+            channel.basic_reject(raw.delivery_tag, requeue=False)
+        finally:
+            conn.close()
+        deadline = time.monotonic() + 5
+        while transport.size(transport.dead_letters(queue)) != 1:
+            assert time.monotonic() < deadline, "the broker did not dead-letter the message"
+            time.sleep(0.02)
+
+
+def _amqp_connection() -> amqp.Connection:
+    parts = urlsplit(AMQP_URL)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    conn = amqp.Connection(
+        f"{parts.hostname or '127.0.0.1'}:{parts.port or 5672}",
+        userid=unquote(parts.username or "guest"),
+        password=unquote(parts.password or "guest"),
+        virtual_host=vhost,
+        connect_timeout=2,
+    )
+    conn.connect()
+    return conn
