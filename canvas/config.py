@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "beat_schedule_filename": "canvasbeat-schedule",
     "beat_max_loop_interval": 300,
     "beat_lease_ttl": 10.0,
+    "beat_schedule_store": None,
     # workflows
     "canvas_max_nodes": 250_000,
     "canvas_max_depth": 200,

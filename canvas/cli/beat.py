@@ -18,7 +18,7 @@ from types import FrameType
 
 import click
 
-from canvas.beat.scheduler import run_beat
+from canvas.beat.scheduler import Beat, run_beat
 from canvas.cli.base import app_from_context
 from canvas.exceptions import ImproperlyConfigured
 
@@ -122,24 +122,34 @@ def command(
     app = app_from_context(ctx)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
-    else:
-        logging.getLogger().setLevel(loglevel.upper())
-    stop = threading.Event()
+    logging.getLogger("canvas").setLevel(loglevel.upper())
+    try:
+        beat = Beat(
+            app,
+            scheduler=scheduler,
+            store=store,
+            schedule_filename=schedule_filename,
+            max_interval=max_interval,
+        )
+        stop = threading.Event()
+        with pidfile_lock(pidfile), _stop_on_signals(stop):
+            beat.run(stop)
+    except ImproperlyConfigured as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM end the loop (the lease is released); the old handlers come back."""
 
     def shutdown(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, shutdown)
-    with pidfile_lock(pidfile):
-        try:
-            run_beat(
-                app,
-                stop=stop,
-                scheduler=scheduler,
-                store=store,
-                schedule=schedule_filename,
-                max_interval=max_interval,
-            )
-        except ImproperlyConfigured as exc:
-            raise click.ClickException(str(exc)) from exc
+    previous = {
+        signum: signal.signal(signum, shutdown) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -227,21 +227,32 @@ class Worker:
             ",".join(self.queues),
             _redact(self.app.broker_url),
         )
-        if self.options.beat:
-            self._start_beat()
-        if self.options.pool == "solo":
-            return self._run_solo()
-        if self.options.pool == "threads":
-            return self._run_threads()
-        return self._run_prefork()
+        beat = self._start_beat() if self.options.beat else None
+        try:
+            if self.options.pool == "solo":
+                return self._run_solo()
+            if self.options.pool == "threads":
+                return self._run_threads()
+            return self._run_prefork()
+        finally:
+            if beat is not None:
+                # Release the leader lease now, so a standby beat takes over at once.
+                beat[1].set()
+                beat[0].join(10)
 
-    def _start_beat(self) -> None:
+    def _start_beat(self) -> tuple[threading.Thread, threading.Event]:
         from canvas.cli.beat import run_beat
 
+        stop = threading.Event()
         thread = threading.Thread(
-            target=run_beat, args=(self.app,), kwargs=self.options.beat_options, daemon=True
+            target=run_beat,
+            args=(self.app,),
+            kwargs={**self.options.beat_options, "stop": stop},
+            name="canvas-beat",
+            daemon=True,
         )
         thread.start()
+        return thread, stop
 
     # -- solo and threads ----------------------------------------------------------------------
     def _run_solo(self) -> int:
