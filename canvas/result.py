@@ -131,8 +131,10 @@ class AsyncResult:
             _assert_will_not_block(self.app)
         meta = self._cache
         if meta is None:
-            data = self.app.backend.wait(self.id, timeout)
-            meta = results.decode(data)
+            # One read first: a result that is already there costs no subscription.
+            meta = results.decode(self.app.backend.get([self.id])[0])
+            if meta is None or meta.get("status") not in states.READY_STATES:
+                meta = results.decode(self.app.backend.wait(self.id, timeout))
             if meta is None or meta.get("status") not in states.READY_STATES:
                 raise TimeoutError(
                     f"Task {self.id} was not ready within {timeout} s "

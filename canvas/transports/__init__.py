@@ -1,6 +1,8 @@
 """Transports, chosen by broker URL scheme.
 
-``redis://`` / ``rediss://`` and ``amqp://`` / ``amqps://`` / ``pyamqp://`` go through kombu;
+``redis://`` / ``rediss://`` use canvas's own reliable Redis queue (``canvas.transports.redis``;
+kombu's Redis transport stays available as ``kombu+redis://``), ``amqp://`` / ``amqps://`` /
+``pyamqp://`` go through kombu;
 ``embedded://<path>`` (the default when no broker is configured) is a SQLite file on this machine
 that needs no server. A scheme not in the table may be a dotted ``module:Class`` path.
 """
@@ -15,8 +17,10 @@ from canvas.exceptions import ImproperlyConfigured
 from canvas.transports.base import Consumer, Delivery, OutgoingMessage, Transport
 
 TRANSPORT_ALIASES: dict[str, str] = {
-    "redis": "canvas.transports.kombu:RedisTransport",
-    "rediss": "canvas.transports.kombu:RedisTransport",
+    "redis": "canvas.transports.redis:RedisTransport",
+    "rediss": "canvas.transports.redis:RedisTransport",
+    "kombu+redis": "canvas.transports.kombu:RedisTransport",
+    "kombu+rediss": "canvas.transports.kombu:RedisTransport",
     "amqp": "canvas.transports.kombu:AMQPTransport",
     "amqps": "canvas.transports.kombu:AMQPTransport",
     "pyamqp": "canvas.transports.kombu:AMQPTransport",
@@ -42,7 +46,10 @@ def resolve(url: str) -> type[Transport]:
 
 
 def create(url: str, options: dict[str, Any] | None = None) -> Transport:
-    return resolve(url)(url, options)
+    cls = resolve(url)
+    if url.startswith("kombu+"):
+        url = url[len("kombu+") :]  # kombu itself knows the plain scheme
+    return cls(url, options)
 
 
 __all__ = [

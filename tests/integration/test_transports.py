@@ -400,6 +400,16 @@ class TestRedis(TransportContract):
             transport.purge(name)
 
 
+class TestKombuRedis(TransportContract):
+    @pytest.fixture
+    def url(self, redis_url) -> str:
+        return "kombu+" + redis_url
+
+    def cleanup(self, transport, names: list[str]) -> None:
+        for name in names:
+            transport.purge(name)
+
+
 class TestAMQP(TransportContract):
     @pytest.fixture
     def url(self, amqp_url) -> str:

@@ -1,0 +1,288 @@
+"""The Redis transport: a reliable queue on plain Redis lists, one command per fetch.
+
+URL format: ``redis://[:password@]host:port/db`` (``rediss://`` for TLS). Kombu's Redis transport
+stays available as ``kombu+redis://``; this one exists because kombu's costs nine Redis commands
+per message (BRPOP, then MULTI/ZADD/HSET/EXEC to track it, then MULTI/ZREM/HDEL/EXEC to ack it)
+and can lose a message whose BRPOP reply was in flight when its consumer died. Here:
+
+* publish is one ``LPUSH`` per queue and batch; a fetch is one ``BLMOVE`` from the queue into the
+  consumer's own processing list (atomic on the server: nothing is in flight); an ack is one
+  ``LREM``. Three commands per message.
+* A consumer is alive while its heartbeat (a score in ``<prefix>:consumers``) is younger than
+  ``visibility_timeout``; ``get`` and ``extend`` renew it. Any consumer, every few seconds, moves
+  the processing lists of dead consumers back to their queues, marking each message redelivered.
+* ``reject(requeue=True)`` puts the message back at the head of its queue, redelivered;
+  ``reject(requeue=False, reason=...)`` moves it to ``<queue>.dlq`` with the reason in a header.
+* Priorities: messages with a priority go to one of four lists (0-2, 3-5, 6-8, 9); consumers of
+  a queue where priorities were ever used check them highest first (a Lua script), others pay
+  nothing for the feature.
+
+Options: ``visibility_timeout`` (seconds, default 60), ``prefix`` (key prefix, default
+``canvas``). Every consumer of one Redis database should use the same ``visibility_timeout``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgpack
+import redis
+
+from canvas.transports.base import REASON_HEADER, Consumer, Delivery, OutgoingMessage, Transport
+
+_LEVELS = (9, 6, 3)  # priority lists, highest first; below 3 (or none) is the plain list
+_HEADER = struct.Struct("!BH")  # delivery count, queue name length
+
+# Move the processing lists of consumers whose heartbeat is older than ARGV[1] back to their
+# queues (head first, so they run next), counting one more delivery for each message.
+_REAP = """
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 20)
+local moved = 0
+for _, id in ipairs(dead) do
+  local plist = ARGV[2] .. ':p:' .. id
+  while true do
+    local m = redis.call('RPOP', plist)
+    if not m then break end
+    local count = string.byte(m, 1)
+    local qlen = string.byte(m, 2) * 256 + string.byte(m, 3)
+    local queue = string.sub(m, 4, 3 + qlen)
+    local again = string.char(math.min(count + 1, 255)) .. string.sub(m, 2)
+    redis.call('RPUSH', ARGV[2] .. ':q:' .. queue, again)
+    moved = moved + 1
+  end
+  redis.call('ZREM', KEYS[1], id)
+end
+return moved
+"""
+
+# Take the first message of the highest-priority non-empty list into the processing list.
+_FETCH_PRIORITY = """
+for i = 1, #KEYS - 1 do
+  local m = redis.call('LMOVE', KEYS[i], KEYS[#KEYS], 'RIGHT', 'LEFT')
+  if m then return m end
+end
+return false
+"""
+
+
+def encode(queue: str, message: OutgoingMessage, count: int = 0) -> bytes:
+    name = queue.encode()
+    payload: bytes = msgpack.packb(
+        [message.headers, message.body, message.content_type, message.priority, uuid.uuid4().bytes],
+        use_bin_type=True,
+    )
+    return _HEADER.pack(min(count, 255), len(name)) + name + payload
+
+
+def decode(blob: bytes) -> tuple[int, str, list[Any]]:
+    count, length = _HEADER.unpack_from(blob)
+    queue = blob[_HEADER.size : _HEADER.size + length].decode()
+    payload = msgpack.unpackb(blob[_HEADER.size + length :], raw=False, strict_map_key=False)
+    return count, queue, payload
+
+
+class RedisTransport(Transport):
+    """Queues as Redis lists; see the module docstring for the guarantees."""
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(url, options)
+        self.visibility_timeout = float(self.options.get("visibility_timeout") or 60.0)
+        self.prefix = str(self.options.get("prefix") or "canvas")
+        self._client: redis.Redis | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> redis.Redis:
+        """One client (with its connection pool) per process; a forked child makes its own."""
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                self._client = redis.Redis.from_url(self.url)
+                self._pid = os.getpid()
+            return self._client
+
+    def key(self, queue: str, priority: int | None = None) -> str:
+        level = next((lv for lv in _LEVELS if (priority or 0) >= lv), None)
+        return f"{self.prefix}:q:{queue}" + (f":p{level}" if level is not None else "")
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        batches: dict[str, list[bytes]] = {}
+        flagged: set[str] = set()
+        for message in messages:
+            key = self.key(message.queue, message.priority)
+            batches.setdefault(key, []).append(encode(message.queue, message))
+            if message.priority:
+                flagged.add(message.queue)
+        pipe = self.client.pipeline(transaction=False)
+        for queue in flagged:
+            pipe.set(f"{self.prefix}:prio:{queue}", 1)
+        for key, blobs in batches.items():
+            pipe.lpush(key, *blobs)
+        pipe.execute()
+
+    def consumer(self, queues: Iterable[str], prefetch: int = 1) -> RedisConsumer:
+        return RedisConsumer(self, list(queues), prefetch)
+
+    def purge(self, queue: str) -> int:
+        keys = [self.key(queue)] + [self.key(queue, level) for level in _LEVELS]
+        pipe = self.client.pipeline()
+        for key in keys:
+            pipe.llen(key)
+        pipe.delete(*keys)
+        counts = pipe.execute()
+        return int(sum(counts[: len(keys)]))
+
+    def size(self, queue: str) -> int:
+        keys = [self.key(queue)] + [self.key(queue, level) for level in _LEVELS]
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.llen(key)
+        return int(sum(pipe.execute()))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None and self._pid == os.getpid():
+                self._client.close()
+            self._client = None
+
+
+class RedisConsumer(Consumer):
+    """Fetches into its own processing list; alive while its heartbeat is fresh."""
+
+    def __init__(self, transport: RedisTransport, queues: list[str], prefetch: int) -> None:
+        if not queues:
+            raise ValueError("A consumer needs at least one queue.")
+        self.transport = transport
+        self.queues = queues
+        self.prefetch = max(1, prefetch)
+        self.id = uuid.uuid4().hex
+        # Its own pool: BLMOVE blocks a socket. Typed Any: redis-py's stubs reject bytes values.
+        self.client: Any = redis.Redis.from_url(transport.url)
+        prefix = transport.prefix
+        self.processing = f"{prefix}:p:{self.id}"
+        self.registry = f"{prefix}:consumers"
+        self.reap_script = self.client.register_script(_REAP)
+        self.fetch_script = self.client.register_script(_FETCH_PRIORITY)
+        self.lease = transport.visibility_timeout
+        self.unsettled = 0
+        self.turn = 0
+        self.prioritized: set[str] = set()
+        self.next_beat = 0.0
+        self.closed = False
+        self._beat(force=True)
+
+    # -- liveness ----------------------------------------------------------------------------
+    def _beat(self, force: bool = False) -> None:
+        """Renew the heartbeat, reap dead consumers, and look for queues using priorities."""
+        now = time.time()
+        if not force and now < self.next_beat:
+            return
+        self.next_beat = now + min(self.lease / 4.0, 5.0)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(self.registry, {self.id: now})
+        for queue in self.queues:
+            pipe.exists(f"{self.transport.prefix}:prio:{queue}")
+        flags = pipe.execute()[1:]
+        self.prioritized = {q for q, flag in zip(self.queues, flags, strict=True) if flag}
+        self.reap_script(keys=[self.registry], args=[now - self.lease, self.transport.prefix])
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Renew this consumer's heartbeat: every delivery it holds stays its own."""
+        self.client.zadd(self.registry, {self.id: time.time()})
+
+    # -- fetching ----------------------------------------------------------------------------
+    def get(self, timeout: float) -> Delivery | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._beat()
+            if self.unsettled < self.prefetch:
+                blob = self._fetch_any()
+                if blob is not None:
+                    return self._delivery(blob)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if self.unsettled >= self.prefetch:
+                time.sleep(min(left, 0.05))
+                continue
+            blob = self._block(min(left, 1.0 if len(self.queues) == 1 else 0.1))
+            if blob is not None:
+                return self._delivery(blob)
+
+    def _fetch_any(self) -> bytes | None:
+        """One non-blocking look at each queue, in turn (round robin across queues)."""
+        if len(self.queues) == 1 and not self.prioritized:
+            return None  # the blocking BLMOVE below is the one command a fetch costs
+        for offset in range(len(self.queues)):
+            queue = self.queues[(self.turn + offset) % len(self.queues)]
+            if queue in self.prioritized:
+                keys = [self.transport.key(queue, lv) for lv in _LEVELS]
+                keys += [self.transport.key(queue), self.processing]
+                blob = self.fetch_script(keys=keys)
+            else:
+                source = self.transport.key(queue)
+                blob = self.client.lmove(source, self.processing, "RIGHT", "LEFT")
+            if blob:
+                self.turn += offset + 1
+                return bytes(blob)
+        return None
+
+    def _block(self, seconds: float) -> bytes | None:
+        queue = self.queues[self.turn % len(self.queues)]
+        self.turn += 1
+        blob = self.client.blmove(
+            self.transport.key(queue), self.processing, max(seconds, 0.01), "RIGHT", "LEFT"
+        )
+        return bytes(blob) if blob else None
+
+    def _delivery(self, blob: bytes) -> Delivery:
+        count, queue, (headers, body, content_type, _priority, _id) = decode(blob)
+        self.unsettled += 1
+        return Delivery(
+            queue=queue,
+            body=body,
+            headers=dict(headers),
+            content_type=content_type,
+            redelivered=count > 0,
+            tag=blob,
+            consumer=self,
+        )
+
+    # -- settling ----------------------------------------------------------------------------
+    def ack(self, delivery: Delivery) -> None:
+        self.client.lrem(self.processing, 1, delivery.tag)
+        self.unsettled -= 1
+
+    def reject(self, delivery: Delivery, requeue: bool, reason: str = "") -> None:
+        blob: bytes = delivery.tag
+        pipe = self.client.pipeline(transaction=True)
+        if requeue:
+            count, queue, payload = decode(blob)
+            name = queue.encode()
+            again = _HEADER.pack(min(count + 1, 255), len(name)) + blob[_HEADER.size :]
+            pipe.rpush(self.transport.key(queue, payload[3]), again)
+        else:
+            headers = {**delivery.headers, REASON_HEADER: reason or "rejected"}
+            dead_queue = self.transport.dead_letters(delivery.queue)
+            dead = OutgoingMessage(dead_queue, delivery.body, headers, delivery.content_type)
+            pipe.lpush(self.transport.key(dead_queue), encode(dead_queue, dead))
+        pipe.lrem(self.processing, 1, blob)
+        pipe.execute()
+        self.unsettled -= 1
+
+    def close(self) -> None:
+        """Give unsettled messages back at once (as a dead consumer's would be, later)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.client.zadd(self.registry, {self.id: 0})
+            self.reap_script(keys=[self.registry], args=[0, self.transport.prefix])
+        finally:
+            self.client.close()
