@@ -26,18 +26,46 @@ from canvas.exceptions import CanvasError
 from canvas.signature import Signature
 from canvas.visualize import DIRECTIONS, FORMATS, format_for, live, render, to_dot, to_text
 
-#: visible nodes above which laying out an image takes a while: say so
+#: nodes above which Graphviz takes a while to lay out an expanded picture: say so
 _LARGE = 2_000
+_KINDS = " (a signature, chain, group or chord)"
 
 
 @click.command("render")
-@click.argument("target", required=False, metavar="MODULE:ATTR")
-@click.option("--id", "an_id", metavar="ID", help="Draw this workflow (or the workflow of this task) as it runs.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here; the suffix picks the format (.svg .png .pdf .dot .txt).")
-@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), help="Output format; overrides the suffix of -o. Default: dot.")
-@click.option("--direction", type=click.Choice(DIRECTIONS), default="LR", show_default=True, help="Left to right, or top to bottom.")
-@click.option("--expand", is_flag=True, help="Draw every member of large groups instead of a summary node.")
-@click.option("--watch", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="With --id: redraw every SECONDS until the workflow finishes.")
+@click.argument("target", required=False, metavar="[MODULE:ATTR]")
+@click.option(
+    "--id",
+    "an_id",
+    metavar="ID",
+    help="Draw this workflow (or the workflow of this task) as it runs.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here; the suffix picks the format (.svg .png .pdf .dot .txt).",
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Output format; overrides the suffix of -o. Default: dot.",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(DIRECTIONS),
+    default="LR",
+    show_default=True,
+    help="Left to right, or top to bottom.",
+)
+@click.option("--expand", is_flag=True, help="Draw every member of large groups, not a summary.")
+@click.option(
+    "--watch",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="With --id: redraw every SECONDS until the workflow finishes.",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -58,25 +86,24 @@ def command(
         fmt = fmt or (format_for(output) if output is not None else "dot")
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    options: dict[str, Any] = {"expand": expand}
     try:
         if an_id is None:
             assert target is not None
             workflow = dag.compile(load_canvas(target))
-            _write(workflow, output, fmt, direction, options)
+            _write(workflow, output, fmt, direction, expand)
             return
         from canvas.cli.base import app_from_context
 
         view = live.find(app_from_context(ctx), an_id)
         if watch is None:
-            _write(live.snapshot(view), output, fmt, direction, options)
+            _write(live.snapshot(view), output, fmt, direction, expand)
             return
         for workflow in live.follow(view, watch):
             if output is None and sys.stdout.isatty():
                 click.clear()
-            _write(workflow, output, fmt, direction, options)
+            _write(workflow, output, fmt, direction, expand)
         click.echo(f"workflow {view.id} finished.", err=True)
-    except (CanvasError, LookupError, TypeError, ValueError) as exc:
+    except (CanvasError, LookupError) as exc:  # a bad canvas, an unknown id, no dot binary
         raise click.ClickException(str(exc)) from None
 
 
@@ -85,48 +112,57 @@ def _write(
     output: Path | None,
     fmt: str,
     direction: str,
-    options: dict[str, Any],
+    expand: bool,
 ) -> None:
-    if fmt not in ("dot", "text") and len(workflow) > _LARGE and not options["expand"]:
-        pass  # collapsed groups keep most large workflows small; dot copes
-    elif fmt not in ("dot", "text") and len(workflow) > _LARGE:
+    if fmt not in ("dot", "text") and expand and len(workflow) > _LARGE:
         click.echo(f"Laying out {len(workflow):,} nodes with Graphviz may take a while.", err=True)
     if output is not None:
-        render(workflow, output, format=fmt, direction=direction, **options)
+        render(workflow, output, format=fmt, direction=direction, expand=expand)
         return
     if fmt == "text":
-        click.echo(to_text(workflow, **options), nl=False)
+        click.echo(to_text(workflow, expand=expand), nl=False)
     elif fmt == "dot":
-        click.echo(to_dot(workflow, direction=direction, **options))
+        click.echo(to_dot(workflow, direction=direction, expand=expand))
     else:
         from canvas.visualize.dot import pipe
 
-        data = pipe(to_dot(workflow, direction=direction, **options), fmt)
-        click.get_binary_stream("stdout").write(data)
+        data = pipe(to_dot(workflow, direction=direction, expand=expand), fmt)
+        stdout = sys.stdout.buffer
+        stdout.write(data)
+        stdout.flush()
 
 
 def load_canvas(spec: str) -> Signature:
-    """The canvas named by ``module:attr``: a signature, or a zero-argument callable making one."""
+    """The canvas named by ``module:attr``: a signature, or a zero-argument callable making one.
+
+    Every way this can go wrong is one line naming the spec and what to change.
+    """
     module_name, colon, attr = spec.partition(":")
     if not colon or not module_name or not attr:
-        raise ValueError(f"{spec!r} is not MODULE:ATTR; name a canvas as in proj.workflows:nightly.")
+        raise click.ClickException(
+            f"{spec!r} is not MODULE:ATTR; name a canvas, e.g. proj.workflows:nightly."
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise ValueError(f"{spec!r}: no module named {exc.name!r} (is it on PYTHONPATH?).") from None
-        raise ValueError(f"{spec!r}: importing {module_name} failed: {exc}.") from None
-    except Exception as exc:
-        raise ValueError(f"{spec!r}: importing {module_name} failed: {type(exc).__name__}: {exc}") from None
+            raise click.ClickException(
+                f"{spec!r}: no module named {exc.name!r} (on PYTHONPATH?)."
+            ) from None
+        raise click.ClickException(f"{spec!r}: importing {module_name} failed: {exc}.") from None
+    except Exception as exc:  # the user's module raised while importing: say what, in one line
+        raise click.ClickException(
+            f"{spec!r}: importing {module_name} failed: {_one_line(exc)}"
+        ) from None
     value: Any = module
     for part in attr.split("."):
         if not hasattr(value, part):
             names = [n for n in dir(value) if not n.startswith("_")]
             close = difflib.get_close_matches(part, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else "."
-            raise ValueError(f"{spec!r}: {module_name} has no attribute {attr!r}{hint}")
+            raise click.ClickException(f"{spec!r}: {module_name} has no attribute {attr!r}{hint}")
         value = getattr(value, part)
     return _as_canvas(spec, value)
 
@@ -137,19 +173,30 @@ def _as_canvas(spec: str, value: Any) -> Signature:
     if isinstance(value, Signature):
         return value
     if isinstance(value, Task):
-        raise TypeError(f"{spec!r} is a task, not a canvas: name a signature such as {value.name}.s(...).")
+        raise click.ClickException(
+            f"{spec!r} is a task, not a canvas: name a signature such as {value.name}.s(...)."
+        )
     if callable(value) and not isinstance(value, type):
         try:
             inspect.signature(value).bind()
         except TypeError:
-            raise TypeError(f"{spec!r} needs arguments; render takes a canvas or a function of none.") from None
+            raise click.ClickException(
+                f"{spec!r} needs arguments; render takes a canvas or a function of none."
+            ) from None
         except ValueError:
             pass  # no signature to inspect (a builtin): just call it
         try:
             made = value()
         except Exception as exc:
-            raise ValueError(f"{spec!r}: calling it raised {type(exc).__name__}: {exc}") from None
+            raise click.ClickException(f"{spec!r}: calling it raised {_one_line(exc)}") from None
         if isinstance(made, Signature):
             return made
-        raise TypeError(f"{spec!r} returned a {type(made).__name__}, not a canvas (a signature, chain, group or chord).")
-    raise TypeError(f"{spec!r} is a {type(value).__name__}, not a canvas (a signature, chain, group or chord).")
+        raise click.ClickException(
+            f"{spec!r} returned {type(made).__name__}, not a canvas{_KINDS}."
+        )
+    raise click.ClickException(f"{spec!r} is of type {type(value).__name__}, not a canvas{_KINDS}.")
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, however many lines the message had."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())

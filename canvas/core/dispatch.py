@@ -241,7 +241,10 @@ def start(app: Canvas, workflow: dag.Workflow) -> None:
     from canvas.core import complete
 
     records = [node_record(workflow, node) for node in workflow.nodes]
-    info = protocol.internal.dumps({"id": workflow.id, "created": time.time()})
+    clusters = [[c.id, c.kind, list(c.members), c.join] for c in workflow.clusters]
+    info = protocol.internal.dumps(
+        {"id": workflow.id, "created": time.time(), "clusters": clusters}
+    )
     app.backend.save_workflow(workflow.id, records, info)
     messages = []
     empty_joins = []

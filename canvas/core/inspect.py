@@ -42,6 +42,15 @@ class WorkflowView:
     def exists(self) -> bool:
         return self.app.backend.workflow_info(self.id) is not None
 
+    def info(self) -> dict[str, Any]:
+        """What dispatch saved with the workflow (id, created, clusters); {} if unreadable."""
+        data = self.app.backend.workflow_info(self.id)
+        try:
+            info = protocol.internal.loads(data) if data else {}
+        except ValueError:  # not msgpack: written by something else
+            return {}
+        return info if isinstance(info, dict) else {}
+
     def nodes(self) -> list[NodeState]:
         records = self.app.backend.workflow_nodes(self.id)
         metas = self.app.backend.get([r.id for r in records]) if records else []
@@ -62,7 +71,7 @@ class WorkflowView:
         return Counter(n.state for n in self.nodes() if n.node.kind != dag.ERRBACK)
 
     def graph(self) -> dag.Workflow:
-        """The stored workflow as a ``dag.Workflow`` (clusters rebuilt from group membership)."""
+        """The stored workflow as a ``dag.Workflow``, with the clusters its compiler drew."""
         import networkx as nx
 
         graph = nx.DiGraph()
@@ -75,14 +84,10 @@ class WorkflowView:
                 graph.add_edge(item.node.id, succ, kind=kind)
             for errback in item.node.errbacks:
                 graph.add_edge(item.node.id, errback, kind=dag.LINK_ERROR)
-        members: dict[str, list[str]] = {}
-        for item in nodes:
-            if item.node.group:
-                members.setdefault(item.node.group, []).append(item.node.id)
-        clusters = []
-        for group_id, ids in members.items():
-            join = group_id if group_id in graph else None
-            clusters.append(dag.Cluster(group_id, "chord" if join else "group", tuple(ids), join))
+        clusters = [
+            dag.Cluster(cid, kind, tuple(members), join)
+            for cid, kind, members, join in self.info().get("clusters") or ()
+        ]
         return dag.Workflow(self.id, graph, ("task", self.id, None), clusters)
 
     def done(self) -> bool:
