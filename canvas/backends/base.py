@@ -89,9 +89,7 @@ class Backend(ABC):
         """Specs of some nodes, in order."""
 
     @abstractmethod
-    def complete(
-        self, workflow_id: str, node_id: str, status: str, meta: bytes
-    ) -> list[Fired]:
+    def complete(self, workflow_id: str, node_id: str, status: str, meta: bytes) -> list[Fired]:
         """Record a node's terminal meta and mark it done as an input of each successor.
 
         One atomic operation. The first terminal meta of a node wins (a second run's meta is

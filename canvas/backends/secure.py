@@ -1,0 +1,146 @@
+"""A result-store wrapper that signs (and encrypts) every record it writes and checks every read.
+
+``SecureBackend(inner, sealer)`` protects what decides what runs or what a caller sees: task metas,
+workflow node specs and info, and parked countdown/ETA messages. Each record is bound to where it
+is stored (``meta:<task id>``, ``spec:<workflow>:<node>``, ``info:<workflow>``, ``parked:<key>``),
+so a valid record copied to another place fails too. Counters, leases and join state carry no data
+and pass through.
+
+What a failed check does:
+
+* a task meta reads as a ``FAILURE`` whose error is ``SecurityError``, so ``AsyncResult.get``
+  raises it and a successor does not run on forged input;
+* a node spec or workflow info raises ``SecurityError`` (the worker requeues, then dead-letters
+  the message after ``worker_max_deliveries``);
+* a parked message is logged and dropped, never published.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from canvas import states
+from canvas.backends.base import Backend, Fired, NodeRecord
+from canvas.security import Sealer, SecurityError
+
+logger = logging.getLogger("canvas.security")
+
+
+class SecureBackend(Backend):
+    """Wraps ``inner``; the same API, every data record sealed."""
+
+    def __init__(self, inner: Backend, sealer: Sealer) -> None:
+        super().__init__(inner.url, inner.options)
+        self.inner = inner
+        self.sealer = sealer
+        self.expires = inner.expires
+
+    # -- task meta ---------------------------------------------------------------------------
+    def store(self, task_id: str, status: str, meta: bytes) -> None:
+        self.inner.store(task_id, status, self.sealer.seal_record(meta, f"meta:{task_id}"))
+
+    def get(self, task_ids: Sequence[str]) -> list[bytes | None]:
+        values = self.inner.get(task_ids)
+        return [self._open_meta(t, v) for t, v in zip(task_ids, values, strict=True)]
+
+    def wait(self, task_id: str, timeout: float | None) -> bytes | None:
+        return self._open_meta(task_id, self.inner.wait(task_id, timeout))
+
+    def forget(self, task_ids: Sequence[str]) -> None:
+        self.inner.forget(task_ids)
+
+    def _open_meta(self, task_id: str, value: bytes | None) -> bytes | None:
+        if value is None:
+            return None
+        try:
+            return self.sealer.open_record(value, f"meta:{task_id}")
+        except SecurityError as exc:
+            logger.error("Result of %s failed verification: %s", task_id, exc)
+            from canvas.core import results
+
+            meta = results.make_meta(task_id, states.FAILURE, exc=SecurityError(str(exc)))
+            return results.encode(meta)
+
+    # -- workflows ---------------------------------------------------------------------------
+    def save_workflow(self, workflow_id: str, nodes: Sequence[NodeRecord], info: bytes) -> None:
+        sealed = [
+            NodeRecord(
+                n.id,
+                self.sealer.seal_record(n.spec, f"spec:{workflow_id}:{n.id}"),
+                n.successors,
+                n.n_inputs,
+            )
+            for n in nodes
+        ]
+        info = self.sealer.seal_record(info, f"info:{workflow_id}")
+        self.inner.save_workflow(workflow_id, sealed, info)
+
+    def workflow_info(self, workflow_id: str) -> bytes | None:
+        info = self.inner.workflow_info(workflow_id)
+        return None if info is None else self.sealer.open_record(info, f"info:{workflow_id}")
+
+    def workflow_nodes(self, workflow_id: str) -> list[NodeRecord]:
+        return [
+            NodeRecord(n.id, self._spec(workflow_id, n.id, n.spec), n.successors, n.n_inputs)
+            for n in self.inner.workflow_nodes(workflow_id)
+        ]
+
+    def node_specs(self, workflow_id: str, node_ids: Sequence[str]) -> list[bytes | None]:
+        specs = self.inner.node_specs(workflow_id, node_ids)
+        return [
+            None if s is None else self._spec(workflow_id, n, s)
+            for n, s in zip(node_ids, specs, strict=True)
+        ]
+
+    def complete(self, workflow_id: str, node_id: str, status: str, meta: bytes) -> list[Fired]:
+        sealed = self.sealer.seal_record(meta, f"meta:{node_id}")
+        fired = self.inner.complete(workflow_id, node_id, status, sealed)
+        return [Fired(f.id, self._spec(workflow_id, f.id, f.spec)) for f in fired]
+
+    def _spec(self, workflow_id: str, node_id: str, spec: bytes) -> bytes:
+        return self.sealer.open_record(spec, f"spec:{workflow_id}:{node_id}")
+
+    # -- delayed messages --------------------------------------------------------------------
+    def schedule(self, key: str, due: float, payload: bytes) -> None:
+        self.inner.schedule(key, due, self.sealer.seal_record(payload, f"parked:{key}"))
+
+    def claim_due(self, now: float, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+        claimed, forged = [], []
+        for key, payload in self.inner.claim_due(now, lease, limit):
+            try:
+                claimed.append((key, self.sealer.open_record(payload, f"parked:{key}")))
+            except SecurityError as exc:
+                logger.error("Parked message %s failed verification, dropped: %s", key, exc)
+                forged.append(key)
+        if forged:
+            self.inner.ack_scheduled(forged)
+        return claimed
+
+    def ack_scheduled(self, keys: Sequence[str]) -> None:
+        self.inner.ack_scheduled(keys)
+
+    def next_due(self) -> float | None:
+        return self.inner.next_due()
+
+    # -- leases and counters -----------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        return self.inner.acquire_lease(name, owner, ttl)
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self.inner.release_lease(name, owner)
+
+    def incr(self, key: str, ttl: float) -> int:
+        return self.inner.incr(key, ttl)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def __repr__(self) -> str:
+        return f"<SecureBackend {self.inner!r}>"
