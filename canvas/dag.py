@@ -2,47 +2,86 @@
 
 Pure: no I/O, no clock, no broker. Task ids are fixed here, up front, so result handles exist
 before anything is sent. Each node is one task call (``task``), a gather point that runs no code
-(``gather``: its value is the list of its inputs' values, in order), a forward point that stands
-for a replaced task (``forward``: its value is its one input's value), or an errback
-(``errback``: run only when its ``trigger`` fails).
+(``gather``: its value is the list of its inputs' values, in order), a forward point that ends
+the replacement of a task (``forward``: its value is its one input's value, and it completes the
+replaced node ``replaces`` with it), or an errback
+(``errback``: its one input is its ``trigger``; it runs only when the trigger fails).
 
 Composition rules, in one table (``RULES`` below is the same table, printed by the docs):
 
-===================================  =========================================================
-canvas                               compiles to
-===================================  =========================================================
-``a | b``                            edge a -> b; b gets a's result prepended to its args
-``a.si() | b`` / ``a | b.si()``      b waits for a but ignores its result (immutable)
-``chain(chain(a, b), c)``            flattened: a -> b -> c
-``group(a, b)``                      two roots; the result is a GroupResult in member order
-``group(group(a, b), c)``            flattened: group(a, b, c)
-``x | group(a, b)``                  x -> a and x -> b; both get x's result
-``group(a, b) | c``                  a chord: a, b -> gather -> c; c gets ``[ra, rb]``
-``group(a) | c``                     a chord of one member: c gets ``[ra]``
-``chord([], c)``                     a gather with no inputs: c runs at once with ``[]``
-``chord([chain(a, b), c], d)``       the chain contributes its last value: d gets ``[rb, rc]``
-``chord([chain(a, group(b, c))], d)``  a chain ending in a group contributes a nested list
-``args`` given to a chain            reach its first task
-``args`` given to a group or chord   reach every member of the (header) group
-``a.link(b)``                        edge a -> b (kind ``link``): b gets a's result
-``a.link_error(e)``                  errback node e, run with a's failure
-``chain.link(b)`` / ``link_error``   attached to the chain's last node
-``group.link(b)``                    b runs once after *all* members, with the list (Celery
-                                     runs it per member: a deliberate difference)
-``group.link_error(e)``              attached to every member: once per failing member
-``chord.link`` / ``link_error``      attached to the body: fires once
-``T.map`` / ``T.starmap``            one task call running the builtin map over the items
-``T.chunks(items, n)``               a group of starmap calls of n items each
-===================================  =========================================================
+======================================  ======================================================
+canvas                                  compiles to
+======================================  ======================================================
+``a | b``                               edge a -> b; b gets a's result prepended to its args
+``a.si() | b`` / ``a | b.si()``         b waits for a but ignores its result (immutable)
+``chain(chain(a, b), c)``               flattened: a -> b -> c
+``chain()``                             ``WorkflowError``: nothing to run
+``group(a, b)``                         two roots; the result is a GroupResult in member order
+``group(group(a, b), c)``               flattened: group(a, b, c)
+``group()``                             a GroupResult of no members; ``get()`` is ``[]``
+``x | group(a, b)``                     x -> a and x -> b; both get x's result
+``group(a, b) | c``                     a chord: a, b -> gather -> c; c gets ``[ra, rb]``
+``group(a) | c``                        a chord of one member: c gets ``[ra]``
+``group(a, b) | group(c, d)``           c and d each get ``[ra, rb]``
+``chord([], c)``                        a gather with no inputs: c runs at once with ``[]``
+``x | chord([], c)``                    the empty gather waits for x: c gets ``[]`` after x
+``chord([chain(a, b), c], d)``          a chain contributes its last value: d gets ``[rb, rc]``
+``chord([group(a, b), c], d)``          flattened header: d gets ``[ra, rb, rc]``
+``chord([a | group(b, c)], d)``         a chain ending in a group: d gets ``[[rb, rc]]``
+``chord(h, b) | c``                     h -> gather -> b -> c
+args given to a chain                   reach its first task (every member if it is a group)
+args given to a group or chord          reach every member of the (header) group
+``a | 10``                              ``TypeError`` (only signatures compose)
+``group.apply_async(link=...)``         ``TypeError``: use ``group.link()`` or a chord
+``a.link(b)``                           edge a -> b (kind ``link``): b gets a's result
+``a.link_error(e)``                     errback node e -> runs with a's failure
+``chain.link(b)`` / ``link_error(e)``   attached to the chain's end (its gather if it ends in a
+                                        group): fires once
+``group.link(b)``                       b runs once after *all* members, with the list
+``group.link_error(e)``                 attached to every member: once per failing member
+``chord.link(b)`` / ``link_error(e)``   attached to the body: fires once (also when the header
+                                        fails and the body does not run)
+``T.map(xs)`` / ``T.starmap(xs)``       one immutable task call of the builtin map
+``T.chunks(xs, n)``                     a group of starmap calls of n items each
+options on a chain/group/chord          ``queue``, ``priority``, limits, ``expires``, headers
+                                        flow to every node inside that does not set its own
+``countdown`` / ``eta`` on the call     delay the nodes that start the workflow
+======================================  ======================================================
+
+Results: ``apply_async()`` returns the last node's handle with Celery's ``.parent`` chain: an
+``AsyncResult`` for a task, a ``GroupResult`` (members in order) for a chain ending in a group,
+and for a chord the body's result whose ``.parent`` is the header's ``GroupResult``.
 
 Failure rule: a node whose input failed does not run; it fails with the exception of the first
-failed input *in input order* (so a chord body raises the exception of the first failing header
-member by position, the same on every run), once all its inputs are settled. Nothing waits for
-ever: every failure reaches the workflow's end nodes.
+failed input *in input order*, once all its inputs are settled (so a chord body raises the
+exception of the first failing header member by position, the same on every run). Its errbacks
+fire. Nothing waits for ever: every failure reaches the workflow's end nodes.
+
+Where we deliberately differ from Celery:
+
+* Messages carry no canvas: no rest-of-chain, no chord body, no ``link`` lists. The workflow is
+  stored once; a message is one node's arguments, whatever the size of the workflow.
+* ``group.link(b)`` runs b once, after all members, with the list of their results (a chord
+  without its result). Celery links an immutable copy of b to the first member only.
+* ``chain.link_error(e)`` is attached to the chain's end, not to every task in it: it fires
+  once, with the end node's id, whose result holds the original exception (Celery passes the
+  id of the task that raised). Errbacks of nodes that did not run because an input failed fire
+  too (Celery does this for chord bodies only), with the original exception.
+* A failed chord header fails the body with the original exception of the first failing member
+  in header order, after every member settled (Celery raises ``ChordError("Dependency ...
+  raised ...")`` from whichever failure it saw first).
+* Routing options (``queue``, ``priority``, ``time_limit`` ...) set on a chain, group or chord or
+  given to its ``apply_async`` reach every node inside it that does not set its own; a node's
+  own option wins. Celery passes them to the first task of a chain, and lets them override
+  each member of a group.
+* ``x | chord([], body)`` and ``x | group()``: the empty header still waits for x.
+* A frozen task id used twice in one canvas is a ``WorkflowError``; nested chains flatten only
+  when the inner chain has no options of its own.
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,7 +105,8 @@ START_OPTIONS = frozenset({"countdown", "eta"})
 TASK, GATHER, FORWARD, ERRBACK = "task", "gather", "forward", "errback"
 DATA, LINK, LINK_ERROR = "data", "link", "link_error"
 
-RULES = __doc__.split("=====\n", 1)[1] if __doc__ else ""
+#: the composition table of the module docstring, as text
+RULES = __doc__.split("printed by the docs):\n\n", 1)[1].split("\n\n", 1)[0] if __doc__ else ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +124,8 @@ class Node:
     errbacks: tuple[str, ...] = ()
     trigger: str | None = None
     group: str | None = None
+    #: a forward node's replaced call: the node whose outcome it completes
+    replaces: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +140,7 @@ class Node:
             "errbacks": list(self.errbacks),
             "trigger": self.trigger,
             "group": self.group,
+            "replaces": self.replaces,
         }
 
     @classmethod
@@ -114,6 +157,7 @@ class Node:
             errbacks=tuple(data.get("errbacks") or ()),
             trigger=data.get("trigger"),
             group=data.get("group"),
+            replaces=data.get("replaces"),
         )
 
 
@@ -166,25 +210,51 @@ class Workflow:
         return int(self.graph.number_of_nodes())
 
 
-@dataclass
+@dataclass(eq=False)
 class _Out:
-    """What a sub-canvas produces: one node's value, or a group of outputs (not yet gathered)."""
+    """What a sub-canvas produces: one node's value, or a group of outputs (not yet gathered).
+
+    ``gather`` remembers the join node once one was made, so a group feeding two consumers is
+    joined once. ``after`` is what an empty group waits for (its input), since it has no member
+    to carry that dependency.
+    """
 
     node: str | None = None
     group: str | None = None
     members: list[_Out] = field(default_factory=list)
+    after: _Out | None = None
+    gather: str | None = None
+
+
+def _random_ids() -> Iterator[str]:
+    while True:
+        yield str(uuid.uuid4())
+
+
+def _seeded_ids(seed: str) -> Iterator[str]:
+    """Ids that are the same on every compile from ``seed`` (a replaced node's redelivery)."""
+    for n in itertools.count():
+        yield str(uuid.uuid5(uuid.NAMESPACE_URL, f"canvas:{seed}/{n}"))
 
 
 class _Compiler:
-    def __init__(self, options: Mapping[str, Any], max_nodes: int, max_depth: int) -> None:
+    def __init__(
+        self,
+        start: Mapping[str, Any],
+        max_nodes: int,
+        max_depth: int,
+        ids: Iterator[str] | None = None,
+    ) -> None:
         self.graph = nx.DiGraph()
         self.clusters: list[Cluster] = []
-        self.inherited = {k: v for k, v in options.items() if k in INHERITED_OPTIONS}
-        self.start = {k: v for k, v in options.items() if k in START_OPTIONS}
+        self.start = dict(start)
         self.max_nodes = max_nodes
         self.max_depth = max_depth
-        self.gathered: dict[int, str] = {}
         self.used_ids: set[str] = set()
+        self.ids = ids if ids is not None else _random_ids()
+
+    def new_id(self) -> str:
+        return next(self.ids)
 
     # -- nodes -----------------------------------------------------------------------------
     def add(self, node: Node, edge_kind: str = DATA) -> str:
@@ -195,15 +265,13 @@ class _Compiler:
             )
         if len(self.used_ids) >= self.max_nodes:
             raise WorkflowError(
-                f"Canvas has more than {self.max_nodes} nodes; split it or raise "
-                "canvas_max_nodes."
+                f"Canvas has more than {self.max_nodes} nodes (canvas_max_nodes); split it into "
+                "several workflows or raise canvas_max_nodes."
             )
         self.used_ids.add(node.id)
         self.graph.add_node(node.id, node=node)
         for source in node.inputs:
             self.graph.add_edge(source, node.id, kind=edge_kind)
-        if node.trigger is not None:
-            self.graph.add_edge(node.trigger, node.id, kind=LINK_ERROR)
         return node.id
 
     def materialize(self, out: _Out | None) -> tuple[str, ...]:
@@ -212,13 +280,28 @@ class _Compiler:
             return ()
         if out.node is not None:
             return (out.node,)
-        key = id(out)
-        if key not in self.gathered:
+        if out.gather is None:
             inputs = tuple(i for member in out.members for i in self.materialize(member))
-            gather_id = out.group if out.group not in self.used_ids else str(uuid.uuid4())
-            assert gather_id is not None
-            self.gathered[key] = self.add(Node(gather_id, GATHER, inputs=inputs, group=out.group))
-        return (self.gathered[key],)
+            ignore_inputs = False
+            if not out.members and out.after is not None:
+                # An empty group still waits for its input; its value stays [].
+                inputs, ignore_inputs = self.materialize(out.after), True
+            gather_id = out.group if out.group and out.group not in self.used_ids else None
+            node = Node(
+                gather_id or self.new_id(),
+                GATHER,
+                inputs=inputs,
+                immutable=ignore_inputs,
+                group=out.group,
+            )
+            out.gather = self.add(node)
+        return (out.gather,)
+
+    def member_outputs(self, out: _Out) -> tuple[str, ...]:
+        """One node per direct member of a group (a nested group's gather), for errbacks."""
+        if out.node is not None:
+            return (out.node,)
+        return tuple(self.materialize(m)[0] for m in out.members)
 
     # -- canvases --------------------------------------------------------------------------
     def build(
@@ -227,38 +310,47 @@ class _Compiler:
         inp: _Out | None,
         parent: ResultSpec | None,
         depth: int,
+        inherited: Mapping[str, Any],
         edge_kind: str = DATA,
         group_id: str | None = None,
     ) -> tuple[_Out, ResultSpec]:
         if depth > self.max_depth:
-            raise WorkflowError(f"Canvas nesting is deeper than {self.max_depth} levels.")
-        if isinstance(sig, chunks):
-            return self.build(_with_options(sig.group(), sig), inp, parent, depth + 1, edge_kind)
-        if isinstance(sig, chain):
-            return self.build_chain(sig, inp, parent, depth, edge_kind)
-        if isinstance(sig, group):
-            return self.build_group(sig, inp, parent, depth, edge_kind)
-        if isinstance(sig, chord):
-            return self.build_chord(sig, inp, parent, depth, edge_kind)
+            raise WorkflowError(
+                f"Canvas nesting is deeper than {self.max_depth} levels (canvas_max_depth); "
+                "flatten it (a chain of chains is one chain) or raise canvas_max_depth."
+            )
         if not isinstance(sig, Signature):
             raise TypeError(f"Cannot compile {type(sig).__name__} {sig!r}: not a signature")
-        return self.build_task(sig, inp, parent, edge_kind, group_id)
+        if isinstance(sig, chunks):
+            return self.build(sig.group(), inp, parent, depth + 1, inherited, edge_kind)
+        if isinstance(sig, chain | group | chord):
+            own = {k: v for k, v in sig.options.items() if k in INHERITED_OPTIONS}
+            inherited = {**inherited, **own} if own else inherited
+        if isinstance(sig, chain):
+            return self.build_chain(sig, inp, parent, depth, inherited, edge_kind)
+        if isinstance(sig, group):
+            return self.build_group(sig, inp, parent, depth, inherited, edge_kind)
+        if isinstance(sig, chord):
+            return self.build_chord(sig, inp, parent, depth, inherited, edge_kind)
+        return self.build_task(sig, inp, parent, depth, inherited, edge_kind, group_id)
 
     def build_task(
         self,
         sig: Signature,
         inp: _Out | None,
         parent: ResultSpec | None,
+        depth: int,
+        inherited: Mapping[str, Any],
         edge_kind: str,
         group_id: str | None,
     ) -> tuple[_Out, ResultSpec]:
         if not sig.task:
             raise WorkflowError(f"Signature {sig!r} names no task.")
-        options = {**self.inherited, **_call_options(sig.options)}
+        options = {**inherited, **_call_options(sig.options)}
         inputs = self.materialize(inp)
         if not inputs:
             options = {**self.start, **options}
-        task_id = options.pop("task_id", None) or str(uuid.uuid4())
+        task_id = options.pop("task_id", None) or self.new_id()
         node = Node(
             task_id,
             TASK,
@@ -272,88 +364,126 @@ class _Compiler:
         )
         self.add(node, edge_kind)
         out = _Out(node=task_id)
-        self.attach_callbacks(sig, out, (task_id,))
+        self.attach_callbacks(sig, out, depth, inherited)
         return out, ("task", task_id, parent)
 
-    def attach_callbacks(self, sig: Signature, out: _Out, error_sources: Sequence[str]) -> None:
+    def attach_callbacks(
+        self, sig: Signature, out: _Out, depth: int, inherited: Mapping[str, Any]
+    ) -> None:
+        """``link`` callbacks take ``out``'s value; ``link_error`` errbacks hang off the node
+        that ends ``out`` (a join, made only for them, when ``out`` is a group)."""
         for callback in sig.options.get("link") or ():
-            self.build(callback, out, None, 1, edge_kind=LINK)
-        for errback in sig.options.get("link_error") or ():
-            self.add_errback(errback, error_sources)
+            self.build(callback, out, None, depth + 1, inherited, edge_kind=LINK)
+        errbacks = sig.options.get("link_error") or ()
+        if errbacks:
+            sources = self.materialize(out)
+            for errback in errbacks:
+                self.add_errback(errback, sources, inherited)
 
-    def add_errback(self, errback: Signature, sources: Sequence[str]) -> None:
-        if type(errback) is not Signature:
-            raise WorkflowError(f"link_error takes a task signature, not a {type(errback).__name__}")
+    def add_errback(
+        self, errback: Signature, sources: Sequence[str], inherited: Mapping[str, Any]
+    ) -> None:
+        if isinstance(errback, chain | group | chord | chunks) or not errback.task:
+            raise WorkflowError(
+                f"link_error takes a task signature such as log_error.s(), not {errback!r}."
+            )
+        options = {**inherited, **_call_options(errback.options)}
+        options.pop("task_id", None)
         for source in sources:
-            node_id = str(uuid.uuid4())
-            self.add(
+            node_id = self.add(
                 Node(
-                    node_id,
+                    self.new_id(),
                     ERRBACK,
                     errback.task,
                     errback.args,
                     dict(errback.kwargs),
-                    {**self.inherited, **_call_options(errback.options)},
+                    options,
+                    inputs=(source,),
                     immutable=errback.immutable,
                     trigger=source,
-                )
+                ),
+                edge_kind=LINK_ERROR,
             )
             old = self.graph.nodes[source]["node"]
             self.graph.nodes[source]["node"] = _replace(old, errbacks=(*old.errbacks, node_id))
 
     def build_chain(
-        self, sig: chain, inp: _Out | None, parent: ResultSpec | None, depth: int, edge_kind: str
+        self,
+        sig: chain,
+        inp: _Out | None,
+        parent: ResultSpec | None,
+        depth: int,
+        inherited: Mapping[str, Any],
+        edge_kind: str,
     ) -> tuple[_Out, ResultSpec]:
         tasks = sig.tasks
         if not tasks:
-            raise WorkflowError("An empty chain() has nothing to run.")
+            raise WorkflowError("An empty chain() has nothing to run; give it a signature.")
         out, spec = inp, parent
         last_id = sig.options.get("task_id")
         for index, task in enumerate(tasks):
-            if last_id and index == len(tasks) - 1 and type(task) is Signature:
-                task = task.clone(task_id=last_id)
+            if last_id and index == len(tasks) - 1:
+                task = _with_id(task, last_id)
             kind = edge_kind if index == 0 else DATA
-            out, spec = self.build(task, out, spec, depth + 1, kind)
-        assert out is not None
-        self.attach_callbacks(sig, out, self.outputs(out))
+            out, spec = self.build(task, out, spec, depth + 1, inherited, kind)
+        assert out is not None and spec is not None
+        # A chain's callbacks hang off its end, joined into one node: they fire once.
+        self.attach_callbacks(sig, out, depth, inherited)
         return out, spec
 
     def build_group(
-        self, sig: group, inp: _Out | None, parent: ResultSpec | None, depth: int, edge_kind: str
+        self,
+        sig: group,
+        inp: _Out | None,
+        parent: ResultSpec | None,
+        depth: int,
+        inherited: Mapping[str, Any],
+        edge_kind: str,
     ) -> tuple[_Out, ResultSpec]:
-        group_id = sig.options.get("group_id") or sig.options.get("task_id") or str(uuid.uuid4())
+        group_id = sig.options.get("group_id") or sig.options.get("task_id") or self.new_id()
         members: list[_Out] = []
         specs: list[ResultSpec] = []
         for member in _flatten_group(sig):
-            out, spec = self.build(member, inp, parent, depth + 1, edge_kind, group_id)
+            out, spec = self.build(member, inp, parent, depth + 1, inherited, edge_kind, group_id)
             members.append(out)
             specs.append(spec)
-        out = _Out(group=group_id, members=members)
+        out = _Out(group=group_id, members=members, after=None if members else inp)
         member_ids = tuple(i for m in members for i in self.outputs(m))
         self.clusters.append(Cluster(group_id, "group", member_ids))
         for callback in sig.options.get("link") or ():
-            self.build(callback, out, None, depth + 1, edge_kind=LINK)
-        for errback in sig.options.get("link_error") or ():
-            self.add_errback(errback, member_ids)
+            self.build(callback, out, None, depth + 1, inherited, edge_kind=LINK)
+        errbacks = sig.options.get("link_error") or ()
+        if errbacks:
+            sources = self.member_outputs(out)
+            for errback in errbacks:
+                self.add_errback(errback, sources, inherited)
         return out, ("group", group_id, specs, parent)
 
     def build_chord(
-        self, sig: chord, inp: _Out | None, parent: ResultSpec | None, depth: int, edge_kind: str
+        self,
+        sig: chord,
+        inp: _Out | None,
+        parent: ResultSpec | None,
+        depth: int,
+        inherited: Mapping[str, Any],
+        edge_kind: str,
     ) -> tuple[_Out, ResultSpec]:
-        header = sig.header
+        header: Signature = sig.header
         if sig.options.get("group_id"):
-            header = _with_options(header, sig, ("group_id",))
-        header_out, header_spec = self.build(header, inp, parent, depth + 1, edge_kind)
+            header = header.clone()
+            header.options["group_id"] = sig.options["group_id"]
+        header_out, header_spec = self.build(header, inp, parent, depth + 1, inherited, edge_kind)
         body = sig.body
         if body is None:
             return header_out, header_spec
-        if sig.options.get("task_id") and type(body) is Signature:
-            body = body.clone(task_id=sig.options["task_id"])
+        if sig.options.get("task_id"):
+            body = _with_id(body, sig.options["task_id"])
         join = self.materialize(header_out)[0]
-        body_out, body_spec = self.build(body, _Out(node=join), header_spec, depth + 1)
-        cluster = self.clusters.pop()
-        self.clusters.append(Cluster(cluster.id, "chord", cluster.members, join))
-        self.attach_callbacks(sig, body_out, self.outputs(body_out))
+        body_out, body_spec = self.build(body, _Out(node=join), header_spec, depth + 1, inherited)
+        for index, cluster in enumerate(self.clusters):
+            if cluster.id == header_out.group:
+                self.clusters[index] = Cluster(cluster.id, "chord", cluster.members, join)
+        self.attach_callbacks(sig, body_out, depth, inherited)
         return body_out, body_spec
 
     def outputs(self, out: _Out) -> tuple[str, ...]:
@@ -363,7 +493,23 @@ class _Compiler:
         return tuple(i for m in out.members for i in self.outputs(m))
 
 
-def compile(  # noqa: A001 - the compiler's one verb
+#: options a caller may pass that belong to the act of sending, not to any node
+_TRANSIENT_OPTIONS = frozenset(
+    {
+        "connection",
+        "producer",
+        "add_to_parent",
+        "retry",
+        "retry_policy",
+        "chord",
+        "root_id",
+        "parent_id",
+        "mandatory",
+    }
+)
+
+
+def compile(  # shadows the builtin on purpose: the compiler's one verb
     canvas: Signature,
     args: Sequence[Any] | None = None,
     kwargs: Mapping[str, Any] | None = None,
@@ -372,57 +518,100 @@ def compile(  # noqa: A001 - the compiler's one verb
     max_nodes: int = MAX_NODES,
     max_depth: int = MAX_DEPTH,
 ) -> Workflow:
-    """Compile ``canvas`` (with call-time args and options) into a validated ``Workflow``."""
+    """Compile ``canvas`` (with call-time args and options) into a validated ``Workflow``.
+
+    The caller's canvas is never modified. Call options win over the canvas's own, as in
+    Celery's ``apply_async``; on a chain, group or chord they flow to every node inside it
+    that does not set its own (see ``INHERITED_OPTIONS``), and ``countdown``/``eta`` delay
+    the nodes that start the workflow.
+    """
     if not isinstance(canvas, Signature):
-        raise TypeError(f"compile() takes a signature or canvas, got {type(canvas).__name__}")
-    options = dict(options or {})
-    if args or kwargs:
-        canvas = canvas.clone(args, kwargs)
-    if options.get("task_id") and not isinstance(canvas, group):
-        canvas = canvas.clone(task_id=options["task_id"])
-    elif options.get("task_id") or options.get("group_id"):
-        canvas = canvas.clone(group_id=options.get("group_id") or options["task_id"])
-    compiler = _Compiler(options, max_nodes, max_depth)
-    for key in ("link", "link_error"):
-        for extra in options.get(key) or ():
-            canvas = canvas.clone()
-            getattr(canvas, key)(extra)
-    _, spec = compiler.build(canvas, None, None, 0)
-    workflow_id = spec[1]
-    workflow = Workflow(workflow_id, compiler.graph, spec, compiler.clusters)
+        raise TypeError(
+            f"compile() takes a signature or canvas such as add.s(1, 2), got "
+            f"{type(canvas).__name__} {canvas!r}"
+        )
+    call = {k: v for k, v in (options or {}).items() if k not in _TRANSIENT_OPTIONS}
+    extra = {key: _as_list(call.pop(key, None)) for key in ("link", "link_error")}
+    canvas = canvas.clone(args, kwargs) if args or kwargs else canvas.clone()
+    if isinstance(canvas, chain | group | chord | chunks):
+        task_id, group_id = call.pop("task_id", None), call.pop("group_id", None)
+        if isinstance(canvas, group | chunks):
+            group_id = group_id or task_id
+        elif task_id:
+            canvas.options["task_id"] = task_id
+        if group_id:
+            canvas.options["group_id"] = group_id
+        canvas.options.update(call)
+        start = {k: v for k, v in canvas.options.items() if k in START_OPTIONS}
+    else:
+        canvas.options.update(call)
+        start = {}
+    for errback in extra["link_error"]:
+        canvas.link_error(errback)
+    for callback in extra["link"]:
+        canvas.link(callback)
+    compiler = _Compiler(start, max_nodes, max_depth)
+    _, spec = compiler.build(canvas, None, None, 0, {})
+    workflow = Workflow(spec[1], compiler.graph, spec, compiler.clusters)
     validate(workflow.graph)
     return workflow
 
 
-def compile_replacement(canvas: Signature, node_id: str) -> Workflow:
-    """Compile the canvas a task replaces itself with: its result forwards to ``node_id``."""
-    compiler = _Compiler({}, MAX_NODES, MAX_DEPTH)
-    out, _ = compiler.build(canvas, None, None, 0)
-    inputs = compiler.materialize(out)
-    compiler.used_ids.discard(node_id)
-    compiler.add(Node(node_id, FORWARD, inputs=inputs))
-    workflow = Workflow(node_id, compiler.graph, ("task", node_id, None), compiler.clusters)
+def compile_replacement(canvas: Signature, replaced: Node) -> Workflow:
+    """Compile the canvas a task replaces itself with; its result completes ``replaced``.
+
+    The replacement ends in a forward node whose ``replaces`` names the replaced call: when the
+    forward resolves, the completion step completes the replaced node with the same outcome, so
+    the replaced node keeps its id, its successors and its errbacks, and its stored join state
+    is never rewritten. Ids derive from the replaced node's id, so a redelivered task that
+    replaces itself again rebuilds the very same nodes, which the store's idempotent
+    ``complete`` wires once.
+    """
+    compiler = _Compiler({}, MAX_NODES, MAX_DEPTH, ids=_seeded_ids(replaced.id))
+    out, _ = compiler.build(canvas.clone(), None, None, 0, {})
+    forward = Node(
+        compiler.new_id(),
+        FORWARD,
+        replaced.task,
+        inputs=compiler.materialize(out),
+        group=replaced.group,
+        replaces=replaced.id,
+    )
+    compiler.add(forward)
+    workflow = Workflow(replaced.id, compiler.graph, ("task", replaced.id, None), compiler.clusters)
     validate(workflow.graph)
     return workflow
 
 
 def validate(graph: nx.DiGraph) -> None:
     """Reject hand-built graphs that cannot run: cycles and inputs that are not nodes."""
-    if not nx.is_directed_acyclic_graph(graph):
-        cycle = nx.find_cycle(graph)
-        path = " -> ".join(str(edge[0]) for edge in cycle) + f" -> {cycle[0][0]}"
-        raise WorkflowError(f"Workflow graph has a cycle: {path}")
     for node_id, node in graph.nodes(data="node"):
-        if node is None:
+        if not isinstance(node, Node):
             raise WorkflowError(f"Graph vertex {node_id!r} carries no Node (attribute 'node').")
+        if node.id != node_id:
+            raise WorkflowError(f"Graph vertex {node_id!r} carries the Node of {node.id!r}.")
         for source in node.inputs:
             if source not in graph:
                 raise WorkflowError(f"Node {node_id!r} takes input from unknown node {source!r}.")
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = nx.find_cycle(graph)
+        path = " -> ".join(str(edge[0]) for edge in cycle) + f" -> {cycle[0][0]}"
+        raise WorkflowError(f"Workflow graph has a cycle: {path}. A workflow must be a DAG.")
 
 
 def from_graph(graph: nx.DiGraph, workflow_id: str | None = None) -> Workflow:
-    """Wrap a hand-built graph of ``Node`` attributes as a Workflow, after validating it."""
+    """Wrap a hand-built graph of ``Node`` attributes as a Workflow, after validating it.
+
+    Edges are taken from the nodes' ``inputs`` (an edge the graph has but no input names is
+    refused: it would never be waited for).
+    """
     validate(graph)
+    for source, target in graph.edges:
+        node: Node = graph.nodes[target]["node"]
+        if source not in node.inputs and node.trigger != source:
+            raise WorkflowError(
+                f"Edge {source!r} -> {target!r} is not one of {target!r}'s inputs {node.inputs}."
+            )
     sinks = [n for n in graph.nodes if graph.out_degree(n) == 0]
     wid = workflow_id or (sinks[0] if len(sinks) == 1 else str(uuid.uuid4()))
     if len(sinks) == 1:
@@ -444,11 +633,22 @@ def _call_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in ("link", "link_error", "group_id")}
 
 
-def _with_options(target: Signature, source: Signature, keys: Sequence[str] | None = None) -> Any:
-    copy = target.clone()
-    for key, value in source.options.items():
-        if keys is None or key in keys:
-            copy.options[key] = value
+def _as_list(value: Any) -> list[Signature]:
+    """``link=`` and ``link_error=`` take one signature or a list of them, as in Celery."""
+    if value is None:
+        return []
+    if isinstance(value, Signature):
+        return [value]
+    return list(value)
+
+
+def _with_id(sig: Signature, result_id: str) -> Signature:
+    """A copy of ``sig`` whose result has ``result_id`` (a group's id, else the last task's)."""
+    copy = sig.clone()
+    if isinstance(copy, group | chunks):
+        copy.options["group_id"] = result_id
+    else:
+        copy.options["task_id"] = result_id
     return copy
 
 
@@ -458,4 +658,12 @@ def _replace(node: Node, **changes: Any) -> Node:
     return Node.from_dict(data)
 
 
-__all__ = ["Cluster", "Node", "Workflow", "compile", "compile_replacement", "from_graph", "validate"]
+__all__ = [
+    "Cluster",
+    "Node",
+    "Workflow",
+    "compile",
+    "compile_replacement",
+    "from_graph",
+    "validate",
+]

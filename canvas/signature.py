@@ -33,6 +33,21 @@ def _repr_call(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str
     return f"{name}({', '.join(parts)})"
 
 
+def _drop_repeated_module(task_name: str | None, text: str) -> str:
+    """Celery's ``remove_repeating_from_task``: keep the first ``module.`` prefix, drop the rest.
+
+    ``tasks.add(2, 2) | tasks.mul(4)`` reads ``tasks.add(2, 2) | mul(4)``, as Celery prints it.
+    """
+    module = str(task_name).rpartition(".")[0] + "."
+    if module == ".":
+        return text
+    index = text.find(module)
+    if index < 0:
+        return text
+    cut = index + len(module)
+    return text[:cut] + text[cut:].replace(module, "")
+
+
 class Signature:
     """One task call: name, partial args/kwargs, options (queue, countdown, link, ...)."""
 
@@ -55,7 +70,9 @@ class Signature:
             self._app = app or task.app
             task = task.name
         if isinstance(task, Signature | Mapping) and not isinstance(task, str):
-            raise TypeError("Signature(): use Signature.from_dict() or .clone() to copy a signature")
+            raise TypeError(
+                "Signature(): use Signature.from_dict() or .clone() to copy a signature"
+            )
         if args is not None and (isinstance(args, str | bytes) or not isinstance(args, Sequence)):
             raise TypeError(f"Signature args must be a list or tuple, got {type(args).__name__}")
         if kwargs is not None and not isinstance(kwargs, Mapping):
@@ -117,7 +134,7 @@ class Signature:
 
     # -- options, in place as in Celery ----------------------------------------------------
     def set(self, immutable: bool | None = None, **options: Any) -> Signature:
-        """Set call options in place (``queue``, ``countdown``, ``kwargsrepr`` ...); returns self."""
+        """Set call options in place (``queue``, ``countdown``, ``kwargsrepr``...); returns self."""
         if immutable is not None:
             self.immutable = immutable
         self.options.update(options)
@@ -143,14 +160,34 @@ class Signature:
         self.link_error(errback)
         return self
 
-    def freeze(self, _id: str | None = None, **_: Any) -> AsyncResult:
-        """Fix the task id now, so the result handle exists before the call is sent."""
+    def freeze(self, _id: str | None = None, **_: Any) -> Any:
+        """Fix the task ids now, so the result handle exists before the call is sent.
+
+        For a chain, group or chord every task id inside it is fixed (in place, as Celery does)
+        and the handle has the shape ``apply_async()`` returns: the same ids, the same
+        ``.parent`` links, a ``GroupResult`` for a group.
+        """
         from canvas.result import AsyncResult
 
         if _id is not None:
             self.options["task_id"] = _id
         task_id = self.options.setdefault("task_id", str(uuid.uuid4()))
         return AsyncResult(task_id, app=self._app)
+
+    def _freeze_ids(self) -> None:
+        """Fix every id inside this canvas (composites override; link callbacks included)."""
+        self.options.setdefault("task_id", str(uuid.uuid4()))
+        for callback in self.options.get("link") or ():
+            callback._freeze_ids()
+
+    def _freeze_composite(self, _id: str | None) -> Any:
+        from canvas import dag
+        from canvas.result import from_spec
+
+        if _id is not None:
+            self.options["task_id"] = _id
+        self._freeze_ids()
+        return from_spec(dag.compile(self).result, self.app)
 
     # -- calling ---------------------------------------------------------------------------
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
@@ -162,16 +199,24 @@ class Signature:
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> AsyncResult:
-        """Send this canvas to the workers; returns the handle of its last result."""
-        return self.app.send_canvas(self, args, kwargs, **options)
+        """Send this canvas to the workers; returns the handle of its last result.
+
+        A ``GroupResult`` when the canvas ends in a group (Celery's shapes: see ``canvas.dag``).
+        """
+        result: AsyncResult = self.app.send_canvas(self, args, kwargs, **options)
+        return result
 
     def apply(
-        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **options: Any
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> EagerResult:
         """Run this canvas here and now, in this process; returns a ready result."""
         from canvas.core.eager import run_eagerly
 
-        return run_eagerly(self.app, self, args, kwargs, options)
+        result: EagerResult = run_eagerly(self.app, self, args, kwargs, options)
+        return result
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the task function directly, as ``task(*args)`` would (Celery's behaviour)."""
@@ -192,7 +237,7 @@ class Signature:
         """Celery's dict shape; nested signatures become dicts too."""
         return {
             "task": self.task,
-            "args": list(self.args),
+            "args": _to_plain(list(self.args)),
             "kwargs": _to_plain(self.kwargs),
             "options": _to_plain(self.options),
             "subtask_type": self.subtask_type,
@@ -217,15 +262,16 @@ class Signature:
                 app=app,
             )
         if kind in ("xmap", "xstarmap"):
-            task_name, items = data["args"]
+            # Ours keep (task, items) in args; Celery's dict keeps them in kwargs task/it.
+            task_name, items = data["args"] if data.get("args") else (kwargs["task"], kwargs["it"])
             mapper = xmap if kind == "xmap" else xstarmap
             return mapper(task_name, items, app=app, **options)
         builder = _SUBTASK_TYPES.get(kind)
         if builder is None:
             raise ValueError(f"Unknown subtask_type {kind!r} in signature dict")
-        sig = builder(kwargs, app)
+        sig: Signature = builder(kwargs, app)
         sig.options.update(options)
-        sig.immutable = bool(data.get("immutable"))
+        sig.immutable = bool(data.get("immutable")) or sig.immutable
         return sig
 
     def __eq__(self, other: object) -> bool:
@@ -242,7 +288,7 @@ class Signature:
         return Signature.from_dict(self.to_dict(), app=self._app)
 
 
-class chain(Signature):  # noqa: N801 - Celery's name
+class chain(Signature):  # lowercase: Celery's name
     """Tasks run one after the other, each getting the previous result as its first argument."""
 
     subtask_type = "chain"
@@ -289,17 +335,32 @@ class chain(Signature):  # noqa: N801 - Celery's name
             return chain(self, other, app=self._app)
         return NotImplemented
 
-    def __call__(self, *args: Any, **kwargs: Any) -> AsyncResult:  # type: ignore[override]
+    def __call__(self, *args: Any, **kwargs: Any) -> AsyncResult:
         """Celery's ``chain()`` sends the chain."""
         return self.apply_async(args, kwargs)
 
+    def freeze(self, _id: str | None = None, **_: Any) -> Any:
+        return self._freeze_composite(_id)
+
+    def _freeze_ids(self) -> None:
+        last_id = self.options.pop("task_id", None)
+        for index, task in enumerate(self.tasks):
+            if last_id and index == len(self.tasks) - 1:
+                task.options.setdefault("task_id", last_id)
+            task._freeze_ids()
+        for callback in self.options.get("link") or ():
+            callback._freeze_ids()
+
     def __repr__(self) -> str:
         if not self.tasks:
-            return "chain()"
-        return " | ".join(repr(t) for t in self.tasks)
+            return f"<chain@{id(self):#x}: empty>"
+        return _drop_repeated_module(
+            self.tasks[0].task if type(self.tasks[0]) is Signature else None,
+            " | ".join(repr(t) for t in self.tasks),
+        )
 
 
-class group(Signature):  # noqa: N801 - Celery's name
+class group(Signature):  # lowercase: Celery's name
     """Tasks run in parallel; the result is the list of their results in member order."""
 
     subtask_type = "group"
@@ -366,11 +427,30 @@ class group(Signature):  # noqa: N801 - Celery's name
     def __iter__(self) -> Any:
         return iter(self.tasks)
 
+    def freeze(self, _id: str | None = None, **_: Any) -> Any:
+        if _id is not None:
+            self.options["group_id"] = _id
+        return self._freeze_composite(None)
+
+    def _freeze_ids(self) -> None:
+        group_id = self.options.pop("task_id", None) or str(uuid.uuid4())
+        self.options.setdefault("group_id", group_id)
+        for task in self.tasks:
+            task._freeze_ids()
+        for callback in self.options.get("link") or ():
+            callback._freeze_ids()
+
     def __repr__(self) -> str:
-        return f"group([{', '.join(repr(t) for t in self.tasks)}])"
+        if not self.tasks:
+            return "group(<untitled>)"
+        first = self.tasks[0]
+        return _drop_repeated_module(
+            first.task if type(first) is Signature else None,
+            f"group([{', '.join(repr(t) for t in self.tasks)}])",
+        )
 
 
-class chord(Signature):  # noqa: N801 - Celery's name
+class chord(Signature):  # lowercase: Celery's name
     """A group (the header) whose list of results is passed to one more task (the body)."""
 
     subtask_type = "chord"
@@ -429,10 +509,12 @@ class chord(Signature):  # noqa: N801 - Celery's name
 
     def _require_body(self) -> Signature:
         if self.body is None:
-            raise TypeError("chord has no body yet: call chord(header)(body) or chord(header, body)")
+            raise TypeError(
+                "chord has no body yet: call chord(header)(body) or chord(header, body)"
+            )
         return self.body
 
-    def __call__(self, body: Signature | None = None, **options: Any) -> Any:  # type: ignore[override]
+    def __call__(self, body: Signature | None = None, **options: Any) -> Any:
         """``chord(header)(body)`` sends the chord with that body."""
         sig = self if body is None else chord(self.header, body, app=self._app, **self.options)
         return sig.apply_async((), {}, **options)
@@ -442,25 +524,63 @@ class chord(Signature):  # noqa: N801 - Celery's name
             return chain(self, other, app=self._app)
         return NotImplemented
 
+    def freeze(self, _id: str | None = None, **_: Any) -> Any:
+        return self._freeze_composite(_id)
+
+    def _freeze_ids(self) -> None:
+        task_id = self.options.pop("task_id", None)
+        group_id = self.options.pop("group_id", None)
+        if group_id:
+            self.header.options.setdefault("group_id", group_id)
+        self.header._freeze_ids()
+        if self.body is not None:
+            if task_id:
+                self.body.options.setdefault("task_id", task_id)
+            self.body._freeze_ids()
+
     def __repr__(self) -> str:
-        return f"chord({self.header!r}, {self.body!r})"
+        """Celery's: ``%tsum(group([add(1, 1), add(2, 2)]))``, the body called on the header."""
+        body = self.body
+        if body is None:
+            return f"<chord without body: {self.header!r}>"
+        if isinstance(body, chain) and body.tasks:
+            first, rest = body.tasks[0], body.tasks[1:]
+            head = _repr_call(str(first.task), (self.header, *first.args), first.kwargs)
+            text = f"%({head} | {chain(*rest)!r})" if rest else f"%{head}"
+            return _drop_repeated_module(first.task, text)
+        if type(body) is not Signature:
+            return f"chord({self.header!r}, {body!r})"
+        head = _repr_call(str(body.task), (self.header, *body.args), body.kwargs)
+        return "%" + _drop_repeated_module(body.task, head)
 
 
-class xmap(Signature):  # noqa: N801 - Celery's name
-    """``T.map(items)``: one message that calls ``T(item)`` for each item in order."""
+class xmap(Signature):  # lowercase: Celery's name
+    """``T.map(items)``: one message that calls ``T(item)`` for each item in order.
+
+    Immutable, as in Celery: in a chain it ignores the previous result (its items are fixed).
+    """
 
     subtask_type = "xmap"
     builtin = "canvas.map"
 
-    def __init__(self, task: str, it: Iterable[Any], app: Canvas | None = None, **options: Any):
-        super().__init__(self.builtin, (task, list(it)), {}, options, app=app)
+    def __init__(
+        self,
+        task: str | Signature | Mapping[str, Any],
+        it: Iterable[Any],
+        app: Canvas | None = None,
+        **options: Any,
+    ) -> None:
+        options.pop("immutable", None)
+        super().__init__(
+            self.builtin, (_task_name(task), list(it)), {}, options, immutable=True, app=app
+        )
 
     def __repr__(self) -> str:
         task, items = self.args
         return f"[{task}(x) for x in {_short(items)}]"
 
 
-class xstarmap(xmap):  # noqa: N801 - Celery's name
+class xstarmap(xmap):  # lowercase: Celery's name
     """``T.starmap(items)``: one message that calls ``T(*item)`` for each item in order."""
 
     subtask_type = "xstarmap"
@@ -471,28 +591,54 @@ class xstarmap(xmap):  # noqa: N801 - Celery's name
         return f"[{task}(*x) for x in {_short(items)}]"
 
 
-class chunks(Signature):  # noqa: N801 - Celery's name
+class chunks(Signature):  # lowercase: Celery's name
     """``T.chunks(items, n)``: the items split into messages of ``n`` calls each."""
 
     subtask_type = "chunks"
 
     def __init__(
-        self, task: str, it: Iterable[Any], n: int, app: Canvas | None = None, **options: Any
+        self,
+        task: str | Signature | Mapping[str, Any],
+        it: Iterable[Any],
+        n: int,
+        app: Canvas | None = None,
+        **options: Any,
     ) -> None:
-        if not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"chunks(): chunk size must be a positive int, got {n!r}")
-        super().__init__("canvas.chunks", (), {"task": task, "it": list(it), "n": n}, options, app=app)
+        options.pop("immutable", None)
+        kwargs = {"task": _task_name(task), "it": list(it), "n": n}
+        super().__init__("canvas.chunks", (), kwargs, options, immutable=True, app=app)
 
     def group(self) -> group:
-        """The chunks as a group of ``starmap`` calls (what runs)."""
+        """The chunks as a group of ``starmap`` calls (what runs).
+
+        Once the chunks are frozen (a ``group_id``), the member ids derive from it, so the
+        group built at send time has the ids that ``freeze()`` returned.
+        """
         items = self.kwargs["it"]
         n = self.kwargs["n"]
         parts = [items[i : i + n] for i in range(0, len(items), n)]
-        return group(
-            *(xstarmap(self.kwargs["task"], part, app=self._app) for part in parts),
-            app=self._app,
-            **self.options,
-        )
+        options = {k: v for k, v in self.options.items() if k != "task_id"}
+        group_id = options.get("group_id") or self.options.get("task_id")
+        members = []
+        for index, part in enumerate(parts):
+            member = xstarmap(self.kwargs["task"], part, app=self._app)
+            if group_id:
+                member.options["task_id"] = str(uuid.uuid5(uuid.UUID(int=0), f"{group_id}:{index}"))
+            members.append(member)
+        if group_id:
+            options["group_id"] = group_id
+        return group(*members, app=self._app, **options)
+
+    def freeze(self, _id: str | None = None, **_: Any) -> Any:
+        if _id is not None:
+            self.options["group_id"] = _id
+        return self._freeze_composite(None)
+
+    def _freeze_ids(self) -> None:
+        group_id = self.options.pop("task_id", None) or str(uuid.uuid4())
+        self.options.setdefault("group_id", group_id)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.apply_async()
@@ -518,6 +664,17 @@ def signature(
 
 maybe_signature = signature
 subtask = signature
+
+
+def _task_name(task: str | Signature | Mapping[str, Any]) -> str:
+    """A map's task as a name: Celery passes ``T.s()`` (or its dict) where we keep the name."""
+    if isinstance(task, Signature):
+        return str(task.task)
+    if isinstance(task, Mapping):
+        return str(task["task"])
+    if not isinstance(task, str):
+        raise TypeError(f"map/chunks: expected a task name or signature, got {_short(task)}")
+    return task
 
 
 def _check_signature(value: Any, where: str) -> None:
@@ -568,8 +725,12 @@ def _group_from(kwargs: dict[str, Any], app: Canvas | None) -> Signature:
 
 def _chord_from(kwargs: dict[str, Any], app: Canvas | None) -> Signature:
     body = kwargs.get("body")
+    header = kwargs["header"]
     return chord(
-        Signature.from_dict(kwargs["header"], app),
+        # Celery 5 keeps the header as a list of task dicts; ours is a group dict.
+        [Signature.from_dict(t, app) for t in header]
+        if isinstance(header, list | tuple)
+        else Signature.from_dict(header, app),
         Signature.from_dict(body, app) if body is not None else None,
         app=app,
     )

@@ -9,6 +9,8 @@ A ready successor is handled by kind: a task is published with its inputs' value
 its args; a gather or forward runs no code and is resolved here, which may make more successors
 ready (a loop, not recursion: long chains of joins stay flat). A successor with a failed input
 does not run: it takes the first failed input's outcome (input order), and its errbacks fire.
+Errbacks are successors in the store as well, handed out by the same atomic ``complete``: they
+are published when their node failed and dropped when it succeeded, once either way.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from canvas import dag, states
 from canvas.backends.base import Fired
 from canvas.core import dispatch, protocol, results
+from canvas.transports.base import OutgoingMessage
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -44,10 +47,13 @@ def settle(
     messages = []
     while queue:
         done, done_meta, ready = queue.popleft()
-        if done_meta["status"] != states.SUCCESS and done.errbacks:
-            messages.extend(errback_messages(app, workflow_id, done, done_meta))
         for item in ready:
             successor = load_node(item.spec)
+            if successor.kind == dag.ERRBACK:
+                # Handed out once, by the complete() that settled its trigger.
+                if done_meta["status"] != states.SUCCESS:
+                    messages.append(errback_message(app, workflow_id, successor, done, done_meta))
+                continue
             inputs = _input_metas(app, successor, done, done_meta)
             failed = next((m for m in inputs if m.get("status") != states.SUCCESS), None)
             if failed is not None:
@@ -60,10 +66,12 @@ def settle(
                     workflow=workflow_id,
                 )
             elif successor.kind in (dag.GATHER, dag.FORWARD):
-                values = [m.get("result") for m in inputs]
-                value = values if successor.kind == dag.GATHER else values[0]
                 outcome = results.make_meta(
-                    successor.id, states.SUCCESS, value, task=successor.task, workflow=workflow_id
+                    successor.id,
+                    states.SUCCESS,
+                    resolve(successor, [m.get("result") for m in inputs]),
+                    task=successor.task,
+                    workflow=workflow_id,
                 )
             else:
                 messages.append(_task_message(app, workflow_id, successor, inputs, done.id))
@@ -72,7 +80,26 @@ def settle(
                 workflow_id, successor.id, outcome["status"], results.encode(outcome)
             )
             queue.append((successor, outcome, more))
+            if successor.replaces is not None:
+                # The end of a replacement: the replaced call takes its outcome.
+                replaced = dag.Node(successor.replaces, dag.TASK, successor.task)
+                meta = {**outcome, "task_id": replaced.id}
+                more = app.backend.complete(
+                    workflow_id, replaced.id, meta["status"], results.encode(meta)
+                )
+                queue.append((replaced, meta, more))
     dispatch.publish(app, messages)
+
+
+def resolve(node: dag.Node, values: list[Any]) -> Any:
+    """The value of a node that runs no code, from its inputs' values (in input order).
+
+    A gather is the list of its inputs (an empty group's gather, marked immutable, only waits
+    for its input and is ``[]``); a forward is its one input.
+    """
+    if node.kind == dag.FORWARD:
+        return values[0]
+    return [] if node.immutable else values
 
 
 def settle_value(app: Canvas, workflow_id: str, node: dag.Node, value: Any) -> None:
@@ -111,25 +138,29 @@ def _task_message(
     node: dag.Node,
     inputs: Sequence[Mapping[str, Any]],
     parent_id: str,
-) -> Any:
+) -> OutgoingMessage:
     args: tuple[Any, ...] = node.args
     if inputs and not node.immutable:
         args = (inputs[0].get("result"), *node.args)
     return dispatch.node_message(app, workflow_id, node, args, parent_id=parent_id)
 
 
-def errback_messages(
-    app: Canvas, workflow_id: str, failed: dag.Node, meta: Mapping[str, Any]
-) -> list[Any]:
-    """Messages for the errbacks of a failed node: old style gets the task id, new style
-    ``(request, exc, traceback)`` (decided by the worker that runs it, from the task's arity)."""
-    messages = []
-    specs = app.backend.node_specs(workflow_id, failed.errbacks)
-    for spec in specs:
-        if spec is None:
-            continue
-        errback = load_node(spec)
-        assert errback.task is not None
+def errback_message(
+    app: Canvas,
+    workflow_id: str,
+    errback: dag.Node,
+    failed: dag.Node,
+    meta: Mapping[str, Any],
+) -> OutgoingMessage:
+    """The message of an errback of a failed node: old style gets the failed task's id, new style
+    ``(request, exc, traceback)`` (decided by the worker that runs it, from the task's arity).
+
+    An immutable errback gets its own arguments only, in either style.
+    """
+    assert errback.task is not None
+    extra = None
+    args: tuple[Any, ...] = errback.args
+    if not errback.immutable:
         # JSON in one header: every transport carries a string header unchanged.
         about = {
             "id": failed.id,
@@ -139,21 +170,18 @@ def errback_messages(
             "status": meta.get("status"),
         }
         extra = {"errback_for": json.dumps(about, default=repr)}
-        args = errback.args if errback.immutable else (failed.id, *errback.args)
-        messages.append(
-            dispatch.build_message(
-                app,
-                errback.task,
-                errback.id,
-                args,
-                errback.kwargs,
-                errback.options,
-                root_id=workflow_id,
-                parent_id=failed.id,
-                extra=extra,
-            )
-        )
-    return messages
+        args = (failed.id, *errback.args)
+    return dispatch.build_message(
+        app,
+        errback.task,
+        errback.id,
+        args,
+        errback.kwargs,
+        errback.options,
+        root_id=workflow_id,
+        parent_id=failed.id,
+        extra=extra,
+    )
 
 
 def fail_from_exception(exc: BaseException) -> dict[str, Any]:

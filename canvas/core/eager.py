@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from canvas import dag, states
+from canvas.core.complete import resolve
 from canvas.core.execute import REJECTED, REPLACED, RETRY, run_call
 from canvas.exceptions import Reject
 from canvas.result import EagerResult, GroupResult
@@ -42,10 +43,8 @@ def run_eagerly(
         failed = next((o for o in inputs if o[0] != states.SUCCESS), None)
         if failed is not None:
             outcomes[node_id] = failed
-        elif node.kind == dag.GATHER:
-            outcomes[node_id] = (states.SUCCESS, [o[1] for o in inputs], None)
-        elif node.kind == dag.FORWARD:
-            outcomes[node_id] = inputs[0]
+        elif node.kind in (dag.GATHER, dag.FORWARD):
+            outcomes[node_id] = (states.SUCCESS, resolve(node, [o[1] for o in inputs]), None)
         else:
             call_args = node.args
             if inputs and not node.immutable:
@@ -90,16 +89,26 @@ def run_node(
             continue
         if outcome.state == REPLACED:
             assert outcome.replace is not None
-            replaced = run_eagerly(app, outcome.replace, None, None, {})
-            if isinstance(replaced, GroupResult):
-                return states.SUCCESS, replaced.get(disable_sync_subtasks=False), None
-            return replaced.state, replaced.result, replaced.traceback
+            return _replaced(run_eagerly(app, outcome.replace, None, None, {}))
         if outcome.state == REJECTED:
             assert isinstance(outcome.exc, Reject)
             return states.REJECTED, outcome.exc, None
         if outcome.state == states.SUCCESS or outcome.state == "IGNORED":
             return states.SUCCESS, outcome.value, None
         return outcome.state, outcome.exc, outcome.traceback
+
+
+def _replaced(result: Any) -> tuple[str, Any, str | None]:
+    """The outcome a replaced call forwards: the replacement's last result, a group's list."""
+    if not isinstance(result, GroupResult):
+        return result.state, result.result, result.traceback
+    values = []
+    for member in result.results:
+        state, value, tb = _replaced(member)
+        if state != states.SUCCESS:
+            return state, value, tb
+        values.append(value)
+    return states.SUCCESS, values, None
 
 
 def run_errback(
