@@ -40,7 +40,7 @@ def default_app() -> Canvas:
     global _default_app
     with _default_lock:
         if _default_app is None:
-            _default_app = Canvas("default")
+            _default_app = Canvas("default", set_as_current=False)
         return _default_app
 
 

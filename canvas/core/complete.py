@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from canvas import dag, states
 from canvas.backends.base import Fired
 from canvas.core import dispatch, protocol, results
+from canvas.exceptions import PayloadTooLarge
 from canvas.transports.base import OutgoingMessage
 
 if TYPE_CHECKING:
@@ -41,8 +42,56 @@ def settle(
     meta: Mapping[str, Any],
 ) -> None:
     """Record ``meta`` as the node's outcome, then handle every successor it makes ready."""
-    queue: deque[tuple[dag.Node, Mapping[str, Any], list[Fired]]] = deque()
     fired = app.backend.complete(workflow_id, node.id, meta["status"], results.encode(meta))
+    _wire(app, workflow_id, node, meta, fired)
+
+
+def rewire(app: Canvas, workflow_id: str, node_id: str) -> None:
+    """Hand out again what a completed node made ready, when its message comes back.
+
+    The worker that completed the node may have died after ``complete`` and before publishing:
+    a successor whose inputs are all settled but which has no outcome (and no run) yet is
+    published again. At worst a successor runs twice; its own completion stays exactly once.
+    Resolved gathers and forwards are followed, since their successors may be lost the same way.
+    """
+    pending = [node_id]
+    while pending:
+        current = pending.pop()
+        spec = app.backend.node_specs(workflow_id, [current])[0]
+        meta = results.decode(app.backend.get([current])[0])
+        if spec is None or meta is None:
+            continue
+        data = protocol.internal.loads(spec)
+        successors = [s for s in data.get("successors") or () if isinstance(s, str)]
+        ready = []
+        for sid, succ_spec in zip(
+            successors, app.backend.node_specs(workflow_id, successors), strict=True
+        ):
+            if succ_spec is None:
+                continue
+            successor = load_node(succ_spec)
+            if successor.kind == dag.ERRBACK:
+                continue
+            own, *inputs = app.backend.get([sid, *successor.inputs])
+            if own is not None:
+                if successor.kind in (dag.GATHER, dag.FORWARD):
+                    pending.append(sid)
+                continue
+            settled = [results.decode(m) for m in inputs]
+            if all(m is not None and m.get("status") in states.READY_STATES for m in settled):
+                ready.append(Fired(sid, succ_spec))
+        _wire(app, workflow_id, dag.Node.from_dict(data), meta, ready)
+
+
+def _wire(
+    app: Canvas,
+    workflow_id: str,
+    node: dag.Node,
+    meta: Mapping[str, Any],
+    fired: list[Fired],
+) -> None:
+    """Publish or resolve the successors in ``fired``, following resolved nodes onwards."""
+    queue: deque[tuple[dag.Node, Mapping[str, Any], list[Fired]]] = deque()
     queue.append((node, meta, fired))
     messages = []
     while queue:
@@ -74,8 +123,19 @@ def settle(
                     workflow=workflow_id,
                 )
             else:
-                messages.append(_task_message(app, workflow_id, successor, inputs, done.id))
-                continue
+                try:
+                    messages.append(_task_message(app, workflow_id, successor, inputs, done.id))
+                    continue
+                except (PayloadTooLarge, TypeError) as exc:
+                    # Its input's value cannot travel (too big, or not serializable): the node
+                    # fails visibly rather than waiting for ever.
+                    outcome = results.make_meta(
+                        successor.id,
+                        states.FAILURE,
+                        exc=exc,
+                        task=successor.task,
+                        workflow=workflow_id,
+                    )
             more = app.backend.complete(
                 workflow_id, successor.id, outcome["status"], results.encode(outcome)
             )

@@ -56,6 +56,14 @@ class Handler:
         if task is None:
             signals.task_unknown.send(sender=self, name=name, id=task_id, message=delivery)
             return self.dead_letter(delivery, f"unknown task {name!r}")
+        track_started = task.track_started
+        if track_started is None:
+            track_started = self.app.conf.task_track_started
+        # A redelivered call may have finished before its worker died (and a duplicate message
+        # may arrive after its twin ran): look before running, and before overwriting a final
+        # state with STARTED. A plain first delivery skips the read.
+        if (delivery.redelivered or track_started) and self.already_done(delivery):
+            return None
         if delivery.redelivered and self.max_deliveries and self._too_many(task_id):
             return self.dead_letter(
                 delivery,
@@ -115,7 +123,7 @@ class Handler:
         finally:
             if soft:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-        self.record(delivery, task, request, outcome)
+        self.record(delivery, task, request, outcome, settled=not acks_late)
         if acks_late:
             if outcome.state == REJECTED:
                 return  # settled by record()
@@ -165,7 +173,15 @@ class Handler:
         return [failed, exc, about.get("traceback"), *args[1:]]
 
     # -- outcomes ---------------------------------------------------------------------------
-    def record(self, delivery: Delivery, task: Task, request: Request, outcome: Outcome) -> None:
+    def record(
+        self,
+        delivery: Delivery,
+        task: Task,
+        request: Request,
+        outcome: Outcome,
+        settled: bool = False,
+    ) -> None:
+        """Act on how the call ended; ``settled`` says the message was acked before it ran."""
         assert request.id is not None
         shown = f"{task.name}[{request.id}]"
         if outcome.state == states.SUCCESS:
@@ -177,17 +193,30 @@ class Handler:
         elif outcome.state == REJECTED:
             assert outcome.reject is not None
             reason = str(outcome.reject.reason)
-            if outcome.reject.requeue:
+            if settled:
+                # As in Celery: Reject acts on the message only with acks_late.
+                logger.warning(
+                    "Task %s raised Reject but its message was acked before it ran "
+                    "(acks_late is off): nothing requeued or dead-lettered",
+                    shown,
+                )
+            elif outcome.reject.requeue:
                 logger.info("Task %s rejected, requeued: %s", shown, reason)
                 delivery.reject(requeue=True, reason=reason)
             else:
                 logger.warning("Task %s rejected to the dead-letter queue: %s", shown, reason)
                 delivery.reject(requeue=False, reason=reason)
+            if settled or not outcome.reject.requeue:
                 signals.task_rejected.send(sender=self, message=delivery, exc=outcome.reject)
                 rejected = TaskRejectedError(f"{shown} rejected: {reason}")
                 self.finish(request, task, states.REJECTED, outcome, exc=rejected)
         elif outcome.state == IGNORED:
             logger.info("Task %s ignored", shown)
+            if request.workflow:
+                # Ignore leaves a plain task's state alone; a workflow node must still settle,
+                # or everything after it would wait for ever.
+                ignored = TaskRevokedError(f"{shown} raised Ignore inside a workflow")
+                self.finish(request, task, states.REVOKED, outcome, exc=ignored)
         elif outcome.state == REPLACED:
             assert outcome.replace is not None
             logger.info("Task %s replaced by %r", shown, outcome.replace)
@@ -300,13 +329,34 @@ class Handler:
             self.on_park(eta)
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Reject to the dead-letter queue; a workflow node also fails, so nothing waits on it."""
+        headers = delivery.headers
         logger.error(
-            "Message %s (task %r) dead-lettered: %s",
-            delivery.headers.get("id"),
-            delivery.headers.get("task"),
-            reason,
+            "Message %s (task %r) dead-lettered: %s", headers.get("id"), headers.get("task"), reason
         )
         delivery.reject(requeue=False, reason=reason)
+        workflow, task_id = headers.get("workflow"), headers.get("id")
+        if isinstance(workflow, str) and isinstance(task_id, str):
+            request = Request(id=task_id, task=str(headers.get("task")), workflow=workflow)
+            exc = TaskRejectedError(f"{headers.get('task')}[{task_id}] dead-lettered: {reason}")
+            meta = results.make_meta(
+                task_id, states.REJECTED, exc=exc, task=request.task, workflow=workflow
+            )
+            complete.settle(self.app, workflow, self.node(request), meta)
+
+    def already_done(self, delivery: Delivery) -> bool:
+        """The call's outcome is already stored: ack, and re-wire its successors (its worker may
+        have died between recording the outcome and publishing them)."""
+        task_id = str(delivery.headers.get("id"))
+        meta = results.decode(self.app.backend.get([task_id])[0])
+        if not meta or meta.get("status") not in states.READY_STATES:
+            return False
+        logger.info("Task %s delivered again, already %s: not run again", task_id, meta["status"])
+        workflow = delivery.headers.get("workflow")
+        if isinstance(workflow, str):
+            complete.rewire(self.app, workflow, task_id)
+        delivery.ack()
+        return True
 
     def _too_many(self, task_id: str) -> bool:
         count = self.app.backend.incr(f"deliveries:{task_id}", self.app.conf.result_expires)

@@ -241,18 +241,27 @@ def start(app: Canvas, workflow: dag.Workflow) -> None:
     from canvas.core import complete
 
     records = [node_record(workflow, node) for node in workflow.nodes]
+    limit = app.conf.task_max_payload_bytes
+    for record in records if limit else ():
+        if len(record.spec) > limit:  # a node's own arguments dominate its spec
+            node = workflow.node(record.id)
+            raise PayloadTooLarge(
+                f"{node.task}[{node.id}]: arguments are about {len(record.spec)} bytes, over "
+                f"task_max_payload_bytes={limit}; nothing was published. Pass ids or a storage "
+                "key instead of the data."
+            )
+    # Build the first messages before storing anything: a refusal leaves no trace.
+    messages = [
+        node_message(app, workflow.id, node, node.args)
+        for node in workflow.roots()
+        if node.kind == dag.TASK
+    ]
+    empty_joins = [node for node in workflow.roots() if node.kind != dag.TASK]
     clusters = [[c.id, c.kind, list(c.members), c.join] for c in workflow.clusters]
     info = protocol.internal.dumps(
         {"id": workflow.id, "created": time.time(), "clusters": clusters}
     )
     app.backend.save_workflow(workflow.id, records, info)
-    messages = []
-    empty_joins = []
-    for node in workflow.roots():
-        if node.kind == dag.TASK:
-            messages.append(node_message(app, workflow.id, node, node.args))
-        else:
-            empty_joins.append(node)
     publish(app, messages)
     for node in empty_joins:
         complete.settle_value(app, workflow.id, node, [])

@@ -166,10 +166,7 @@ def consume(
                 continue
             keeper.current = (delivery, time.monotonic())
             try:
-                if delivery.redelivered and _already_done(app, delivery):
-                    delivery.ack()
-                else:
-                    handler.handle(delivery)
+                handler.handle(delivery)
             except Exception:
                 logger.exception("Internal error handling %s", delivery.headers.get("id"))
                 with contextlib.suppress(Exception):
@@ -181,19 +178,6 @@ def consume(
         keeper.stopped.set()
         consumer.close()
     return done
-
-
-def _already_done(app: Canvas, delivery: Delivery) -> bool:
-    """A redelivered call whose outcome is already stored (its worker died before acking)."""
-    meta = results.decode(app.backend.get([str(delivery.headers.get("id"))])[0])
-    if meta and meta.get("status") in states.READY_STATES:
-        logger.info(
-            "Task %s redelivered but already %s: not run again",
-            delivery.headers.get("id"),
-            meta["status"],
-        )
-        return True
-    return False
 
 
 class Worker:
