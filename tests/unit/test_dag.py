@@ -776,3 +776,14 @@ def test_errbacks_are_successors_in_the_store() -> None:
     assert dispatch.node_record(workflow, errback).n_inputs == 1
     # ... while the graph's data successors do not include it
     assert workflow.successors("a") == []
+
+
+def test_the_docs_page_is_the_compilers_docstring() -> None:
+    # Given docs/canvas.md, then it shows the compiler's table and rules word for word.
+    from pathlib import Path
+
+    import canvas.dag
+
+    page = (Path(__file__).parents[2] / "docs" / "canvas.md").read_text()
+    assert canvas.dag.__doc__ is not None
+    assert canvas.dag.__doc__.strip() in page
