@@ -31,6 +31,7 @@ def main() -> int:
         stderr=subprocess.STDOUT,
     )
     try:
+        proj.add.delay(0, 0).get(timeout=60)  # the worker is up and consuming
         print("workflow:", proj.workflow)
         started = time.perf_counter()
         result = proj.workflow.apply_async()
