@@ -1,3 +1,3 @@
-from .celery import app as celery_app  # noqa: F401 - the seed's layout: myproject/celery.py
+from .celery import app as celery_app
 
 __all__ = ["celery_app"]

@@ -1,4 +1,4 @@
-"""The seed's ``myproject/celery.py``, with ``celery`` -> ``canvas`` and ``Celery`` -> ``Canvas``."""
+"""The seed's myproject/celery.py, with celery -> canvas and Celery -> Canvas."""
 
 import os
 
