@@ -90,7 +90,8 @@ class Handler:
         acks_late = task.acks_late if task.acks_late is not None else self.app.conf.task_acks_late
         if not acks_late:
             delivery.ack()
-        logger.info("Task %s[%s] received: %s", task.name, request.id, _shown_args(request))
+        if logger.isEnabledFor(logging.INFO):  # the args' repr costs more than the log call
+            logger.info("Task %s[%s] received: %s", task.name, request.id, _shown_args(request))
         signals.task_received.send(sender=self, request=request)
         if (
             task.track_started
