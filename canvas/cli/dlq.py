@@ -121,7 +121,8 @@ def holding(transport: Transport, dlq: str, limit: int) -> Iterator[Held]:
         yield held
     finally:
         try:
-            for delivery in held.kept():
+            # Newest first: a transport that puts a requeued message at the head keeps the order.
+            for delivery in reversed(held.kept()):
                 delivery.reject(requeue=True)
         finally:
             consumer.close()
