@@ -1,0 +1,424 @@
+"""Message and result security: signed envelopes, encrypted bodies, and the broker URL check.
+
+Turned on by one setting, ``security_key``. Then every message a producer sends is wrapped in a
+signed envelope (``canvas.transports.secure``) and every record written to the result store is
+signed the same way (``canvas.backends.secure``); ``security_encryption_key`` also encrypts
+message bodies and records. A worker never runs a message that is unsigned, altered, signed with
+an unknown key, or issued outside the time window: it dead-letters it (``<queue>.dlq``) with the
+reason, logs it without its arguments, and carries on.
+
+Settings (named like Celery's ``security_*``)::
+
+    security_key               the signing secret (str or bytes, 32 bytes or more); turns it on
+    security_key_id            its id, carried by each envelope (default: a fingerprint of the key)
+    security_keys              {id: secret} of older keys still accepted when verifying (rotation)
+    security_encryption_key    a secret for AES-256-GCM encryption of bodies and records
+    security_encryption_key_id its id (default: a fingerprint)
+    security_encryption_keys   {id: secret} of older encryption keys still accepted
+    security_max_age           seconds a message stays valid after it was issued (3600)
+    security_clock_skew        seconds a message may look issued in the future (60)
+    security_replay_cache      refuse a second delivery of one envelope within max_age (True)
+
+Why HMAC-SHA256 and not Ed25519: every node of a task queue both verifies and signs (workers
+publish successors, retries and results), so a private key would sit on every node anyway and a
+public-key scheme separates nobody. HMAC is a shared secret like Django's ``SECRET_KEY``: no key
+pairs or certificates to distribute, 32 bytes of tag, and about fifty times cheaper per message.
+
+What is signed: the issue time, a random 96-bit nonce, the content type, every header and the
+body (or its ciphertext), with the key id bound in. The clear headers a transport carries stay for
+routing, logs and ``canvas dlq``; the worker replaces them with the signed copy, so altering them
+changes nothing. Records in the store are bound to their place (``meta:<task id>``,
+``spec:<workflow>:<node>``...) so one cannot be swapped for another.
+
+Replays: a message older than ``security_max_age`` is refused (rotate keys to revoke faster).
+Within the window, the replay cache (a counter per nonce in the result store) refuses a second
+*first* delivery of the same envelope; a broker redelivery (a worker died) passes, as it must for
+at-least-once. On Redis the redelivery mark lives in the message, so someone who can write to the
+broker can forge it: there only the window bounds a replay. A message that waited longer than the
+window in a queue is dead-lettered, not lost: ``canvas dlq replay`` checks its signature and sends
+it again freshly signed.
+
+Encryption is AES-256-GCM with the envelope's nonce; keys come from the secrets through HKDF-SHA256,
+so one secret never serves two purposes. Headers stay readable: put nothing secret in them (use
+``argsrepr``/``kwargsrepr`` to keep arguments out of logs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
+from urllib.parse import parse_qs, urlsplit
+
+import msgpack
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from canvas.exceptions import CanvasError, ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from canvas.app import Canvas
+    from canvas.backends.base import Backend
+    from canvas.transports.base import Transport
+
+logger = logging.getLogger("canvas.security")
+
+#: content type of a signed message on the wire; the real one travels inside the envelope
+SIGNED_CONTENT_TYPE = "application/x-canvas-signed"
+#: clear header naming the key that signed the message (for people and ``canvas dlq``)
+KEY_ID_HEADER = "x-canvas-key-id"
+
+MESSAGE_MAGIC = b"CVS1"
+RECORD_MAGIC = b"CVR1"
+MIN_KEY_BYTES = 32
+NONCE_BYTES = 12
+DEFAULT_MAX_AGE = 3600.0
+DEFAULT_CLOCK_SKEW = 60.0
+
+
+class SecurityError(CanvasError):
+    """A message or record that is unsigned, altered, too old, replayed or undecryptable."""
+
+
+# -- settings -------------------------------------------------------------------------------
+def _derive(secret: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
+
+
+def _secret(name: str, value: Any) -> bytes:
+    if isinstance(value, str):
+        value = value.encode()
+    if not isinstance(value, bytes):
+        raise ImproperlyConfigured(f"{name} must be str or bytes, not {type(value).__name__}.")
+    if len(value) < MIN_KEY_BYTES:
+        raise ImproperlyConfigured(
+            f"{name} is {len(value)} bytes long; use {MIN_KEY_BYTES} or more random bytes, "
+            "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+        )
+    return value
+
+
+def fingerprint(secret: str | bytes) -> str:
+    """The default key id of a secret: short, stable, and reveals nothing usable."""
+    raw = secret.encode() if isinstance(secret, str) else secret
+    return _derive(raw, b"canvas key id v1")[:4].hex()
+
+
+def _ring(
+    name: str, active: Any, active_id: Any, others: Any, purpose: bytes
+) -> tuple[str, dict[str, bytes]]:
+    """The active key id and every accepted key (derived for ``purpose``) by id."""
+    keys: dict[str, bytes] = {}
+    if others is not None:
+        if not isinstance(others, Mapping):
+            raise ImproperlyConfigured(f"{name}s must be a mapping of key id to secret.")
+        for kid, secret in others.items():
+            keys[str(kid)] = _derive(_secret(f"{name}s[{kid!r}]", secret), purpose)
+    raw = _secret(name, active)
+    kid = str(active_id) if active_id else fingerprint(raw)
+    keys[kid] = _derive(raw, purpose)
+    return kid, keys
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """The ``security_*`` settings, checked and with keys derived; see the module docstring."""
+
+    key_id: str
+    signing_keys: dict[str, bytes] = field(repr=False)
+    encryption_key_id: str | None = None
+    encryption_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    max_age: float = DEFAULT_MAX_AGE
+    clock_skew: float = DEFAULT_CLOCK_SKEW
+    replay_cache: bool = True
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> SecuritySettings | None:
+        """``None`` when ``security_key`` is not set (security off)."""
+        key = conf.get("security_key")
+        encryption = conf.get("security_encryption_key")
+        if not key:
+            if encryption or conf.get("security_keys"):
+                raise ImproperlyConfigured(
+                    "security_encryption_key and security_keys need security_key (the signing "
+                    "secret): encrypted or rotated messages are always signed too."
+                )
+            return None
+        key_id, signing = _ring(
+            "security_key",
+            key,
+            conf.get("security_key_id"),
+            conf.get("security_keys"),
+            b"canvas signing v1",
+        )
+        enc_id: str | None = None
+        enc_keys: dict[str, bytes] = {}
+        if encryption:
+            enc_id, enc_keys = _ring(
+                "security_encryption_key",
+                encryption,
+                conf.get("security_encryption_key_id"),
+                conf.get("security_encryption_keys"),
+                b"canvas encryption v1",
+            )
+        max_age = float(conf.get("security_max_age") or DEFAULT_MAX_AGE)
+        skew = conf.get("security_clock_skew")
+        replay = conf.get("security_replay_cache")
+        return cls(
+            key_id=key_id,
+            signing_keys=signing,
+            encryption_key_id=enc_id,
+            encryption_keys=enc_keys,
+            max_age=max_age,
+            clock_skew=DEFAULT_CLOCK_SKEW if skew is None else float(skew),
+            replay_cache=True if replay is None else bool(replay),
+        )
+
+
+# -- envelopes ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Opened:
+    """A verified message: what the producer sent, and when."""
+
+    headers: dict[str, Any]
+    body: bytes
+    content_type: str
+    issued_at: float
+    nonce: bytes
+    key_id: str
+
+
+def _pack(value: Any) -> bytes:
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    return data
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def is_signed(body: bytes, content_type: str) -> bool:
+    return content_type == SIGNED_CONTENT_TYPE and body[:4] == MESSAGE_MAGIC
+
+
+class Sealer:
+    """Signs, encrypts, verifies and decrypts envelopes with the configured keys."""
+
+    def __init__(self, settings: SecuritySettings) -> None:
+        self.settings = settings
+
+    # -- messages ----------------------------------------------------------------------------
+    def seal_message(
+        self, headers: Mapping[str, Any], body: bytes, content_type: str, now: float | None = None
+    ) -> bytes:
+        """The envelope for one message: ``MAGIC + [key id, signed, mac]``."""
+        nonce = os.urandom(NONCE_BYTES)
+        enc_id, payload = self._encrypt(body, nonce, MESSAGE_MAGIC + nonce)
+        issued = time.time() if now is None else now
+        signed = _pack([issued, nonce, content_type, dict(headers), enc_id, payload])
+        kid = self.settings.key_id
+        return MESSAGE_MAGIC + _pack([kid, signed, self._mac(kid, MESSAGE_MAGIC, b"", signed)])
+
+    def open_message(
+        self, envelope: bytes, content_type: str, now: float | None = None, check_age: bool = True
+    ) -> Opened:
+        """Verify and decrypt; raises ``SecurityError`` naming what is wrong (never the args)."""
+        if not is_signed(envelope, content_type):
+            raise SecurityError("unsigned message (security_key is set: messages must be signed)")
+        kid, signed = self._verify(envelope, MESSAGE_MAGIC, b"")
+        try:
+            issued, nonce, inner_type, headers, enc_id, payload = _unpack(signed)
+            issued = float(issued)
+            if not isinstance(nonce, bytes) or not isinstance(headers, dict):
+                raise TypeError("bad field types")
+        except (ValueError, TypeError) as exc:
+            raise SecurityError(f"malformed signed envelope ({exc})") from None
+        if check_age:
+            age = (time.time() if now is None else now) - issued
+            if age > self.settings.max_age:
+                raise SecurityError(
+                    f"expired or replayed: issued {age:.0f}s ago, over security_max_age="
+                    f"{self.settings.max_age:g}s ('canvas dlq replay' re-signs it if wanted)"
+                )
+            if -age > self.settings.clock_skew:
+                raise SecurityError(
+                    f"issued {-age:.0f}s in the future, over security_clock_skew="
+                    f"{self.settings.clock_skew:g}s (check the clocks)"
+                )
+        body = self._decrypt(enc_id, payload, nonce, MESSAGE_MAGIC + nonce)
+        return Opened(headers, body, str(inner_type), issued, nonce, kid)
+
+    # -- records -----------------------------------------------------------------------------
+    def seal_record(self, data: bytes, context: str) -> bytes:
+        """Sign (and encrypt) a store record, bound to ``context`` (where it is stored)."""
+        nonce = os.urandom(NONCE_BYTES)
+        bound = context.encode()
+        enc_id, payload = self._encrypt(data, nonce, RECORD_MAGIC + bound)
+        signed = _pack([enc_id, nonce, payload])
+        kid = self.settings.key_id
+        return RECORD_MAGIC + _pack([kid, signed, self._mac(kid, RECORD_MAGIC, bound, signed)])
+
+    def open_record(self, record: bytes, context: str) -> bytes:
+        if record[:4] != RECORD_MAGIC:
+            raise SecurityError(f"unsigned record at {context}")
+        bound = context.encode()
+        _, signed = self._verify(record, RECORD_MAGIC, bound)
+        try:
+            enc_id, nonce, payload = _unpack(signed)
+        except (ValueError, TypeError) as exc:
+            raise SecurityError(f"malformed signed record at {context} ({exc})") from None
+        return self._decrypt(enc_id, payload, nonce, RECORD_MAGIC + bound)
+
+    # -- primitives --------------------------------------------------------------------------
+    def _mac(self, kid: str, magic: bytes, context: bytes, signed: bytes) -> bytes:
+        key = self.settings.signing_keys[kid]
+        framing = magic + _pack([kid, context])
+        return hmac.new(key, framing + signed, hashlib.sha256).digest()
+
+    def _verify(self, data: bytes, magic: bytes, context: bytes) -> tuple[str, bytes]:
+        try:
+            kid, signed, mac = _unpack(data[4:])
+        except (ValueError, TypeError) as exc:
+            raise SecurityError(f"malformed signed envelope ({exc})") from None
+        if not isinstance(kid, str) or not isinstance(signed, bytes) or not isinstance(mac, bytes):
+            raise SecurityError("malformed signed envelope (bad field types)")
+        if kid not in self.settings.signing_keys:
+            raise SecurityError(
+                f"signed with unknown key id {kid!r}; known: {sorted(self.settings.signing_keys)}"
+            )
+        if not hmac.compare_digest(mac, self._mac(kid, magic, context, signed)):
+            raise SecurityError("bad signature: altered, or signed with another secret")
+        return kid, signed
+
+    def _encrypt(self, data: bytes, nonce: bytes, aad: bytes) -> tuple[str | None, bytes]:
+        enc_id = self.settings.encryption_key_id
+        if enc_id is None:
+            return None, data
+        return enc_id, AESGCM(self.settings.encryption_keys[enc_id]).encrypt(nonce, data, aad)
+
+    def _decrypt(self, enc_id: Any, payload: Any, nonce: bytes, aad: bytes) -> bytes:
+        if not isinstance(payload, bytes):
+            raise SecurityError("malformed signed envelope (payload is not bytes)")
+        if enc_id is None:
+            return payload
+        key = self.settings.encryption_keys.get(str(enc_id))
+        if key is None:
+            raise SecurityError(
+                f"encrypted with unknown key id {enc_id!r}; set security_encryption_key(s)"
+            )
+        try:
+            return AESGCM(key).decrypt(nonce, payload, aad)
+        except (InvalidTag, ValueError):
+            raise SecurityError("cannot decrypt: the ciphertext failed authentication") from None
+
+
+# -- wiring ---------------------------------------------------------------------------------
+@overload
+def wrap(app: Canvas, connection: Transport) -> Transport: ...
+@overload
+def wrap(app: Canvas, connection: Backend) -> Backend: ...
+def wrap(app: Canvas, connection: Transport | Backend) -> Transport | Backend:
+    """``connection`` (a transport or a store) wrapped for the app's ``security_*`` settings.
+
+    Returns it unchanged when ``security_key`` is not set or when it is wrapped already. The
+    replay cache of a transport counts nonces in ``app.backend`` (looked up on each use, so a
+    forked process uses its own connection).
+    """
+    from canvas.backends.base import Backend
+    from canvas.backends.secure import SecureBackend
+    from canvas.transports.base import Transport
+    from canvas.transports.secure import SecureTransport
+
+    settings = SecuritySettings.from_conf(app.conf)
+    if settings is None or isinstance(connection, SecureTransport | SecureBackend):
+        return connection
+    sealer = Sealer(settings)
+    if isinstance(connection, Transport):
+        seen = None
+        if settings.replay_cache:
+            ttl = settings.max_age + settings.clock_skew
+
+            def seen(nonce: bytes) -> bool:
+                return app.backend.incr(f"security-nonce:{nonce.hex()}", ttl) > 1
+
+        return SecureTransport(connection, sealer, seen=seen)
+    if isinstance(connection, Backend):
+        return SecureBackend(connection, sealer)
+    raise TypeError(f"wrap() takes a Transport or a Backend, not {type(connection).__name__}.")
+
+
+def unwrap(transport: Transport) -> Transport:
+    """The transport under a security wrapper (``canvas dlq`` reads raw messages)."""
+    from canvas.transports.secure import SecureTransport
+
+    return transport.inner if isinstance(transport, SecureTransport) else transport
+
+
+# -- broker URL check -----------------------------------------------------------------------
+_TLS_SCHEMES = {"amqps", "rediss"}
+_AMQP_SCHEMES = {"amqp", "amqps", "pyamqp"}
+_REDIS_SCHEMES = {"redis", "rediss"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_insecure_broker(url: str, *, use_ssl: bool = False) -> str | None:
+    """A warning for a broker off this machine reached without TLS or with default credentials.
+
+    ``use_ssl`` is ``broker_use_ssl``. Loopback and embedded brokers never warn: traffic that
+    does not leave the machine needs neither. The warning never shows the password.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _AMQP_SCHEMES | _REDIS_SCHEMES:
+        return None
+    host = parts.hostname or "localhost"
+    if _is_loopback(host):
+        return None
+    problems = []
+    query = {k.lower() for k in parse_qs(parts.query)}
+    if scheme not in _TLS_SCHEMES and not use_ssl and not query & {"ssl", "ssl_cert_reqs"}:
+        problems.append("no TLS (use amqps:// or rediss://, or set broker_use_ssl)")
+    if scheme in _AMQP_SCHEMES and (parts.username or "guest") == "guest":
+        if (parts.password or "guest") == "guest":
+            problems.append("RabbitMQ's default guest/guest credentials")
+    if scheme in _REDIS_SCHEMES and not parts.password:
+        problems.append("no password (Redis accepts anyone by default)")
+    if not problems:
+        return None
+    shown = f"{scheme}://{host}{f':{parts.port}' if parts.port else ''}"
+    return (
+        f"The broker {shown} is not on this machine and is reached with {' and '.join(problems)}: "
+        "anyone on the network path can read or inject tasks. Also consider security_key to "
+        "sign messages."
+    )
+
+
+__all__ = [
+    "KEY_ID_HEADER",
+    "SIGNED_CONTENT_TYPE",
+    "Opened",
+    "Sealer",
+    "SecurityError",
+    "SecuritySettings",
+    "fingerprint",
+    "is_signed",
+    "unwrap",
+    "warn_insecure_broker",
+    "wrap",
+]
