@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from canvas import signals
+from canvas import security, signals
 from canvas.backends import Backend
 from canvas.backends import create as create_backend
 from canvas.config import Settings
@@ -300,12 +300,15 @@ class Canvas:
     def transport(self) -> Transport:
         transport: Transport = self._connection(
             "transport",
-            lambda: create_transport(
-                self.broker_url,
-                {
-                    **dict(self.conf.broker_transport_options or {}),
-                    "visibility_timeout": self.conf.worker_lease_seconds,
-                },
+            lambda: security.wrap(
+                self,
+                create_transport(
+                    self.broker_url,
+                    {
+                        **dict(self.conf.broker_transport_options or {}),
+                        "visibility_timeout": self.conf.worker_lease_seconds,
+                    },
+                ),
             ),
         )
         return transport
@@ -314,7 +317,9 @@ class Canvas:
     def backend(self) -> Backend:
         backend: Backend = self._connection(
             "backend",
-            lambda: create_backend(self.backend_url, {"expires": self.conf.result_expires}),
+            lambda: security.wrap(
+                self, create_backend(self.backend_url, {"expires": self.conf.result_expires})
+            ),
         )
         return backend
 

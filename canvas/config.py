@@ -64,6 +64,17 @@ DEFAULTS: dict[str, Any] = {
     # workflows
     "canvas_max_nodes": 250_000,
     "canvas_max_depth": 200,
+    # security (see canvas.security): signing is on when security_key is set
+    "security_key": None,
+    "security_key_id": None,
+    "security_keys": None,
+    "security_encryption_key": None,
+    "security_encryption_key_id": None,
+    "security_encryption_keys": None,
+    "security_max_age": 3600.0,
+    "security_clock_skew": 60.0,
+    "security_replay_cache": True,
+    "broker_use_ssl": False,
     # embedded default
     "embedded_dir": ".canvas",
     "imports": (),

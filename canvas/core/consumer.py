@@ -81,6 +81,8 @@ class Handler:
             args, kwargs = protocol.decode_body(delivery.body, delivery.content_type, self.accept)
         except Exception as exc:
             return self.dead_letter(delivery, f"cannot decode body: {exc}")
+        if headers.get("workflow") and not delivery.redelivered and self.duplicate(delivery):
+            return None
         self.run(delivery, task, args, kwargs)
 
     # -- running ----------------------------------------------------------------------------
@@ -344,6 +346,21 @@ class Handler:
                 task_id, states.REJECTED, exc=exc, task=request.task, workflow=workflow
             )
             complete.settle(self.app, workflow, self.node(request), meta)
+
+    def duplicate(self, delivery: Delivery) -> bool:
+        """A second first-delivery of one workflow node run: ack it, its twin owns the run.
+
+        Re-wiring after a crash (``already_done``) may publish a successor that was in fact
+        published already; the first of the two copies to arrive claims the run. Redeliveries
+        of a claimed copy (its worker died) are not duplicates and run.
+        """
+        headers = delivery.headers
+        key = f"claim:{headers['id']}:{headers.get('retries') or 0}"
+        if self.app.backend.incr(key, self.app.conf.result_expires) <= 1:
+            return False
+        logger.info("Task %s: a duplicate message of a claimed run, not run", headers["id"])
+        delivery.ack()
+        return True
 
     def already_done(self, delivery: Delivery) -> bool:
         """The call's outcome is already stored: ack, and re-wire its successors (its worker may

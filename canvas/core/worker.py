@@ -140,6 +140,30 @@ def _request_for(headers: dict[str, Any], workflow: str) -> Any:
     return Request(id=headers.get("id"), task=headers.get("task"), workflow=workflow)
 
 
+class _Backoff:
+    """Waits longer after each failure in a row (0.5 s doubling to 5 s), logs the first
+    failure of a streak with its traceback and the rest in one line, and says when it recovered.
+    A broker or store outage must neither kill a consumer nor spin it in a hot loop."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            logger.error("Could not %s; retrying with backoff", what, exc_info=exc)
+        else:
+            logger.warning("Still failing to %s (%s: %s)", what, type(exc).__name__, exc)
+
+    def wait(self, stop: threading.Event) -> None:
+        stop.wait(min(5.0, 0.5 * 2 ** (self.failures - 1)))
+
+    def reset(self) -> None:
+        if self.failures:
+            logger.info("Recovered after %d failed attempts", self.failures)
+        self.failures = 0
+
+
 def consume(
     app: Canvas,
     queues: Sequence[str],
@@ -149,35 +173,65 @@ def consume(
     burst: bool = False,
     main_thread: bool = True,
 ) -> int:
-    """Fetch and run deliveries until ``stop`` is set (or the queues are empty, in burst mode)."""
+    """Fetch and run deliveries until ``stop`` is set (or the queues are empty, in burst mode).
+
+    Broker errors close the consumer and open a new one after a backoff; an error handling a
+    delivery (a store outage, say) requeues it and backs off before fetching again.
+    """
     prefetch = max(1, int(app.conf.worker_prefetch_multiplier or 1))
-    app.backend  # noqa: B018 - connect before the first task, not inside its time limits
-    consumer = app.transport.consumer(queues, prefetch)
     handler = Handler(app, hostname, on_park, soft_limits=main_thread)
-    keeper = _Keeper(consumer, app, hostname, hard_kill=main_thread)
-    keeper.start()
+    backoff = _Backoff()
+    consumer: Any = None
+    keeper: _Keeper | None = None
     done = 0
     try:
         while not stop.is_set():
-            delivery = consumer.get(timeout=0.5)
+            if consumer is None:
+                try:
+                    app.backend  # noqa: B018 - connect now, not inside a task's time limits
+                    consumer = app.transport.consumer(queues, prefetch)
+                except Exception as exc:  # the broker may be down: retry
+                    backoff.failed("connect to the broker", exc)
+                    backoff.wait(stop)
+                    continue
+                keeper = _Keeper(consumer, app, hostname, hard_kill=main_thread)
+                keeper.start()
+            try:
+                delivery = consumer.get(timeout=0.5)
+            except Exception as exc:  # a broker outage: reconnect
+                backoff.failed("fetch from the broker", exc)
+                _drop(consumer, keeper)
+                consumer = keeper = None
+                backoff.wait(stop)
+                continue
             if delivery is None:
                 if burst:
                     break
                 continue
+            assert keeper is not None
             keeper.current = (delivery, time.monotonic())
             try:
                 handler.handle(delivery)
-            except Exception:
-                logger.exception("Internal error handling %s", delivery.headers.get("id"))
+                backoff.reset()
+            except Exception as exc:  # requeue, back off, carry on
+                backoff.failed(f"handle message {delivery.headers.get('id')}", exc)
                 with contextlib.suppress(Exception):
                     delivery.reject(requeue=True, reason="internal error in the worker")
+                backoff.wait(stop)
             finally:
                 keeper.current = None
             done += 1
     finally:
-        keeper.stopped.set()
-        consumer.close()
+        if consumer is not None:
+            _drop(consumer, keeper)
     return done
+
+
+def _drop(consumer: Any, keeper: _Keeper | None) -> None:
+    if keeper is not None:
+        keeper.stopped.set()
+    with contextlib.suppress(Exception):
+        consumer.close()
 
 
 class Worker:
@@ -195,7 +249,9 @@ class Worker:
         self.concurrency = (
             self.options.concurrency or app.conf.worker_concurrency or os.cpu_count() or 1
         )
-        self.children: dict[int, int] = {}  # pid -> slot
+        self.children: dict[int, tuple[int, float]] = {}  # pid -> (slot, started)
+        self.crashes: dict[int, int] = {}  # slot -> quick deaths in a row
+        self.respawn_at: dict[int, float] = {}  # slot -> when to start it again
         self.stopping = 0
         self.next_timer = 0.0
 
@@ -211,6 +267,13 @@ class Worker:
             ",".join(self.queues),
             _redact(self.app.broker_url),
         )
+        from canvas.security import warn_insecure_broker
+
+        warning = warn_insecure_broker(
+            self.app.broker_url, use_ssl=bool(self.app.conf.get("broker_use_ssl"))
+        )
+        if warning:
+            logger.warning(warning)
         beat = self._start_beat() if self.options.beat else None
         try:
             if self.options.pool == "solo":
@@ -343,6 +406,7 @@ class Worker:
                         os.read(park_r, 4096)
                 self._reap()
                 delay = self._tick_timer() if not self.stopping else 0.5
+                delay = min(delay, self._respawn_due())
         finally:
             signal.set_wakeup_fd(old_wakeup)
         signals.worker_shutdown.send(sender=self)
@@ -351,7 +415,7 @@ class Worker:
     def _spawn(self, slot: int) -> None:
         pid = os.fork()
         if pid:
-            self.children[pid] = slot
+            self.children[pid] = (slot, time.monotonic())
             return
         code = 0
         try:
@@ -409,17 +473,34 @@ class Worker:
                 return
             if pid == 0:
                 return
-            slot = self.children.pop(pid, None)
-            if slot is None:
+            child = self.children.pop(pid, None)
+            if child is None:
                 continue
-            if not self.stopping:
-                logger.error(
-                    "Pool process %s (pid %s) exited with %s; starting a new one",
-                    slot,
-                    pid,
-                    _describe_status(status),
-                )
+            slot, started = child
+            if self.stopping:
+                continue
+            # A child that dies at once (broker down, bad import) is restarted with backoff.
+            quick = time.monotonic() - started < 1.0
+            self.crashes[slot] = self.crashes.get(slot, 0) + 1 if quick else 0
+            delay = min(5.0, 0.25 * 2 ** self.crashes[slot]) if quick else 0.0
+            logger.error(
+                "Pool process %s (pid %s) exited with %s; starting a new one%s",
+                slot,
+                pid,
+                _describe_status(status),
+                f" in {delay:.1f}s" if delay else "",
+            )
+            self.respawn_at[slot] = time.monotonic() + delay
+
+    def _respawn_due(self) -> float:
+        """Start the children whose restart is due; seconds until the next one (or 5)."""
+        now = time.monotonic()
+        for slot, when in list(self.respawn_at.items()):
+            if when <= now and not self.stopping:
+                del self.respawn_at[slot]
                 self._spawn(slot)
+        pending = [when - now for when in self.respawn_at.values()]
+        return max(0.0, min(pending)) if pending else TIMER_MAX_SLEEP
 
 
 def _describe_status(status: int) -> str:

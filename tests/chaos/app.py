@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -97,15 +98,16 @@ app = ChaosCanvas(
     **settings(os.environ),
 )
 
-_db: tuple[int, sqlite3.Connection] | None = None
+_db: dict[tuple[int, int], sqlite3.Connection] = {}
 
 
 def db() -> sqlite3.Connection:
-    """This process's connection to the effects file (a forked child opens its own)."""
-    global _db
-    if _db is None or _db[0] != os.getpid():
-        _db = (os.getpid(), effects_db(os.environ["CHAOS_EFFECTS"]))
-    return _db[1]
+    """This thread's connection to the effects file (per process and thread: the threads pool
+    runs tasks in several threads, and a forked child opens its own)."""
+    key = (os.getpid(), threading.get_ident())
+    if key not in _db:
+        _db[key] = effects_db(os.environ["CHAOS_EFFECTS"])
+    return _db[key]
 
 
 def _run(task: Any, phase: str) -> None:

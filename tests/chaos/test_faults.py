@@ -182,12 +182,6 @@ def test_a_chord_member_killed_before_publishing_the_body(cluster) -> None:
     case.finish("SIGKILL between complete() and the body's publish", settle_timeout=20).assert_ok()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: consumer.Handler.already_done -> complete.rewire publishes a successor "
-    "again when it has no outcome yet, even if it was published and is queued or running: "
-    "the chord body is published (and run) twice",
-)
 def test_a_chord_member_killed_after_publishing_the_body(cluster) -> None:
     # Whichever member completes last dies after publishing the body, before acking itself; its
     # message comes back while the body still runs.
@@ -196,11 +190,6 @@ def test_a_chord_member_killed_after_publishing_the_body(cluster) -> None:
     case.finish("SIGKILL between the body's publish and the ack", settle_timeout=20).assert_ok()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: worker.consume lets a broker error from consumer.get escape; prefork "
-    "replaces the process, but the threads pool loses its threads and -P solo exits",
-)
 @pytest.mark.parametrize("pool", ["threads", "solo"])
 def test_other_pools_survive_a_broker_restart(cluster, broker_redis: RedisServer, pool) -> None:
     case = cluster(f"redis-restart-{pool}", CHAOS_LEASE="2")
