@@ -62,7 +62,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from canvas.exceptions import CanvasError, ImproperlyConfigured
+from canvas.exceptions import ImproperlyConfigured, SecurityError
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -82,10 +82,6 @@ MIN_KEY_BYTES = 32
 NONCE_BYTES = 12
 DEFAULT_MAX_AGE = 3600.0
 DEFAULT_CLOCK_SKEW = 60.0
-
-
-class SecurityError(CanvasError):
-    """A message or record that is unsigned, altered, too old, replayed or undecryptable."""
 
 
 # -- settings -------------------------------------------------------------------------------
