@@ -6,6 +6,7 @@ CanvasError
 ├── WorkflowError             a canvas that cannot compile (cycle, too large, too deep)
 ├── PayloadTooLarge           an argument list over ``task_max_payload_bytes``
 ├── ContentDisallowed         a message in a serializer not in ``accept_content``
+├── SecurityError             an unsigned, altered, expired or replayed message or record
 ├── RemoteError               a task's exception whose type cannot be rebuilt here
 ├── ChordError                a chord body that cannot run because a header task failed
 ├── TimeoutError              ``AsyncResult.get`` ran out of time (also builtin TimeoutError)
@@ -16,6 +17,7 @@ CanvasError
 ├── TaskRejectedError         ``get()`` on a task whose message was dead-lettered
 ├── SoftTimeLimitExceeded     raised inside a task at its ``soft_time_limit``
 ├── TimeLimitExceeded         a task killed at its ``time_limit``
+├── WorkerLostError           the process running a task died
 └── MaxRetriesExceededError   ``Task.retry`` past ``max_retries`` with no exception to re-raise
 """
 
@@ -50,6 +52,10 @@ class PayloadTooLarge(CanvasError, ValueError):
 
 class ContentDisallowed(CanvasError):
     """A message whose content type is not in ``accept_content``."""
+
+
+class SecurityError(CanvasError):
+    """A message or record that is unsigned, altered, too old, replayed or undecryptable."""
 
 
 class RemoteError(CanvasError):
@@ -146,6 +152,7 @@ __all__ = [
     "Reject",
     "RemoteError",
     "Retry",
+    "SecurityError",
     "SoftTimeLimitExceeded",
     "TaskRejectedError",
     "TaskRevokedError",
