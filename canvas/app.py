@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from canvas import security, signals
+from canvas import signals
 from canvas.backends import Backend
 from canvas.backends import create as create_backend
 from canvas.config import Settings
@@ -300,8 +300,7 @@ class Canvas:
     def transport(self) -> Transport:
         transport: Transport = self._connection(
             "transport",
-            lambda: security.wrap(
-                self,
+            lambda: self._secured(
                 create_transport(
                     self.broker_url,
                     {
@@ -317,11 +316,22 @@ class Canvas:
     def backend(self) -> Backend:
         backend: Backend = self._connection(
             "backend",
-            lambda: security.wrap(
-                self, create_backend(self.backend_url, {"expires": self.conf.result_expires})
+            lambda: self._secured(
+                create_backend(self.backend_url, {"expires": self.conf.result_expires})
             ),
         )
         return backend
+
+    def _secured(self, connection: Any) -> Any:
+        """Wrap a transport or store for signing/encryption when ``security_*`` keys are set
+        (imported only then: most apps never load the cryptography package)."""
+        if not any(
+            self.conf.get(k) for k in ("security_key", "security_keys", "security_encryption_key")
+        ):
+            return connection
+        from canvas import security
+
+        return security.wrap(self, connection)
 
     def _connection(self, key: str, factory: Callable[[], Any]) -> Any:
         pid = os.getpid()

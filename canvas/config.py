@@ -46,7 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "task_allow_join_result": False,
     # workers
     "worker_concurrency": None,
-    "worker_prefetch_multiplier": 1,
+    # As in Celery: each pool process holds up to this many unacked messages (AMQP).
+    "worker_prefetch_multiplier": 4,
     "worker_pool": "prefork",
     "worker_hijack_root_logger": True,
     "worker_max_deliveries": 3,

@@ -11,8 +11,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
 from canvas import dag, states
 from canvas.core.complete import resolve
 from canvas.core.execute import REJECTED, REPLACED, RETRY, run_call
@@ -33,6 +31,8 @@ def run_eagerly(
     options: Mapping[str, Any],
 ) -> Any:
     """Run ``sig`` locally; returns an ``EagerResult`` (a ``GroupResult`` for a group)."""
+    import networkx as nx
+
     workflow = dag.compile(sig, args, kwargs, options)
     outcomes: dict[str, tuple[str, Any, str | None]] = {}
     for node_id in nx.topological_sort(workflow.graph):

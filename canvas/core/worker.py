@@ -267,7 +267,7 @@ class Worker:
             ",".join(self.queues),
             _redact(self.app.broker_url),
         )
-        from canvas.security import warn_insecure_broker
+        from canvas.transports.checks import warn_insecure_broker
 
         warning = warn_insecure_broker(
             self.app.broker_url, use_ssl=bool(self.app.conf.get("broker_use_ssl"))
