@@ -3,7 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck bench chaos services system-deps clean
+BENCH_VENV := benchmarks/.venv-celery
+BENCH_ARGS ?=
+
+.PHONY: demo test lint typecheck bench bench-quick chaos services system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -31,8 +34,16 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-bench: system-deps $(VENV)/.installed services
-	$(PY) benchmarks/run.py
+# Celery (and matplotlib for the chart) live in their own venv, never in the project's.
+$(BENCH_VENV)/bin/celery: $(VENV)/.installed
+	$(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q 'celery[redis]>=5.4,<6' 'matplotlib>=3.8'
+
+bench: system-deps $(VENV)/.installed services $(BENCH_VENV)/bin/celery
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+bench-quick: system-deps $(VENV)/.installed services $(BENCH_VENV)/bin/celery
+	$(PY) benchmarks/run.py --quick --no-readme --out /tmp/canvas-bench-quick $(BENCH_ARGS)
 
 chaos: system-deps $(VENV)/.installed services
 	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
