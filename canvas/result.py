@@ -200,15 +200,19 @@ class ResultSet:
         return self.results[index]
 
     def ready(self) -> bool:
+        self._prefetch()
         return all(r.ready() for r in self.results)
 
     def successful(self) -> bool:
+        self._prefetch()
         return all(r.successful() for r in self.results)
 
     def failed(self) -> bool:
+        self._prefetch()
         return any(r.failed() for r in self.results)
 
     def completed_count(self) -> int:
+        self._prefetch()
         return sum(1 for r in self.results if r.successful())
 
     def waiting(self) -> bool:
@@ -226,6 +230,7 @@ class ResultSet:
         if disable_sync_subtasks:
             _assert_will_not_block(self.app)
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._prefetch()
         values = []
         for member in self.results:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -237,6 +242,19 @@ class ResultSet:
         return values
 
     join = get
+
+    def _prefetch(self, batch: int = 1000) -> None:
+        """Read the members' metas in a few batched reads (one MGET per thousand on Redis), so
+        a finished group of a thousand costs one round trip, not a thousand."""
+        plain = [m for m in self.results if type(m) is AsyncResult and m._cache is None]
+        for start in range(0, len(plain), batch):
+            chunk = plain[start : start + batch]
+            for member, data in zip(
+                chunk, self.app.backend.get([m.id for m in chunk]), strict=True
+            ):
+                meta = results.decode(data)
+                if meta is not None and meta.get("status") in states.READY_STATES:
+                    member._cache = meta
 
     def forget(self) -> None:
         for member in self.results:
