@@ -18,8 +18,6 @@ A store keeps aware UTC datetimes and knows nothing of schedules; a subclass fil
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import json
 import logging
 import os
@@ -29,12 +27,12 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from canvas.exceptions import ImproperlyConfigured
+from canvas.registry import lookup
 
 logger = logging.getLogger("canvas.beat")
 
@@ -260,27 +258,20 @@ def resolve(url: str) -> type[Store]:
         scheme = url.split("://", 1)[0]
     else:
         scheme = url if _DOTTED.fullmatch(url) else "file"
-    target = STORE_ALIASES.get(scheme)
-    if target is None:
-        for point in entry_points(group="canvas.stores"):
-            if point.name == scheme:
-                cls: type[Store] = point.load()
-                return cls
-        target = scheme if ":" in scheme else None
-    if target is None:
-        close = difflib.get_close_matches(scheme, STORE_ALIASES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        known = ", ".join(sorted(STORE_ALIASES))
-        raise ImproperlyConfigured(
-            f"Unknown schedule store scheme {scheme!r} in {redact(url)!r}.{hint} "
-            f"Known schemes: {known}; or give a file path."
-        )
-    module_name, _, attr = target.partition(":")
     try:
-        found: Any = getattr(importlib.import_module(module_name), attr)
+        found: Any = lookup(
+            scheme,
+            STORE_ALIASES,
+            what="schedule store",
+            shown=redact(url),
+            group="canvas.stores",
+            otherwise="; or give a file path",
+        )
     except (ImportError, AttributeError) as exc:
+        target = STORE_ALIASES.get(scheme, scheme)
         raise ImproperlyConfigured(f"Schedule store {target!r} for {redact(url)!r}: {exc}") from exc
     if not (isinstance(found, type) and issubclass(found, Store)):
+        target = STORE_ALIASES.get(scheme, scheme)
         raise ImproperlyConfigured(f"Schedule store {target!r} is not a canvas.beat.stores.Store")
     return found
 

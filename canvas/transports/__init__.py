@@ -9,11 +9,9 @@ that needs no server. A scheme not in the table may be a dotted ``module:Class``
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from typing import Any
 
-from canvas.exceptions import ImproperlyConfigured
+from canvas.registry import lookup
 from canvas.transports.base import Consumer, Delivery, OutgoingMessage, Transport
 
 TRANSPORT_ALIASES: dict[str, str] = {
@@ -32,16 +30,7 @@ TRANSPORT_ALIASES: dict[str, str] = {
 def resolve(url: str) -> type[Transport]:
     """The transport class for ``url``, or an error that suggests the closest known scheme."""
     scheme = url.split("://", 1)[0] if "://" in url else url
-    target = TRANSPORT_ALIASES.get(scheme) or (scheme if ":" in scheme else None)
-    if target is None:
-        close = difflib.get_close_matches(scheme, TRANSPORT_ALIASES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        known = ", ".join(sorted(TRANSPORT_ALIASES))
-        raise ImproperlyConfigured(
-            f"Unknown broker scheme {scheme!r} in {url!r}.{hint} Known schemes: {known}."
-        )
-    module_name, _, attr = target.partition(":")
-    cls: type[Transport] = getattr(importlib.import_module(module_name), attr)
+    cls: type[Transport] = lookup(scheme, TRANSPORT_ALIASES, what="broker", shown=url)
     return cls
 
 
