@@ -10,9 +10,9 @@ import pytest
 
 from canvas import Canvas, chord, states
 from canvas.core import complete, results
-from canvas.core.consumer import Handler
 from canvas.exceptions import Ignore, PayloadTooLarge, TaskRejectedError, TaskRevokedError
 from canvas.transports.base import OutgoingMessage
+from tests.unit.test_properties import drain
 
 
 @pytest.fixture
@@ -37,20 +37,6 @@ def app() -> Iterator[Canvas]:
 
     yield app
     app.close()
-
-
-def drain(app: Canvas) -> int:
-    """Run every queued message as a worker would, until the queue is empty."""
-    handler = Handler(app, "test@host")
-    consumer = app.transport.consumer([str(app.conf.task_default_queue)], 1)
-    ran = 0
-    try:
-        while (delivery := consumer.get(timeout=0)) is not None:
-            handler.handle(delivery)
-            ran += 1
-    finally:
-        consumer.close()
-    return ran
 
 
 def test_a_worker_dying_between_complete_and_publish_loses_nothing(app: Canvas) -> None:
