@@ -13,31 +13,48 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+import amqp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CANVAS = [sys.executable, "-m", "canvas.cli.main"]
 
+# The one naming scheme for the servers the suite talks to: CANVAS_TEST_REDIS, CANVAS_TEST_AMQP
+# and CANVAS_TEST_POSTGRES. Point them elsewhere (another Redis port, a RabbitMQ vhost, another
+# database) to run two suites side by side without one consuming the other's messages.
 REDIS_URL = os.environ.get("CANVAS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("CANVAS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 POSTGRES_URL = os.environ.get("CANVAS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
+_DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "postgresql": 5432}
 
-def _answers(port: int) -> bool:
+
+def redis_db(db: int) -> str:
+    """``REDIS_URL``'s server with another database number (tests that need one of their own)."""
+    parts = urlsplit(REDIS_URL)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+def _answers(host: str, port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
+        with socket.create_connection((host, port), timeout=2):
             return True
     except OSError:
         return False
 
 
-def require_service(name: str, port: int) -> None:
+def require_service(name: str, url: str) -> None:
     """Fail (not skip) with a clear message: the suite promises real services."""
-    if not _answers(port):
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme.split("+")[0], 0)
+    if not _answers(host, port):
         pytest.fail(
-            f"{name} is not answering on 127.0.0.1:{port}. Start it (scripts/services.sh does) "
-            "and run the tests again.",
+            f"{name} is not answering on {host}:{port} ({url}). Start it (scripts/services.sh "
+            "does), or point CANVAS_TEST_REDIS / CANVAS_TEST_AMQP / CANVAS_TEST_POSTGRES at one "
+            "that runs, and run the tests again.",
             pytrace=False,
         )
 
@@ -54,6 +71,21 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def amqp_connection() -> amqp.Connection:
+    """A py-amqp connection to ``AMQP_URL`` (for tests that look at queues directly)."""
+    parts = urlsplit(AMQP_URL)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    conn = amqp.Connection(
+        f"{parts.hostname or '127.0.0.1'}:{parts.port or 5672}",
+        userid=unquote(parts.username or "guest"),
+        password=unquote(parts.password or "guest"),
+        virtual_host=vhost,
+        connect_timeout=2,
+    )
+    conn.connect()
+    return conn
 
 
 @dataclass

@@ -26,11 +26,10 @@ from canvas.backends.memory import MemoryBackend
 from canvas.backends.redis import RedisBackend
 from canvas.backends.sql import SQLBackend
 from canvas.exceptions import ImproperlyConfigured
+from tests.conftest import POSTGRES_URL, REDIS_URL
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = os.environ.get("CANVAS_TEST_REDIS", "redis://127.0.0.1:6379/0")
-POSTGRES_URL = os.environ.get("CANVAS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 Factory = Callable[..., Backend]
 

@@ -201,7 +201,7 @@ def test_workflow_entry_runs_whole(project):
 @pytest.fixture
 def postgres_schema() -> Iterator[str]:
     """A PostgreSQL URL whose tables land in a schema of their own, dropped afterwards."""
-    require_service("PostgreSQL", 5432)
+    require_service("PostgreSQL", POSTGRES_URL)
     schema = f"beat_{uuid.uuid4().hex[:10]}"
     engine = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:

@@ -4,9 +4,9 @@ Each broker/store pair gets one worker for the module: the embedded default (a S
 store in a temporary directory), Redis, RabbitMQ with Redis results, and RabbitMQ with
 PostgreSQL results. Servers are the real ones on 127.0.0.1 (``CANVAS_TEST_REDIS``,
 ``CANVAS_TEST_AMQP``, ``CANVAS_TEST_POSTGRES`` override); a server that does not answer fails
-the tests, it never skips them. Redis results go to database ``CANVAS_IT_REDIS_DB`` (default
-13), and every session uses its own queue; what a test wrote is forgotten at the end, the rest
-expires after 15 minutes.
+the tests, it never skips them. Redis results go to database 13 of that server, and every
+session uses its own queue; what a test wrote is forgotten at the end, the rest expires after 15
+minutes.
 
 The worker and the tests share record files (see ``tests/integration/apps/canvas_app.py``):
 task runs, errback calls, the size of every message canvas publishes, and each completion
@@ -37,6 +37,7 @@ from kombu.connection import Connection
 from canvas import Canvas, GroupResult, chain, chord, dag, group, signals
 from canvas.core import complete, dispatch
 from canvas.dag import TASK
+from tests.conftest import AMQP_URL, POSTGRES_URL, REDIS_URL, redis_db
 
 pytestmark = pytest.mark.integration
 
@@ -45,10 +46,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 apps = importlib.import_module("tests.integration.apps.canvas_app")
 
-REDIS = os.environ.get("CANVAS_TEST_REDIS", "redis://127.0.0.1:6379/0")
-AMQP = os.environ.get("CANVAS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
-POSTGRES = os.environ.get("CANVAS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_RESULTS = REDIS.rsplit("/", 1)[0] + "/" + os.environ.get("CANVAS_IT_REDIS_DB", "13")
+REDIS, AMQP, POSTGRES = REDIS_URL, AMQP_URL, POSTGRES_URL
+REDIS_RESULTS = redis_db(13)
 CANVAS = str(Path(sys.executable).with_name("canvas"))
 
 #: seconds a whole workflow may take before a test fails (nothing here takes a tenth of it)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import amqp
 import pytest
 from click.testing import CliRunner, Result
 
@@ -28,13 +27,13 @@ from canvas.cli.main import cli
 from canvas.core.worker import consume
 from canvas.security import KEY_ID_HEADER, SIGNED_CONTENT_TYPE
 from canvas.transports.base import OutgoingMessage, Transport
-from tests.conftest import AMQP_URL, require_service
+from tests.conftest import AMQP_URL, amqp_connection, redis_db, require_service
 
 pytestmark = pytest.mark.integration
 
 # A database of its own: kombu's lease index is per database, and the transport contract tests
 # use one-second leases in theirs.
-REDIS_BROKER = "redis://127.0.0.1:6379/12"
+REDIS_BROKER = redis_db(12)
 KEY = "dlq-cli-test-signing-key-0123456789abcdef"
 SECRET_ARG = "do-not-print-me"
 
@@ -53,9 +52,9 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "embedded":
         return f"embedded://{tmp_path / 'broker.db'}"
     if request.param == "redis":
-        require_service("Redis", 6379)
+        require_service("Redis", REDIS_BROKER)
         return REDIS_BROKER
-    require_service("RabbitMQ", 5672)
+    require_service("RabbitMQ", AMQP_URL)
     return AMQP_URL
 
 
@@ -93,8 +92,7 @@ def make_app(broker: str) -> Iterator[Callable[..., tuple[Canvas, str]]]:
 
 
 def _delete_amqp_queues(names: list[str]) -> None:
-    conn = amqp.Connection("127.0.0.1:5672", userid="guest", password="guest")
-    conn.connect()
+    conn = amqp_connection()
     try:
         channel = conn.channel()
         for name in names:

@@ -92,9 +92,9 @@ def seed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Seed]:
     if request.param != "embedded":
-        require_service("Redis", 6379)
+        require_service("Redis", REDIS_URL)
     if request.param.startswith("amqp"):
-        require_service("RabbitMQ", 5672)
+        require_service("RabbitMQ", AMQP_URL)
     env = Seed(request.param, tmp_path_factory.mktemp(request.param.replace("+", "-")))
     try:
         env.start_worker()

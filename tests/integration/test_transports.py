@@ -2,7 +2,7 @@
 
 Every class here runs the same tests (``TransportContract``) on its own broker; leases are one
 second long, and waits for a redelivery poll against a deadline. Redis and RabbitMQ must be
-answering (``CANVAS_TEST_REDIS_URL``, ``CANVAS_TEST_AMQP_URL``); a missing server fails the tests.
+answering (``CANVAS_TEST_REDIS``, ``CANVAS_TEST_AMQP``); a missing server fails the tests.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import amqp
 import pytest
@@ -23,13 +22,13 @@ import redis
 from canvas.exceptions import ImproperlyConfigured
 from canvas.transports import create
 from canvas.transports.base import REASON_HEADER, Consumer, Delivery, OutgoingMessage
+from tests.conftest import AMQP_URL, amqp_connection, redis_db
 
 pytestmark = pytest.mark.integration
 
 # A database of its own: kombu's Redis lease index is shared by every queue of a database, and a
 # one-second lease here would expire the deliveries of other test suites using the same server.
-REDIS_URL = os.environ.get("CANVAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-AMQP_URL = os.environ.get("CANVAS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = redis_db(13)
 ROOT = Path(__file__).resolve().parents[2]
 LEASE = 1.0
 
@@ -56,7 +55,7 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         pytest.fail(
             f"Redis is not answering at {REDIS_URL} ({exc}). Start redis-server, or set "
-            "CANVAS_TEST_REDIS_URL to one that runs.",
+            "CANVAS_TEST_REDIS to one that runs.",
             pytrace=False,
         )
     finally:
@@ -67,11 +66,11 @@ def redis_url() -> str:
 @pytest.fixture(scope="module")
 def amqp_url() -> str:
     try:
-        _amqp_connection().close()
+        amqp_connection().close()
     except (OSError, amqp.exceptions.AMQPError) as exc:
         pytest.fail(
             f"RabbitMQ is not answering at {AMQP_URL} ({exc!r}). Start rabbitmq-server, or set "
-            "CANVAS_TEST_AMQP_URL to one that runs.",
+            "CANVAS_TEST_AMQP to one that runs.",
             pytrace=False,
         )
     return AMQP_URL
@@ -416,7 +415,7 @@ class TestAMQP(TransportContract):
         return amqp_url
 
     def cleanup(self, transport, names: list[str]) -> None:
-        conn = _amqp_connection()
+        conn = amqp_connection()
         try:
             channel = conn.channel()
             # Consuming a dead-letter queue declares its own dead-letter queue too.
@@ -427,7 +426,7 @@ class TestAMQP(TransportContract):
 
     def test_broker_dead_letters_land_on_the_dlq(self, transport, queue):
         transport.publish([message(queue)])
-        conn = _amqp_connection()
+        conn = amqp_connection()
         try:
             channel = conn.channel()
             raw = channel.basic_get(queue)
@@ -439,17 +438,3 @@ class TestAMQP(TransportContract):
         while transport.size(transport.dead_letters(queue)) != 1:
             assert time.monotonic() < deadline, "the broker did not dead-letter the message"
             time.sleep(0.02)
-
-
-def _amqp_connection() -> amqp.Connection:
-    parts = urlsplit(AMQP_URL)
-    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-    conn = amqp.Connection(
-        f"{parts.hostname or '127.0.0.1'}:{parts.port or 5672}",
-        userid=unquote(parts.username or "guest"),
-        password=unquote(parts.password or "guest"),
-        virtual_host=vhost,
-        connect_timeout=2,
-    )
-    conn.connect()
-    return conn
