@@ -15,21 +15,13 @@ from canvas.app import Canvas, default_app
 # composition
 from canvas.dag import Workflow
 from canvas.dag import compile as compile_workflow
+from canvas.primitives import chain, chord, chunks, group, xmap, xstarmap
 
 # results
 from canvas.result import AsyncResult, EagerResult, GroupResult, ResultSet, allow_join_result
-from canvas.signature import (
-    Signature,
-    chain,
-    chord,
-    chunks,
-    group,
-    maybe_signature,
-    signature,
-    subtask,
-    xmap,
-    xstarmap,
-)
+
+# composition: signatures
+from canvas.signature import Signature, maybe_signature, signature, subtask
 
 # tasks
 from canvas.task import Task

@@ -17,31 +17,25 @@ import threading
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar, cast, overload
 
-from canvas import signals
+from canvas import _current, dag, signals
+from canvas._current import default_app
 from canvas.backends import Backend
 from canvas.backends import create as create_backend
 from canvas.config import Settings
+from canvas.core import dispatch, eager
+from canvas.core.workflow_view import WorkflowView
 from canvas.exceptions import ImproperlyConfigured, NotRegistered
-from canvas.signature import Signature
+from canvas.result import AsyncResult, EagerResult, GroupResult, from_spec
+from canvas.signature import Signature, signature
 from canvas.task import Task
 from canvas.transports import Transport
 from canvas.transports import create as create_transport
 
 logger = logging.getLogger("canvas")
 
-_default_app: Canvas | None = None
-_default_lock = threading.Lock()
-
-
-def default_app() -> Canvas:
-    """The app that signatures and results without an explicit app belong to (the last made)."""
-    global _default_app
-    with _default_lock:
-        if _default_app is None:
-            _default_app = Canvas("default", set_as_current=False)
-        return _default_app
+_Connection = TypeVar("_Connection", Transport, Backend)
 
 
 class TaskRegistry(dict[str, Task]):
@@ -68,7 +62,6 @@ class Canvas:
         set_as_current: bool = True,
         **settings: Any,
     ) -> None:
-        global _default_app
         self.main = main
         self.conf = Settings(settings)
         if config_source is not None:
@@ -89,8 +82,7 @@ class Canvas:
         self._lock = threading.RLock()
         self._register_builtins()
         if set_as_current:
-            with _default_lock:
-                _default_app = self
+            _current.set_current(self)
 
     # -- configuration -----------------------------------------------------------------------
     def config_from_object(
@@ -183,7 +175,7 @@ class Canvas:
             fun = app.tasks[task]
             return [fun(*item) for item in items]
 
-    # -- sending -----------------------------------------------------------------------------
+    # -- sending: the one route every signature, task and canvas takes to the engine ----------
     def signature(
         self,
         name: str | Signature | Mapping[str, Any],
@@ -191,8 +183,6 @@ class Canvas:
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Signature:
-        from canvas.signature import signature
-
         return signature(name, args, kwargs, app=self, **options)
 
     def send_task(
@@ -201,7 +191,7 @@ class Canvas:
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> AsyncResult | GroupResult:
         """Send a task by name: the caller need not import (or have) its code."""
         return self.send_canvas(Signature(name, app=self), args, kwargs, **options)
 
@@ -211,33 +201,45 @@ class Canvas:
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
-        """Send any signature or canvas; eager when ``task_always_eager`` is set."""
+    ) -> AsyncResult | GroupResult:
+        """Send any signature or canvas (``apply_async``); eager when ``task_always_eager``."""
         if self.conf.task_always_eager:
-            from canvas.core.eager import run_eagerly
-
-            result = run_eagerly(self, sig, args, kwargs, options)
+            result = self.apply_canvas(sig, args, kwargs, **options)
             if self.conf.task_eager_propagates and result.failed():
                 result.get()
             return result
-        from canvas.core import dispatch
+        return from_spec(dispatch.send(self, sig, args, kwargs, options), self)
 
-        return dispatch.send(self, sig, args, kwargs, options)
+    def apply_canvas(
+        self,
+        sig: Signature,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult | GroupResult:
+        """Run any signature or canvas here and now (``apply``): an ``EagerResult``, or a
+        ``GroupResult`` of them when the canvas ends in a group."""
+        run = eager.run(self, sig, args, kwargs, options)
+        # Given outcomes, from_spec makes EagerResults where it would make AsyncResults.
+        return cast("EagerResult | GroupResult", from_spec(run.result, self, run.outcomes))
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> Any:
-        from canvas.result import AsyncResult
+    def freeze_canvas(
+        self, sig: Signature, result_id: str | None = None
+    ) -> AsyncResult | GroupResult:
+        """Fix every task id inside ``sig`` now (``freeze``); the handle ``apply_async`` will
+        return, before anything is sent."""
+        return from_spec(dag.freeze(sig, result_id), self)
 
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         return AsyncResult(task_id, app=self, **kwargs)
 
-    def GroupResult(self, id: str | None = None, results: Sequence[Any] = (), **kw: Any) -> Any:
-        from canvas.result import GroupResult
-
+    def GroupResult(
+        self, id: str | None = None, results: Sequence[Any] = (), **kw: Any
+    ) -> GroupResult:
         return GroupResult(id, results, app=self, **kw)
 
-    def workflow(self, workflow_id: str) -> Any:
+    def workflow(self, workflow_id: str) -> WorkflowView:
         """Every node of a stored workflow with its state (``canvas status``/``render --id``)."""
-        from canvas.core.inspect import WorkflowView
-
         return WorkflowView(self, workflow_id)
 
     def add_periodic_task(
@@ -322,13 +324,13 @@ class Canvas:
         )
         return backend
 
-    def _secured(self, connection: Any) -> Any:
-        """Wrap a transport or store for signing/encryption when ``security_*`` keys are set
-        (imported only then: most apps never load the cryptography package)."""
+    def _secured(self, connection: _Connection) -> _Connection:
+        """Wrap a transport or store for signing/encryption when ``security_*`` keys are set."""
         if not any(
             self.conf.get(k) for k in ("security_key", "security_keys", "security_encryption_key")
         ):
             return connection
+        # Imported only here: most apps never load the cryptography package (~10 MB).
         from canvas import security
 
         return security.wrap(self, connection)
@@ -355,7 +357,7 @@ class Canvas:
 
 def _django_apps() -> list[str]:
     try:
-        from django.conf import settings
+        from django.conf import settings  # optional: only Django projects have it
     except ImportError:
         return []
     try:
@@ -367,7 +369,7 @@ def _django_apps() -> list[str]:
 def _django_database_url() -> str:
     """``backend='django-db'``: the SQL store in Django's default database."""
     try:
-        from django.conf import settings
+        from django.conf import settings  # optional: only Django projects have it
     except ImportError as exc:
         raise ImproperlyConfigured(
             "result_backend='django-db' needs Django; install it or use 'sqlite:///results.db'."
@@ -386,3 +388,8 @@ def _django_database_url() -> str:
     raise ImproperlyConfigured(
         f"result_backend='django-db' supports SQLite and PostgreSQL databases, not {engine!r}."
     )
+
+
+_current.set_default_factory(lambda: Canvas("default", set_as_current=False))
+
+__all__ = ["Canvas", "TaskRegistry", "default_app"]

@@ -83,16 +83,19 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from canvas.exceptions import WorkflowError
-from canvas.signature import Signature, chain, chord, chunks, group
+from canvas.primitives import chain, chord, chunks, group
+from canvas.signature import Signature
 
 if TYPE_CHECKING:
     import networkx as nx  # imported where a graph is built: workers that only run nodes
     # never pay its ~20 MB and 0.2 s
+
+_T = TypeVar("_T")
 
 MAX_NODES = 250_000
 MAX_DEPTH = 200
@@ -173,9 +176,17 @@ class Cluster:
     join: str | None = None
 
 
-# A result spec says how to build the caller's result handle, with Celery's ``.parent`` chain:
-# ("task", id, parent) or ("group", group_id, [member specs], parent).
-ResultSpec = tuple[Any, ...]
+@dataclass(frozen=True)
+class ResultSpec:
+    """How to build the caller's result handle, with Celery's ``.parent`` chain: one task's
+    result (``kind="task"``) or a group's, whose ``members`` are specs in member order."""
+
+    kind: Literal["task", "group"]
+    id: str
+    parent: ResultSpec | None = None
+    members: tuple[ResultSpec, ...] = ()
+    #: the task's name when it is known before the task runs (a plain call)
+    name: str | None = None
 
 
 @dataclass
@@ -247,7 +258,7 @@ class _Compiler:
         max_depth: int,
         ids: Iterator[str] | None = None,
     ) -> None:
-        import networkx as nx
+        import networkx as nx  # heavy (~20 MB): loaded by the processes that compile canvases
 
         self.graph = nx.DiGraph()
         self.clusters: list[Cluster] = []
@@ -369,7 +380,7 @@ class _Compiler:
         self.add(node, edge_kind)
         out = _Out(node=task_id)
         self.attach_callbacks(sig, out, depth, inherited)
-        return out, ("task", task_id, parent)
+        return out, ResultSpec("task", task_id, parent)
 
     def attach_callbacks(
         self, sig: Signature, out: _Out, depth: int, inherited: Mapping[str, Any]
@@ -461,7 +472,7 @@ class _Compiler:
             sources = self.member_outputs(out)
             for errback in errbacks:
                 self.add_errback(errback, sources, inherited)
-        return out, ("group", group_id, specs, parent)
+        return out, ResultSpec("group", group_id, parent, tuple(specs))
 
     def build_chord(
         self,
@@ -556,7 +567,7 @@ def compile(  # shadows the builtin on purpose: the compiler's one verb
         canvas.link(callback)
     compiler = _Compiler(start, max_nodes, max_depth)
     _, spec = compiler.build(canvas, None, None, 0, {})
-    workflow = Workflow(spec[1], compiler.graph, spec, compiler.clusters)
+    workflow = Workflow(spec.id, compiler.graph, spec, compiler.clusters)
     validate(workflow.graph)
     return workflow
 
@@ -582,9 +593,105 @@ def compile_replacement(canvas: Signature, replaced: Node) -> Workflow:
         replaces=replaced.id,
     )
     compiler.add(forward)
-    workflow = Workflow(replaced.id, compiler.graph, ("task", replaced.id, None), compiler.clusters)
+    spec = ResultSpec("task", replaced.id)
+    workflow = Workflow(replaced.id, compiler.graph, spec, compiler.clusters)
     validate(workflow.graph)
     return workflow
+
+
+def freeze(sig: Signature, result_id: str | None = None) -> ResultSpec:
+    """Fix every task id inside ``sig`` in place (Celery's ``freeze``); the spec of its handle.
+
+    ``result_id`` is the id the handle gets (see ``assign_ids`` for where it lands). A plain call
+    is not compiled: its handle is its own task id.
+    """
+    if not isinstance(sig, _COMPOSITES):
+        if result_id is not None:
+            sig.options["task_id"] = result_id
+        return ResultSpec("task", sig.options.setdefault("task_id", str(uuid.uuid4())))
+    if result_id is not None:
+        sig.options[_result_key(sig)] = result_id
+    assign_ids(sig)
+    return compile(sig).result
+
+
+def assign_ids(sig: Signature) -> None:
+    """Fix, in place, every task id inside ``sig`` that is not fixed yet (link callbacks too).
+
+    The one home of where a composite's id lands: the ``task_id`` of a chain is its last task's,
+    of a chord its body's, and of a group or chunks it becomes the ``group_id``; a chord's
+    ``group_id`` is its header's.
+    """
+    _lookup(_ASSIGN, sig)(sig)
+
+
+def _assign_task(sig: Signature) -> None:
+    sig.options.setdefault("task_id", str(uuid.uuid4()))
+    _assign_links(sig)
+
+
+def _assign_chain(sig: chain) -> None:
+    last_id = sig.options.pop("task_id", None)
+    for index, task in enumerate(sig.tasks):
+        if last_id and index == len(sig.tasks) - 1:
+            task.options.setdefault("task_id", last_id)
+        assign_ids(task)
+    _assign_links(sig)
+
+
+def _assign_group(sig: group) -> None:
+    group_id = sig.options.pop("task_id", None) or str(uuid.uuid4())
+    sig.options.setdefault("group_id", group_id)
+    for task in sig.tasks:
+        assign_ids(task)
+    _assign_links(sig)
+
+
+def _assign_chord(sig: chord) -> None:
+    task_id = sig.options.pop("task_id", None)
+    group_id = sig.options.pop("group_id", None)
+    if group_id:
+        sig.header.options.setdefault("group_id", group_id)
+    assign_ids(sig.header)
+    if sig.body is not None:
+        if task_id:
+            sig.body.options.setdefault("task_id", task_id)
+        assign_ids(sig.body)
+
+
+def _assign_chunks(sig: chunks) -> None:
+    group_id = sig.options.pop("task_id", None) or str(uuid.uuid4())
+    sig.options.setdefault("group_id", group_id)
+
+
+def _assign_links(sig: Signature) -> None:
+    for callback in sig.options.get("link") or ():
+        assign_ids(callback)
+
+
+_COMPOSITES = (chain, group, chord, chunks)
+
+#: type -> how ``assign_ids`` fixes the ids inside it (a subclass uses its base's entry)
+_ASSIGN: dict[type[Signature], Callable[[Any], None]] = {
+    chain: _assign_chain,
+    group: _assign_group,
+    chord: _assign_chord,
+    chunks: _assign_chunks,
+    Signature: _assign_task,
+}
+
+
+def _lookup(table: Mapping[type[Signature], _T], sig: Signature) -> _T:
+    """The entry of ``table`` for ``sig``'s class or its nearest base."""
+    for cls in type(sig).__mro__:
+        if cls in table:
+            return table[cls]
+    raise TypeError(f"Cannot compile {type(sig).__name__} {sig!r}: not a signature")
+
+
+def _result_key(sig: Signature) -> str:
+    """The option that holds the id of ``sig``'s result: a group's id, else a task id."""
+    return "group_id" if isinstance(sig, group | chunks) else "task_id"
 
 
 def validate(graph: nx.DiGraph) -> None:
@@ -597,7 +704,7 @@ def validate(graph: nx.DiGraph) -> None:
         for source in node.inputs:
             if source not in graph:
                 raise WorkflowError(f"Node {node_id!r} takes input from unknown node {source!r}.")
-    import networkx as nx
+    import networkx as nx  # heavy: see _Compiler
 
     if not nx.is_directed_acyclic_graph(graph):
         cycle = nx.find_cycle(graph)
@@ -621,9 +728,9 @@ def from_graph(graph: nx.DiGraph, workflow_id: str | None = None) -> Workflow:
     sinks = [n for n in graph.nodes if graph.out_degree(n) == 0]
     wid = workflow_id or (sinks[0] if len(sinks) == 1 else str(uuid.uuid4()))
     if len(sinks) == 1:
-        spec: ResultSpec = ("task", sinks[0], None)
+        spec = ResultSpec("task", sinks[0])
     else:
-        spec = ("group", wid, [("task", s, None) for s in sinks], None)
+        spec = ResultSpec("group", wid, members=tuple(ResultSpec("task", s) for s in sinks))
     return Workflow(wid, graph, spec)
 
 
@@ -651,10 +758,7 @@ def _as_list(value: Any) -> list[Signature]:
 def _with_id(sig: Signature, result_id: str) -> Signature:
     """A copy of ``sig`` whose result has ``result_id`` (a group's id, else the last task's)."""
     copy = sig.clone()
-    if isinstance(copy, group | chunks):
-        copy.options["group_id"] = result_id
-    else:
-        copy.options["task_id"] = result_id
+    copy.options[_result_key(copy)] = result_id
     return copy
 
 
@@ -667,9 +771,12 @@ def _replace(node: Node, **changes: Any) -> Node:
 __all__ = [
     "Cluster",
     "Node",
+    "ResultSpec",
     "Workflow",
+    "assign_ids",
     "compile",
     "compile_replacement",
+    "freeze",
     "from_graph",
     "validate",
 ]

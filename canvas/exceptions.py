@@ -19,12 +19,18 @@ CanvasError
 ├── TimeLimitExceeded         a task killed at its ``time_limit``
 ├── WorkerLostError           the process running a task died
 └── MaxRetriesExceededError   ``Task.retry`` past ``max_retries`` with no exception to re-raise
+
+Replace (outside the tree: not an error) is raised by ``Task.replace`` to hand the worker the
+canvas that takes the call's place.
 """
 
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from canvas.signature import Signature
 
 
 class CanvasError(Exception):
@@ -140,6 +146,14 @@ class MaxRetriesExceededError(CanvasError):
     """``Task.retry`` was called after ``max_retries`` runs."""
 
 
+class Replace(Exception):
+    """Raised by ``Task.replace``: the worker swaps this call for ``sig``."""
+
+    def __init__(self, sig: Signature) -> None:
+        super().__init__(repr(sig))
+        self.sig = sig
+
+
 __all__ = [
     "CanvasError",
     "ChordError",
@@ -151,6 +165,7 @@ __all__ = [
     "PayloadTooLarge",
     "Reject",
     "RemoteError",
+    "Replace",
     "Retry",
     "SecurityError",
     "SoftTimeLimitExceeded",

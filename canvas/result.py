@@ -11,17 +11,21 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from canvas import states
-from canvas.core import results
+from canvas._current import default_app
+from canvas.core import metas
+from canvas.core.workflow_view import WorkflowView
 from canvas.exceptions import TaskRejectedError, TaskRevokedError, TimeoutError
-from canvas.task import current_request
+from canvas.request import current_request
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
-    from canvas.core.inspect import WorkflowView
+    from canvas.core.eager import Settled
+    from canvas.dag import ResultSpec
 
 _join_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar("canvas_join", default=False)
 
@@ -55,8 +59,6 @@ class AsyncResult:
     def __init__(
         self, id: str, app: Canvas | None = None, parent: Any = None, task_name: str | None = None
     ) -> None:
-        from canvas.app import default_app
-
         self.id = id
         self.app = app if app is not None else default_app()
         self.parent = parent
@@ -67,7 +69,7 @@ class AsyncResult:
     def _meta(self) -> dict[str, Any]:
         if self._cache is not None:
             return self._cache
-        meta = results.decode(self.app.backend.get([self.id])[0]) or {"status": states.PENDING}
+        meta = metas.decode(self.app.backend.get([self.id])[0]) or {"status": states.PENDING}
         if meta.get("status") in states.READY_STATES:
             self._cache = meta
         return meta
@@ -82,7 +84,7 @@ class AsyncResult:
     def result(self) -> Any:
         meta = self._meta()
         if meta.get("status") in states.EXCEPTION_STATES and isinstance(meta.get("result"), dict):
-            return results.exception_from_dict(self.app, meta["result"])
+            return metas.exception_from_dict(self.app, meta["result"])
         return meta.get("result")
 
     info = result
@@ -104,8 +106,6 @@ class AsyncResult:
     @property
     def workflow(self) -> WorkflowView:
         """Every node of the workflow this call belongs to, with its state."""
-        from canvas.core.inspect import WorkflowView
-
         workflow_id = self._meta().get("workflow") or self.id
         return WorkflowView(self.app, workflow_id)
 
@@ -132,9 +132,9 @@ class AsyncResult:
         meta = self._cache
         if meta is None:
             # One read first: a result that is already there costs no subscription.
-            meta = results.decode(self.app.backend.get([self.id])[0])
+            meta = metas.decode(self.app.backend.get([self.id])[0])
             if meta is None or meta.get("status") not in states.READY_STATES:
-                meta = results.decode(self.app.backend.wait(self.id, timeout))
+                meta = metas.decode(self.app.backend.wait(self.id, timeout))
             if meta is None or meta.get("status") not in states.READY_STATES:
                 raise TimeoutError(
                     f"Task {self.id} was not ready within {timeout} s "
@@ -150,10 +150,10 @@ class AsyncResult:
         value = meta.get("result")
         if status == states.SUCCESS or not propagate:
             if status != states.SUCCESS and isinstance(value, dict):
-                return results.exception_from_dict(self.app, value)
+                return metas.exception_from_dict(self.app, value)
             return value
         if isinstance(value, dict) and "exc_type" in value:
-            exc = results.exception_from_dict(self.app, value)
+            exc = metas.exception_from_dict(self.app, value)
         elif status == states.REVOKED:
             exc = TaskRevokedError(f"Task {self.id} was revoked.")
         else:
@@ -185,8 +185,6 @@ class ResultSet:
     """Several results, read in member order."""
 
     def __init__(self, results: Sequence[Any], app: Canvas | None = None, **_: Any) -> None:
-        from canvas.app import default_app
-
         self.results = list(results)
         self.app = app if app is not None else default_app()
 
@@ -252,7 +250,7 @@ class ResultSet:
             for member, data in zip(
                 chunk, self.app.backend.get([m.id for m in chunk]), strict=True
             ):
-                meta = results.decode(data)
+                meta = metas.decode(data)
                 if meta is not None and meta.get("status") in states.READY_STATES:
                     member._cache = meta
 
@@ -285,8 +283,6 @@ class GroupResult(ResultSet):
 
     @property
     def workflow(self) -> WorkflowView:
-        from canvas.core.inspect import WorkflowView
-
         return WorkflowView(self.app, self.id or "")
 
     def __repr__(self) -> str:
@@ -306,7 +302,7 @@ class EagerResult(AsyncResult):
         parent: Any = None,
     ) -> None:
         super().__init__(id, app=app, parent=parent)
-        exc_dict = results.exception_to_dict(value) if isinstance(value, BaseException) else None
+        exc_dict = metas.exception_to_dict(value) if isinstance(value, BaseException) else None
         self._exc = value if isinstance(value, BaseException) else None
         self._cache = {
             "status": state,
@@ -345,23 +341,40 @@ class EagerResult(AsyncResult):
         return f"<EagerResult: {self.id}>"
 
 
-def from_spec(spec: Any, app: Canvas, _seen: dict[int, Any] | None = None) -> Any:
+def from_spec(
+    spec: ResultSpec,
+    app: Canvas,
+    outcomes: Mapping[str, Settled] | None = None,
+    _seen: dict[int, AsyncResult | GroupResult] | None = None,
+) -> AsyncResult | GroupResult:
     """The handle described by a compiled workflow's result spec (``canvas.dag``).
 
-    Iterative along ``.parent`` and memoised by spec, because a 1,000-step chain is a
+    With ``outcomes`` (an eager run's, by node id) the handles are ``EagerResult``s holding
+    them. Iterative along ``.parent`` and memoised by spec, because a 1,000-step chain is a
     1,000-deep spec and the members of a group share one parent.
     """
     seen = {} if _seen is None else _seen
     lineage = []
-    while spec is not None and id(spec) not in seen:
-        lineage.append(spec)
-        spec = spec[-1]
-    handle = seen.get(id(spec)) if spec is not None else None
+    current: ResultSpec | None = spec
+    while current is not None and id(current) not in seen:
+        lineage.append(current)
+        current = current.parent
+    handle = seen.get(id(current)) if current is not None else None
     for item in reversed(lineage):
-        if item[0] == "task":
-            handle = AsyncResult(item[1], app=app, parent=handle)
+        if item.kind == "group":
+            members = [from_spec(m, app, outcomes, seen) for m in item.members]
+            group_id = item.id or str(uuid.uuid4())
+            handle = GroupResult(group_id, members, app=app, parent=handle)
+        elif outcomes is None:
+            handle = AsyncResult(item.id, app=app, parent=handle, task_name=item.name)
         else:
-            members = [from_spec(m, app, seen) for m in item[2]]
-            handle = GroupResult(item[1], members, app=app, parent=handle)
+            done = outcomes.get(item.id)
+            if done is None:
+                handle = EagerResult(item.id, None, states.PENDING, app=app, parent=handle)
+            else:
+                handle = EagerResult(
+                    item.id, done.value, done.state, done.traceback, app=app, parent=handle
+                )
         seen[id(item)] = handle
+    assert handle is not None
     return handle

@@ -1,8 +1,11 @@
-"""Signatures and the composition primitives: ``chain``, ``group``, ``chord``, ``chunks``, maps.
+"""``Signature``: one task call waiting to happen (a task name, partial arguments, call options).
 
-A signature is one task call waiting to happen: a task name, partial arguments and call options.
-Composition only *builds* shapes (``a | b`` is a chain, ``group | b`` a chord); what a shape means
-when it runs is decided in one place, ``canvas.dag.compile``.
+The composition primitives (``chain``, ``group``, ``chord``, ``chunks``, the maps) subclass it in
+``canvas.primitives`` and register their ``subtask_type`` in ``Signature.TYPES`` (as in Celery),
+which ``from_dict`` and ``|`` look up: this module never imports them. Composition only *builds*
+shapes; what a shape means when it runs is decided in one place, ``canvas.dag``. A signature
+reaches the engine only through its app (``self.app``): ``delay``, ``apply_async``, ``apply`` and
+``freeze`` are one call each on ``canvas.app.Canvas``.
 
 Celery compatibility decides two things here. ``set``, ``link`` and ``link_error`` change the
 signature in place and return it (Celery code relies on that); ``|`` and ``clone`` build new
@@ -12,28 +15,25 @@ objects. And a signature serializes to the same dict shape as Celery's (``task``
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+
+from canvas._current import default_app
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
-    from canvas.result import AsyncResult, EagerResult
+    from canvas.result import AsyncResult, EagerResult, GroupResult
     from canvas.task import Task
 
-
-def _resolve_app(app: Canvas | None) -> Canvas:
-    from canvas.app import default_app
-
-    return app if app is not None else default_app()
+_S = TypeVar("_S", bound="type[Signature]")
 
 
-def _repr_call(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+def repr_call(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
     return f"{name}({', '.join(parts)})"
 
 
-def _drop_repeated_module(task_name: str | None, text: str) -> str:
+def drop_repeated_module(task_name: str | None, text: str) -> str:
     """Celery's ``remove_repeating_from_task``: keep the first ``module.`` prefix, drop the rest.
 
     ``tasks.add(2, 2) | tasks.mul(4)`` reads ``tasks.add(2, 2) | mul(4)``, as Celery prints it.
@@ -52,6 +52,18 @@ class Signature:
     """One task call: name, partial args/kwargs, options (queue, countdown, link, ...)."""
 
     subtask_type: str | None = None
+    #: ``subtask_type`` -> class, filled by ``register_type`` as the primitives are defined
+    TYPES: ClassVar[dict[str, type[Signature]]] = {}
+
+    @classmethod
+    def register_type(cls, name: str | None = None) -> Callable[[_S], _S]:
+        """Class decorator: ``from_dict`` rebuilds dicts of this ``subtask_type`` as this class."""
+
+        def register(subclass: _S) -> _S:
+            Signature.TYPES[name or subclass.subtask_type or subclass.__name__] = subclass
+            return subclass
+
+        return register
 
     def __init__(
         self,
@@ -63,21 +75,28 @@ class Signature:
         app: Canvas | None = None,
         **extra_options: Any,
     ) -> None:
-        from canvas.task import Task
-
         self._app = app
-        if isinstance(task, Task):
-            self._app = app or task.app
-            task = task.name
         if isinstance(task, Signature | Mapping) and not isinstance(task, str):
             raise TypeError(
                 "Signature(): use Signature.from_dict() or .clone() to copy a signature"
+            )
+        name: str | None
+        if task is None or isinstance(task, str):
+            name = task
+        elif hasattr(task, "run"):
+            # A Task, known by its shape: canvas.task imports this module, not the other way.
+            self._app = app or task.app
+            name = task.name
+        else:
+            raise TypeError(
+                f"Signature(): expected a task or a task name, got {type(task).__name__} "
+                f"{shorten(task)}"
             )
         if args is not None and (isinstance(args, str | bytes) or not isinstance(args, Sequence)):
             raise TypeError(f"Signature args must be a list or tuple, got {type(args).__name__}")
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise TypeError(f"Signature kwargs must be a dict, got {type(kwargs).__name__}")
-        self.task: str | None = task
+        self.task: str | None = name
         self.args: tuple[Any, ...] = tuple(args or ())
         self.kwargs: dict[str, Any] = dict(kwargs or {})
         self.options: dict[str, Any] = {**dict(options or {}), **extra_options}
@@ -86,7 +105,7 @@ class Signature:
     # -- identity and copying ---------------------------------------------------------------
     @property
     def app(self) -> Canvas:
-        return _resolve_app(self._app)
+        return self._app if self._app is not None else default_app()
 
     @property
     def name(self) -> str | None:
@@ -145,13 +164,13 @@ class Signature:
 
     def link(self, callback: Signature) -> Signature:
         """Run ``callback`` with this call's result when it succeeds; returns the callback."""
-        _check_signature(callback, "link")
+        check_signature(callback, "link")
         self.options.setdefault("link", []).append(callback)
         return callback
 
     def link_error(self, errback: Signature) -> Signature:
         """Run ``errback`` when this call fails; returns the errback."""
-        _check_signature(errback, "link_error")
+        check_signature(errback, "link_error")
         self.options.setdefault("link_error", []).append(errback)
         return errback
 
@@ -160,34 +179,14 @@ class Signature:
         self.link_error(errback)
         return self
 
-    def freeze(self, _id: str | None = None, **_: Any) -> Any:
+    def freeze(self, _id: str | None = None, **_: Any) -> AsyncResult | GroupResult:
         """Fix the task ids now, so the result handle exists before the call is sent.
 
         For a chain, group or chord every task id inside it is fixed (in place, as Celery does)
         and the handle has the shape ``apply_async()`` returns: the same ids, the same
-        ``.parent`` links, a ``GroupResult`` for a group.
+        ``.parent`` links, a ``GroupResult`` for a group (see ``canvas.dag.freeze``).
         """
-        from canvas.result import AsyncResult
-
-        if _id is not None:
-            self.options["task_id"] = _id
-        task_id = self.options.setdefault("task_id", str(uuid.uuid4()))
-        return AsyncResult(task_id, app=self._app)
-
-    def _freeze_ids(self) -> None:
-        """Fix every id inside this canvas (composites override; link callbacks included)."""
-        self.options.setdefault("task_id", str(uuid.uuid4()))
-        for callback in self.options.get("link") or ():
-            callback._freeze_ids()
-
-    def _freeze_composite(self, _id: str | None) -> Any:
-        from canvas import dag
-        from canvas.result import from_spec
-
-        if _id is not None:
-            self.options["task_id"] = _id
-        self._freeze_ids()
-        return from_spec(dag.compile(self).result, self.app)
+        return self.app.freeze_canvas(self, _id)
 
     # -- calling ---------------------------------------------------------------------------
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
@@ -203,8 +202,7 @@ class Signature:
 
         A ``GroupResult`` when the canvas ends in a group (Celery's shapes: see ``canvas.dag``).
         """
-        result: AsyncResult = self.app.send_canvas(self, args, kwargs, **options)
-        return result
+        return cast("AsyncResult", self.app.send_canvas(self, args, kwargs, **options))
 
     def apply(
         self,
@@ -213,10 +211,7 @@ class Signature:
         **options: Any,
     ) -> EagerResult:
         """Run this canvas here and now, in this process; returns a ready result."""
-        from canvas.core.eager import run_eagerly
-
-        result: EagerResult = run_eagerly(self.app, self, args, kwargs, options)
-        return result
+        return cast("EagerResult", self.app.apply_canvas(self, args, kwargs, **options))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the task function directly, as ``task(*args)`` would (Celery's behaviour)."""
@@ -226,8 +221,13 @@ class Signature:
     # -- composition -----------------------------------------------------------------------
     def __or__(self, other: Any) -> Signature:
         if isinstance(other, Signature):
-            return chain(self, other, app=self._app)
+            return self._compose("chain", self, other)
         return NotImplemented
+
+    def _compose(self, kind: str, *parts: Signature) -> Signature:
+        """A primitive of ``kind`` from ``parts``, looked up in ``TYPES`` (see the docstring)."""
+        make: Callable[..., Signature] = Signature.TYPES[kind]
+        return make(*parts, app=self._app)
 
     def __ror__(self, other: Any) -> Signature:
         return NotImplemented
@@ -261,18 +261,21 @@ class Signature:
                 immutable=bool(data.get("immutable")),
                 app=app,
             )
-        if kind in ("xmap", "xstarmap"):
-            # Ours keep (task, items) in args; Celery's dict keeps them in kwargs task/it.
-            task_name, items = data["args"] if data.get("args") else (kwargs["task"], kwargs["it"])
-            mapper = xmap if kind == "xmap" else xstarmap
-            return mapper(task_name, items, app=app, **options)
-        builder = _SUBTASK_TYPES.get(kind)
-        if builder is None:
+        subclass = Signature.TYPES.get(kind)
+        if subclass is None:
             raise ValueError(f"Unknown subtask_type {kind!r} in signature dict")
-        sig: Signature = builder(kwargs, app)
-        sig.options.update(options)
-        sig.immutable = bool(data.get("immutable")) or sig.immutable
-        return sig
+        return subclass._from_parts(data, kwargs, options, app)
+
+    @classmethod
+    def _from_parts(
+        cls,
+        data: Mapping[str, Any],
+        kwargs: dict[str, Any],
+        options: dict[str, Any],
+        app: Canvas | None,
+    ) -> Signature:
+        """Rebuild one primitive from its dict (each primitive says how)."""
+        raise TypeError(f"{cls.__name__} cannot be rebuilt from a dict")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Signature):
@@ -282,369 +285,10 @@ class Signature:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return _repr_call(str(self.task), self.args, self.kwargs)
+        return repr_call(str(self.task), self.args, self.kwargs)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Signature:
         return Signature.from_dict(self.to_dict(), app=self._app)
-
-
-class chain(Signature):  # lowercase: Celery's name
-    """Tasks run one after the other, each getting the previous result as its first argument."""
-
-    subtask_type = "chain"
-
-    def __init__(self, *tasks: Any, app: Canvas | None = None, **options: Any) -> None:
-        if len(tasks) == 1 and not isinstance(tasks[0], Signature):
-            tasks = tuple(tasks[0])
-        flat: list[Signature] = []
-        for task in tasks:
-            _check_signature(task, "chain")
-            # Nested chains flatten once, here; later code never sees a chain in a chain.
-            if type(task) is chain and not task.options and not task.immutable:
-                flat.extend(task.tasks)
-            else:
-                flat.append(task)
-        super().__init__("canvas.chain", (), {"tasks": flat}, options, app=app)
-        self._app = app or next((t._app for t in flat if t._app), None)
-
-    @property
-    def tasks(self) -> list[Signature]:
-        tasks: list[Signature] = self.kwargs["tasks"]
-        return tasks
-
-    def _copy(self) -> Signature:
-        copy = super()._copy()
-        copy.kwargs = {"tasks": [t._copy() for t in self.tasks]}
-        return copy
-
-    def clone(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> Signature:
-        clone = self._copy()
-        clone.options.update(options)
-        if (args or kwargs) and clone.kwargs["tasks"]:
-            tasks = clone.kwargs["tasks"]
-            tasks[0] = tasks[0].clone(args, kwargs)
-        return clone
-
-    def __or__(self, other: Any) -> Signature:
-        if isinstance(other, Signature):
-            return chain(self, other, app=self._app)
-        return NotImplemented
-
-    def __call__(self, *args: Any, **kwargs: Any) -> AsyncResult:
-        """Celery's ``chain()`` sends the chain."""
-        return self.apply_async(args, kwargs)
-
-    def freeze(self, _id: str | None = None, **_: Any) -> Any:
-        return self._freeze_composite(_id)
-
-    def _freeze_ids(self) -> None:
-        last_id = self.options.pop("task_id", None)
-        for index, task in enumerate(self.tasks):
-            if last_id and index == len(self.tasks) - 1:
-                task.options.setdefault("task_id", last_id)
-            task._freeze_ids()
-        for callback in self.options.get("link") or ():
-            callback._freeze_ids()
-
-    def __repr__(self) -> str:
-        if not self.tasks:
-            return f"<chain@{id(self):#x}: empty>"
-        return _drop_repeated_module(
-            self.tasks[0].task if type(self.tasks[0]) is Signature else None,
-            " | ".join(repr(t) for t in self.tasks),
-        )
-
-
-class group(Signature):  # lowercase: Celery's name
-    """Tasks run in parallel; the result is the list of their results in member order."""
-
-    subtask_type = "group"
-
-    def __init__(self, *tasks: Any, app: Canvas | None = None, **options: Any) -> None:
-        if len(tasks) == 1 and not isinstance(tasks[0], Signature):
-            tasks = tuple(tasks[0])
-        members: list[Signature] = []
-        for task in tasks:
-            _check_signature(task, "group")
-            members.append(task)
-        super().__init__("canvas.group", (), {"tasks": members}, options, app=app)
-        self._app = app or next((t._app for t in members if t._app), None)
-
-    @property
-    def tasks(self) -> list[Signature]:
-        tasks: list[Signature] = self.kwargs["tasks"]
-        return tasks
-
-    def _copy(self) -> Signature:
-        copy = super()._copy()
-        copy.kwargs = {"tasks": [t._copy() for t in self.tasks]}
-        return copy
-
-    def clone(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> Signature:
-        clone = self._copy()
-        clone.options.update(options)
-        if args or kwargs:
-            clone.kwargs["tasks"] = [t.clone(args, kwargs) for t in clone.kwargs["tasks"]]
-        return clone
-
-    def __or__(self, other: Any) -> Signature:
-        # Celery: group | task is a chord whose body is the task.
-        if isinstance(other, Signature) and not isinstance(other, group):
-            return chord(self, other, app=self._app)
-        if isinstance(other, Signature):
-            return chain(self, other, app=self._app)
-        return NotImplemented
-
-    def apply_async(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> Any:
-        if "link" in options or "link_error" in options:
-            raise TypeError(
-                "group.apply_async() does not take link/link_error: call group.link(sig) or "
-                "group.link_error(sig) instead, or use a chord to run a task after the group."
-            )
-        return super().apply_async(args, kwargs, **options)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.apply_async(args, kwargs)
-
-    def __len__(self) -> int:
-        return len(self.tasks)
-
-    def __iter__(self) -> Any:
-        return iter(self.tasks)
-
-    def freeze(self, _id: str | None = None, **_: Any) -> Any:
-        if _id is not None:
-            self.options["group_id"] = _id
-        return self._freeze_composite(None)
-
-    def _freeze_ids(self) -> None:
-        group_id = self.options.pop("task_id", None) or str(uuid.uuid4())
-        self.options.setdefault("group_id", group_id)
-        for task in self.tasks:
-            task._freeze_ids()
-        for callback in self.options.get("link") or ():
-            callback._freeze_ids()
-
-    def __repr__(self) -> str:
-        if not self.tasks:
-            return "group(<untitled>)"
-        first = self.tasks[0]
-        return _drop_repeated_module(
-            first.task if type(first) is Signature else None,
-            f"group([{', '.join(repr(t) for t in self.tasks)}])",
-        )
-
-
-class chord(Signature):  # lowercase: Celery's name
-    """A group (the header) whose list of results is passed to one more task (the body)."""
-
-    subtask_type = "chord"
-
-    def __init__(
-        self,
-        header: Any,
-        body: Signature | None = None,
-        app: Canvas | None = None,
-        **options: Any,
-    ) -> None:
-        if isinstance(header, Mapping) and not isinstance(header, Signature):
-            header = Signature.from_dict(header, app)
-        if not isinstance(header, group):
-            header = group(*header) if not isinstance(header, Signature) else group(header)
-        if body is not None:
-            _check_signature(body, "chord body")
-        super().__init__("canvas.chord", (), {"header": header, "body": body}, options, app=app)
-        self._app = app or header._app or (body._app if body is not None else None)
-
-    @property
-    def header(self) -> group:
-        header: group = self.kwargs["header"]
-        return header
-
-    @property
-    def body(self) -> Signature | None:
-        body: Signature | None = self.kwargs["body"]
-        return body
-
-    def _copy(self) -> Signature:
-        copy = super()._copy()
-        body = self.body._copy() if self.body is not None else None
-        copy.kwargs = {"header": self.header._copy(), "body": body}
-        return copy
-
-    def clone(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> Signature:
-        clone = self._copy()
-        clone.options.update(options)
-        if args or kwargs:
-            clone.kwargs["header"] = self.header.clone(args, kwargs)
-        return clone
-
-    def link(self, callback: Signature) -> Signature:
-        self._require_body().link(callback)
-        return callback
-
-    def link_error(self, errback: Signature) -> Signature:
-        self._require_body().link_error(errback)
-        return errback
-
-    def _require_body(self) -> Signature:
-        if self.body is None:
-            raise TypeError(
-                "chord has no body yet: call chord(header)(body) or chord(header, body)"
-            )
-        return self.body
-
-    def __call__(self, body: Signature | None = None, **options: Any) -> Any:
-        """``chord(header)(body)`` sends the chord with that body."""
-        sig = self if body is None else chord(self.header, body, app=self._app, **self.options)
-        return sig.apply_async((), {}, **options)
-
-    def __or__(self, other: Any) -> Signature:
-        if isinstance(other, Signature):
-            return chain(self, other, app=self._app)
-        return NotImplemented
-
-    def freeze(self, _id: str | None = None, **_: Any) -> Any:
-        return self._freeze_composite(_id)
-
-    def _freeze_ids(self) -> None:
-        task_id = self.options.pop("task_id", None)
-        group_id = self.options.pop("group_id", None)
-        if group_id:
-            self.header.options.setdefault("group_id", group_id)
-        self.header._freeze_ids()
-        if self.body is not None:
-            if task_id:
-                self.body.options.setdefault("task_id", task_id)
-            self.body._freeze_ids()
-
-    def __repr__(self) -> str:
-        """Celery's: ``%tsum(group([add(1, 1), add(2, 2)]))``, the body called on the header."""
-        body = self.body
-        if body is None:
-            return f"<chord without body: {self.header!r}>"
-        if isinstance(body, chain) and body.tasks:
-            first, rest = body.tasks[0], body.tasks[1:]
-            head = _repr_call(str(first.task), (self.header, *first.args), first.kwargs)
-            text = f"%({head} | {chain(*rest)!r})" if rest else f"%{head}"
-            return _drop_repeated_module(first.task, text)
-        if type(body) is not Signature:
-            return f"chord({self.header!r}, {body!r})"
-        head = _repr_call(str(body.task), (self.header, *body.args), body.kwargs)
-        return "%" + _drop_repeated_module(body.task, head)
-
-
-class xmap(Signature):  # lowercase: Celery's name
-    """``T.map(items)``: one message that calls ``T(item)`` for each item in order.
-
-    Immutable, as in Celery: in a chain it ignores the previous result (its items are fixed).
-    """
-
-    subtask_type = "xmap"
-    builtin = "canvas.map"
-
-    def __init__(
-        self,
-        task: str | Signature | Mapping[str, Any],
-        it: Iterable[Any],
-        app: Canvas | None = None,
-        **options: Any,
-    ) -> None:
-        options.pop("immutable", None)
-        super().__init__(
-            self.builtin, (_task_name(task), list(it)), {}, options, immutable=True, app=app
-        )
-
-    def __repr__(self) -> str:
-        task, items = self.args
-        return f"[{task}(x) for x in {_short(items)}]"
-
-
-class xstarmap(xmap):  # lowercase: Celery's name
-    """``T.starmap(items)``: one message that calls ``T(*item)`` for each item in order."""
-
-    subtask_type = "xstarmap"
-    builtin = "canvas.starmap"
-
-    def __repr__(self) -> str:
-        task, items = self.args
-        return f"[{task}(*x) for x in {_short(items)}]"
-
-
-class chunks(Signature):  # lowercase: Celery's name
-    """``T.chunks(items, n)``: the items split into messages of ``n`` calls each."""
-
-    subtask_type = "chunks"
-
-    def __init__(
-        self,
-        task: str | Signature | Mapping[str, Any],
-        it: Iterable[Any],
-        n: int,
-        app: Canvas | None = None,
-        **options: Any,
-    ) -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"chunks(): chunk size must be a positive int, got {n!r}")
-        options.pop("immutable", None)
-        kwargs = {"task": _task_name(task), "it": list(it), "n": n}
-        super().__init__("canvas.chunks", (), kwargs, options, immutable=True, app=app)
-
-    def group(self) -> group:
-        """The chunks as a group of ``starmap`` calls (what runs).
-
-        Once the chunks are frozen (a ``group_id``), the member ids derive from it, so the
-        group built at send time has the ids that ``freeze()`` returned.
-        """
-        items = self.kwargs["it"]
-        n = self.kwargs["n"]
-        parts = [items[i : i + n] for i in range(0, len(items), n)]
-        options = {k: v for k, v in self.options.items() if k != "task_id"}
-        group_id = options.get("group_id") or self.options.get("task_id")
-        members = []
-        for index, part in enumerate(parts):
-            member = xstarmap(self.kwargs["task"], part, app=self._app)
-            if group_id:
-                member.options["task_id"] = str(uuid.uuid5(uuid.UUID(int=0), f"{group_id}:{index}"))
-            members.append(member)
-        if group_id:
-            options["group_id"] = group_id
-        return group(*members, app=self._app, **options)
-
-    def freeze(self, _id: str | None = None, **_: Any) -> Any:
-        if _id is not None:
-            self.options["group_id"] = _id
-        return self._freeze_composite(None)
-
-    def _freeze_ids(self) -> None:
-        group_id = self.options.pop("task_id", None) or str(uuid.uuid4())
-        self.options.setdefault("group_id", group_id)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.apply_async()
-
-    def __repr__(self) -> str:
-        return f"chunks({self.kwargs['task']}, {_short(self.kwargs['it'])}, {self.kwargs['n']})"
 
 
 def signature(
@@ -666,26 +310,16 @@ maybe_signature = signature
 subtask = signature
 
 
-def _task_name(task: str | Signature | Mapping[str, Any]) -> str:
-    """A map's task as a name: Celery passes ``T.s()`` (or its dict) where we keep the name."""
-    if isinstance(task, Signature):
-        return str(task.task)
-    if isinstance(task, Mapping):
-        return str(task["task"])
-    if not isinstance(task, str):
-        raise TypeError(f"map/chunks: expected a task name or signature, got {_short(task)}")
-    return task
-
-
-def _check_signature(value: Any, where: str) -> None:
+def check_signature(value: Any, where: str) -> None:
     if not isinstance(value, Signature):
         raise TypeError(
             f"{where}: expected a signature such as task.s(...), got {type(value).__name__} "
-            f"{_short(value)}"
+            f"{shorten(value)}"
         )
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def shorten(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages and log lines."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -715,47 +349,4 @@ def _from_plain(options: dict[str, Any], app: Canvas | None) -> dict[str, Any]:
     return options
 
 
-def _chain_from(kwargs: dict[str, Any], app: Canvas | None) -> Signature:
-    return chain(*(Signature.from_dict(t, app) for t in kwargs.get("tasks", ())), app=app)
-
-
-def _group_from(kwargs: dict[str, Any], app: Canvas | None) -> Signature:
-    return group(*(Signature.from_dict(t, app) for t in kwargs.get("tasks", ())), app=app)
-
-
-def _chord_from(kwargs: dict[str, Any], app: Canvas | None) -> Signature:
-    body = kwargs.get("body")
-    header = kwargs["header"]
-    return chord(
-        # Celery 5 keeps the header as a list of task dicts; ours is a group dict.
-        [Signature.from_dict(t, app) for t in header]
-        if isinstance(header, list | tuple)
-        else Signature.from_dict(header, app),
-        Signature.from_dict(body, app) if body is not None else None,
-        app=app,
-    )
-
-
-def _chunks_from(kwargs: dict[str, Any], app: Canvas | None) -> Signature:
-    return chunks(kwargs["task"], kwargs["it"], kwargs["n"], app=app)
-
-
-_SUBTASK_TYPES: dict[str, Any] = {
-    "chain": _chain_from,
-    "group": _group_from,
-    "chord": _chord_from,
-    "chunks": _chunks_from,
-}
-
-__all__ = [
-    "Signature",
-    "chain",
-    "chord",
-    "chunks",
-    "group",
-    "maybe_signature",
-    "signature",
-    "subtask",
-    "xmap",
-    "xstarmap",
-]
+__all__ = ["Signature", "maybe_signature", "signature", "subtask"]

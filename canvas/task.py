@@ -7,16 +7,16 @@ send it to a worker; ``s``/``si``/``signature`` build signatures for the canvas.
 
 from __future__ import annotations
 
-import contextvars
-import inspect
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-from canvas.exceptions import MaxRetriesExceededError, Retry
-from canvas.signature import Signature, chunks, xmap, xstarmap
+from canvas.core import metas
+from canvas.exceptions import MaxRetriesExceededError, Replace, Retry
+from canvas.primitives import chunks, xmap, xstarmap
+from canvas.request import Request, current_request, reset_request, set_request
+from canvas.signature import Signature
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -50,61 +50,6 @@ TASK_OPTIONS = frozenset(
         "shared",
     }
 )
-
-
-@dataclass
-class Request:
-    """What a running task knows about its own call (``self.request``)."""
-
-    id: str | None = None
-    task: str | None = None
-    args: list[Any] = field(default_factory=list)
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    retries: int = 0
-    eta: float | None = None
-    expires: float | None = None
-    root_id: str | None = None
-    parent_id: str | None = None
-    group: str | None = None
-    workflow: str | None = None
-    hostname: str | None = None
-    delivery_info: dict[str, Any] = field(default_factory=lambda: {"redelivered": False})
-    headers: dict[str, Any] = field(default_factory=dict)
-    argsrepr: str | None = None
-    kwargsrepr: str | None = None
-    origin: str | None = None
-    is_eager: bool = False
-    called_directly: bool = True
-    timelimit: tuple[float | None, float | None] = (None, None)
-    #: options to reuse when this call is sent again (retry)
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "task": self.task,
-            "args": self.args if self.argsrepr is None else self.argsrepr,
-            "kwargs": self.kwargs if self.kwargsrepr is None else self.kwargsrepr,
-            "retries": self.retries,
-            "root_id": self.root_id,
-            "parent_id": self.parent_id,
-            "group": self.group,
-            "workflow": self.workflow,
-            "hostname": self.hostname,
-            "delivery_info": self.delivery_info,
-        }
-
-
-_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar("canvas_request")
-_request.set(None)
-
-
-class Replace(Exception):
-    """Raised by ``Task.replace``: the worker swaps this call for ``sig``."""
-
-    def __init__(self, sig: Signature) -> None:
-        super().__init__(repr(sig))
-        self.sig = sig
 
 
 class Task:
@@ -155,12 +100,12 @@ class Task:
 
     # -- calling here ----------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if _request.get() is None:
-            token = _request.set(Request(task=self.name, args=list(args), kwargs=kwargs))
+        if current_request() is None:
+            token = set_request(Request(task=self.name, args=list(args), kwargs=kwargs))
             try:
                 return self._call(args, kwargs)
             finally:
-                _request.reset(token)
+                reset_request(token)
         return self._call(args, kwargs)
 
     def _call(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
@@ -194,7 +139,7 @@ class Task:
 
     @property
     def request(self) -> Request:
-        current = _request.get()
+        current = current_request()
         return current if current is not None else Request(task=self.name)
 
     # -- sending -----------------------------------------------------------------------------
@@ -209,8 +154,7 @@ class Task:
     ) -> AsyncResult:
         """Send the call to a worker (see Celery's ``apply_async`` for the options)."""
         sig = Signature(self.name, app=self.app)
-        result: AsyncResult = self.app.send_canvas(sig, args, kwargs, **options)
-        return result
+        return cast("AsyncResult", self.app.send_canvas(sig, args, kwargs, **options))
 
     def apply(
         self,
@@ -222,8 +166,7 @@ class Task:
         return Signature(self.name, app=self.app).apply(args, kwargs, **options)
 
     def AsyncResult(self, task_id: str) -> AsyncResult:
-        result: AsyncResult = self.app.AsyncResult(task_id)
-        return result
+        return self.app.AsyncResult(task_id)
 
     # -- signatures --------------------------------------------------------------------------
     def signature(
@@ -302,7 +245,7 @@ class Task:
             return retry
         raise retry
 
-    def replace(self, sig: Signature) -> Any:
+    def replace(self, sig: Signature) -> NoReturn:
         """Swap this call for ``sig``: same task id, same place in the workflow."""
         if not isinstance(sig, Signature):
             raise TypeError(f"replace() takes a signature, got {type(sig).__name__}")
@@ -312,31 +255,13 @@ class Task:
         self, task_id: str | None = None, state: str | None = None, meta: Any = None, **_: Any
     ) -> None:
         """Record a custom state (e.g. progress) for this or another task."""
-        from canvas.core import results
-
         target = task_id or self.request.id
         if target is None:
             raise ValueError("update_state() outside a task needs task_id=")
-        results.store(self.app, target, state or "PENDING", meta, task=self.name)
+        metas.store(self.app, target, state or "PENDING", meta, task=self.name)
 
     def __repr__(self) -> str:
         return f"<@task: {self.name} of {self.app.main or 'canvas'}>"
-
-
-def arity_greater_than_one(fun: Callable[..., Any], bound: bool) -> bool:
-    """Does ``fun`` take (request, exc, traceback) rather than a task id? (errback style)"""
-    try:
-        params = list(inspect.signature(fun).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    if bound:
-        params = params[1:]
-    positional = [
-        p
-        for p in params
-        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
-    return len(positional) > 1 or any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
 
 
 def _default_name(app: Canvas, fun: Callable[..., Any]) -> str:
@@ -346,13 +271,4 @@ def _default_name(app: Canvas, fun: Callable[..., Any]) -> str:
     return f"{module}.{fun.__name__}"
 
 
-def current_request() -> Request | None:
-    return _request.get()
-
-
-def set_request(request: Request | None) -> contextvars.Token[Request | None]:
-    return _request.set(request)
-
-
-def reset_request(token: contextvars.Token[Request | None]) -> None:
-    _request.reset(token)
+__all__ = ["TASK_OPTIONS", "Replace", "Request", "Task", "current_request"]

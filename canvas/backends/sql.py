@@ -326,7 +326,7 @@ class SQLBackend(Backend):
         with state.lock:
             listener = state.listeners.pop() if state.listeners else None
         if listener is None:
-            import psycopg
+            import psycopg  # the PostgreSQL driver: only PostgreSQL stores need it
 
             conninfo = self._url.set(drivername="postgresql")
             listener = psycopg.connect(conninfo.render_as_string(False), autocommit=True)

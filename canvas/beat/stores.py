@@ -207,7 +207,7 @@ class SQLStore(Store):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        import sqlalchemy as sa
+        import sqlalchemy as sa  # heavy (~15 MB): only SQL schedule stores load it
 
         self._sa = sa
         metadata = sa.MetaData()

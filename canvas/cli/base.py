@@ -5,18 +5,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    from canvas.app import Canvas
+from canvas.app import Canvas
 
 
 def import_app(spec: str) -> Canvas:
     """Load ``module``, ``module:attr`` or ``module.attr`` as a Canvas app, with a clear error."""
-    from canvas.app import Canvas
-
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     module_name, _, attr = spec.partition(":")

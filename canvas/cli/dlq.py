@@ -32,8 +32,8 @@ from canvas import security
 from canvas.cli.base import app_from_context
 from canvas.core import protocol
 from canvas.security import KEY_ID_HEADER, SecurityError, is_signed, unwrap
+from canvas.security.transport import SecureTransport
 from canvas.transports.base import DLQ_SUFFIX, REASON_HEADER, Delivery, OutgoingMessage, Transport
-from canvas.transports.secure import SecureTransport
 
 if TYPE_CHECKING:
     from canvas.app import Canvas

@@ -22,9 +22,12 @@ from typing import Any
 import click
 
 from canvas import dag
+from canvas.cli.base import app_from_context
 from canvas.exceptions import CanvasError
 from canvas.signature import Signature
+from canvas.task import Task
 from canvas.visualize import DIRECTIONS, FORMATS, format_for, live, render, to_dot, to_text
+from canvas.visualize.dot import pipe
 
 #: nodes above which Graphviz takes a while to lay out an expanded picture: say so
 _LARGE = 2_000
@@ -92,8 +95,6 @@ def command(
             workflow = dag.compile(load_canvas(target))
             _write(workflow, output, fmt, direction, expand)
             return
-        from canvas.cli.base import app_from_context
-
         view = live.find(app_from_context(ctx), an_id)
         if watch is None:
             _write(live.snapshot(view), output, fmt, direction, expand)
@@ -124,8 +125,6 @@ def _write(
     elif fmt == "dot":
         click.echo(to_dot(workflow, direction=direction, expand=expand))
     else:
-        from canvas.visualize.dot import pipe
-
         data = pipe(to_dot(workflow, direction=direction, expand=expand), fmt)
         stdout = sys.stdout.buffer
         stdout.write(data)
@@ -168,8 +167,6 @@ def load_canvas(spec: str) -> Signature:
 
 
 def _as_canvas(spec: str, value: Any) -> Signature:
-    from canvas.task import Task
-
     if isinstance(value, Signature):
         return value
     if isinstance(value, Task):

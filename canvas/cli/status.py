@@ -14,7 +14,7 @@ import click
 
 from canvas import states
 from canvas.cli.base import app_from_context
-from canvas.core import results
+from canvas.core import metas
 
 
 @click.command("status")
@@ -26,7 +26,7 @@ def status(ctx: click.Context, task_or_workflow_id: str, as_json: bool) -> None:
     app = app_from_context(ctx)
     view = app.workflow(task_or_workflow_id)
     if not view.exists():
-        meta = results.decode(app.backend.get([task_or_workflow_id])[0])
+        meta = metas.decode(app.backend.get([task_or_workflow_id])[0])
         if meta and meta.get("workflow"):
             view = app.workflow(meta["workflow"])
     if view.exists():
@@ -45,7 +45,7 @@ def status(ctx: click.Context, task_or_workflow_id: str, as_json: bool) -> None:
             name = row["task"] or f"<{row['kind']}>"
             click.echo(f"  {row['state']:<9} {name}  {row['id']}")
         return
-    meta = results.decode(app.backend.get([task_or_workflow_id])[0])
+    meta = metas.decode(app.backend.get([task_or_workflow_id])[0])
     if meta is None:
         if as_json:
             click.echo(json.dumps({"id": task_or_workflow_id, "state": states.PENDING}))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import dag, states
 from canvas.backends.base import Fired
-from canvas.core import dispatch, protocol, results
+from canvas.core import messages, metas, protocol
 from canvas.exceptions import PayloadTooLarge
 from canvas.transports.base import OutgoingMessage
 
@@ -42,7 +42,7 @@ def settle(
     meta: Mapping[str, Any],
 ) -> None:
     """Record ``meta`` as the node's outcome, then handle every successor it makes ready."""
-    fired = app.backend.complete(workflow_id, node.id, meta["status"], results.encode(meta))
+    fired = app.backend.complete(workflow_id, node.id, meta["status"], metas.encode(meta))
     _wire(app, workflow_id, node, meta, fired)
 
 
@@ -58,7 +58,7 @@ def rewire(app: Canvas, workflow_id: str, node_id: str) -> None:
     while pending:
         current = pending.pop()
         spec = app.backend.node_specs(workflow_id, [current])[0]
-        meta = results.decode(app.backend.get([current])[0])
+        meta = metas.decode(app.backend.get([current])[0])
         if spec is None or meta is None:
             continue
         data = protocol.internal.loads(spec)
@@ -77,7 +77,7 @@ def rewire(app: Canvas, workflow_id: str, node_id: str) -> None:
                 if successor.kind in (dag.GATHER, dag.FORWARD):
                     pending.append(sid)
                 continue
-            settled = [results.decode(m) for m in inputs]
+            settled = [metas.decode(m) for m in inputs]
             if all(m is not None and m.get("status") in states.READY_STATES for m in settled):
                 ready.append(Fired(sid, succ_spec))
         _wire(app, workflow_id, dag.Node.from_dict(data), meta, ready)
@@ -93,7 +93,7 @@ def _wire(
     """Publish or resolve the successors in ``fired``, following resolved nodes onwards."""
     queue: deque[tuple[dag.Node, Mapping[str, Any], list[Fired]]] = deque()
     queue.append((node, meta, fired))
-    messages = []
+    outgoing = []
     while queue:
         done, done_meta, ready = queue.popleft()
         for item in ready:
@@ -101,12 +101,12 @@ def _wire(
             if successor.kind == dag.ERRBACK:
                 # Handed out once, by the complete() that settled its trigger.
                 if done_meta["status"] != states.SUCCESS:
-                    messages.append(errback_message(app, workflow_id, successor, done, done_meta))
+                    outgoing.append(errback_message(app, workflow_id, successor, done, done_meta))
                 continue
             inputs = _input_metas(app, successor, done, done_meta)
             failed = next((m for m in inputs if m.get("status") != states.SUCCESS), None)
             if failed is not None:
-                outcome = results.make_meta(
+                outcome = metas.make_meta(
                     successor.id,
                     failed.get("status", states.FAILURE),
                     failed.get("result"),
@@ -115,7 +115,7 @@ def _wire(
                     workflow=workflow_id,
                 )
             elif successor.kind in (dag.GATHER, dag.FORWARD):
-                outcome = results.make_meta(
+                outcome = metas.make_meta(
                     successor.id,
                     states.SUCCESS,
                     resolve(successor, [m.get("result") for m in inputs]),
@@ -124,12 +124,12 @@ def _wire(
                 )
             else:
                 try:
-                    messages.append(_task_message(app, workflow_id, successor, inputs, done.id))
+                    outgoing.append(_task_message(app, workflow_id, successor, inputs, done.id))
                     continue
                 except (PayloadTooLarge, TypeError) as exc:
                     # Its input's value cannot travel (too big, or not serializable): the node
                     # fails visibly rather than waiting for ever.
-                    outcome = results.make_meta(
+                    outcome = metas.make_meta(
                         successor.id,
                         states.FAILURE,
                         exc=exc,
@@ -137,7 +137,7 @@ def _wire(
                         workflow=workflow_id,
                     )
             more = app.backend.complete(
-                workflow_id, successor.id, outcome["status"], results.encode(outcome)
+                workflow_id, successor.id, outcome["status"], metas.encode(outcome)
             )
             queue.append((successor, outcome, more))
             if successor.replaces is not None:
@@ -145,10 +145,10 @@ def _wire(
                 replaced = dag.Node(successor.replaces, dag.TASK, successor.task)
                 meta = {**outcome, "task_id": replaced.id}
                 more = app.backend.complete(
-                    workflow_id, replaced.id, meta["status"], results.encode(meta)
+                    workflow_id, replaced.id, meta["status"], metas.encode(meta)
                 )
                 queue.append((replaced, meta, more))
-    dispatch.publish(app, messages)
+    messages.publish(app, outgoing)
 
 
 def resolve(node: dag.Node, values: list[Any]) -> Any:
@@ -164,7 +164,7 @@ def resolve(node: dag.Node, values: list[Any]) -> Any:
 
 def settle_value(app: Canvas, workflow_id: str, node: dag.Node, value: Any) -> None:
     """Resolve a node that runs no code (an empty chord header) with ``value``."""
-    meta = results.make_meta(node.id, states.SUCCESS, value, workflow=workflow_id)
+    meta = metas.make_meta(node.id, states.SUCCESS, value, workflow=workflow_id)
     settle(app, workflow_id, node, meta)
 
 
@@ -174,22 +174,22 @@ def _input_metas(
     if node.inputs == (done.id,):
         return [done_meta]
     stored = app.backend.get(node.inputs)
-    metas: list[Mapping[str, Any]] = []
+    found: list[Mapping[str, Any]] = []
     for input_id, data in zip(node.inputs, stored, strict=True):
         if input_id == done.id:
-            metas.append(done_meta)
+            found.append(done_meta)
             continue
-        meta = results.decode(data)
+        meta = metas.decode(data)
         if meta is None:
             # Completed inputs are stored before they are marked done; an absent meta means the
             # store lost it (expired or evicted). Fail loudly rather than run with a hole.
-            meta = results.make_meta(
+            meta = metas.make_meta(
                 input_id,
                 states.FAILURE,
                 exc=LookupError(f"result of input {input_id} is missing from the result store"),
             )
-        metas.append(meta)
-    return metas
+        found.append(meta)
+    return found
 
 
 def _task_message(
@@ -202,7 +202,7 @@ def _task_message(
     args: tuple[Any, ...] = node.args
     if inputs and not node.immutable:
         args = (inputs[0].get("result"), *node.args)
-    return dispatch.node_message(app, workflow_id, node, args, parent_id=parent_id)
+    return messages.for_node(app, workflow_id, node, args, parent_id=parent_id)
 
 
 def errback_message(
@@ -231,7 +231,7 @@ def errback_message(
         }
         extra = {"errback_for": json.dumps(about, default=repr)}
         args = (failed.id, *errback.args)
-    return dispatch.build_message(
+    return messages.build(
         app,
         errback.task,
         errback.id,
@@ -242,7 +242,3 @@ def errback_message(
         parent_id=failed.id,
         extra=extra,
     )
-
-
-def fail_from_exception(exc: BaseException) -> dict[str, Any]:
-    return results.exception_to_dict(exc)

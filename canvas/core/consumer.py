@@ -12,19 +12,30 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import time
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, signals, states
-from canvas.core import complete, dispatch, protocol, results
-from canvas.core.execute import IGNORED, REJECTED, REPLACED, RETRY, Outcome, run_call
+from canvas.core import complete, messages, metas, protocol, replace
+from canvas.core.execute import (
+    IGNORED,
+    REJECTED,
+    REPLACED,
+    RETRY,
+    Outcome,
+    errback_takes_request,
+    run_call,
+)
 from canvas.exceptions import SoftTimeLimitExceeded, TaskRejectedError, TaskRevokedError
-from canvas.task import Request, Task, arity_greater_than_one
+from canvas.request import Request
+from canvas.signature import shorten
 from canvas.transports.base import Delivery, OutgoingMessage
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
+    from canvas.task import Task
 
 logger = logging.getLogger("canvas.worker")
 
@@ -103,11 +114,11 @@ class Handler:
             self.app.backend.store(
                 request.id or "",
                 states.STARTED,
-                results.encode(
-                    results.make_meta(
+                metas.encode(
+                    metas.make_meta(
                         request.id or "",
                         states.STARTED,
-                        {"pid": _pid(), "hostname": self.hostname},
+                        {"pid": os.getpid(), "hostname": self.hostname},
                         task=task.name,
                         worker=self.hostname,
                         workflow=request.workflow,
@@ -169,10 +180,10 @@ class Handler:
 
     def errback_args(self, task: Task, args: list[Any], about: dict[str, Any]) -> list[Any]:
         """New-style errbacks get ``(request, exc, traceback)``; old style keep the task id."""
-        if not arity_greater_than_one(task.run, task.bind) or not args:
+        if not errback_takes_request(task) or not args:
             return args
         failed = Request(id=about.get("id"), task=about.get("task"), called_directly=False)
-        exc = results.exception_from_dict(self.app, about.get("exc") or {})
+        exc = metas.exception_from_dict(self.app, about.get("exc") or {})
         return [failed, exc, about.get("traceback"), *args[1:]]
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -223,8 +234,6 @@ class Handler:
         elif outcome.state == REPLACED:
             assert outcome.replace is not None
             logger.info("Task %s replaced by %r", shown, outcome.replace)
-            from canvas.core import replace
-
             replace.replace_node(self.app, request, outcome.replace)
         else:
             logger.error("Task %s raised %s: %s", shown, type(outcome.exc).__name__, outcome.exc)
@@ -241,7 +250,7 @@ class Handler:
     ) -> None:
         """Store the outcome; inside a workflow also wire the successors it makes ready."""
         assert request.id is not None
-        meta = results.make_meta(
+        meta = metas.make_meta(
             request.id,
             state,
             result,
@@ -264,7 +273,7 @@ class Handler:
             ignore = self.app.conf.task_ignore_result
         if ignore and not (state != states.SUCCESS and task.store_errors_even_if_ignored):
             return
-        self.app.backend.store(request.id, state, results.encode(meta))
+        self.app.backend.store(request.id, state, metas.encode(meta))
 
     def node(self, request: Request) -> dag.Node:
         assert request.workflow is not None and request.id is not None
@@ -292,7 +301,7 @@ class Handler:
                 new_kwargs if isinstance(new_kwargs, dict) else request.kwargs,
                 self.app.conf.task_serializer,
             )
-        meta = results.make_meta(
+        meta = metas.make_meta(
             request.id,
             states.RETRY,
             exc=outcome.exc,
@@ -301,8 +310,8 @@ class Handler:
             retries=request.retries,
             workflow=request.workflow,
         )
-        self.app.backend.store(request.id, states.RETRY, results.encode(meta))
-        dispatch.publish(
+        self.app.backend.store(request.id, states.RETRY, metas.encode(meta))
+        messages.publish(
             self.app,
             [OutgoingMessage(delivery.queue, body, headers, content_type)],
         )
@@ -342,7 +351,7 @@ class Handler:
         if isinstance(workflow, str) and isinstance(task_id, str):
             request = Request(id=task_id, task=str(headers.get("task")), workflow=workflow)
             exc = TaskRejectedError(f"{headers.get('task')}[{task_id}] dead-lettered: {reason}")
-            meta = results.make_meta(
+            meta = metas.make_meta(
                 task_id, states.REJECTED, exc=exc, task=request.task, workflow=workflow
             )
             complete.settle(self.app, workflow, self.node(request), meta)
@@ -366,7 +375,7 @@ class Handler:
         """The call's outcome is already stored: ack, and re-wire its successors (its worker may
         have died between recording the outcome and publishing them)."""
         task_id = str(delivery.headers.get("id"))
-        meta = results.decode(self.app.backend.get([task_id])[0])
+        meta = metas.decode(self.app.backend.get([task_id])[0])
         if not meta or meta.get("status") not in states.READY_STATES:
             return False
         logger.info("Task %s delivered again, already %s: not run again", task_id, meta["status"])
@@ -405,17 +414,6 @@ def raise_soft_limit(signum: int, frame: Any) -> None:
 
 
 def _shown_args(request: Request) -> str:
-    args = request.argsrepr if request.argsrepr is not None else _short(request.args)
-    kwargs = request.kwargsrepr if request.kwargsrepr is not None else _short(request.kwargs)
+    args = request.argsrepr if request.argsrepr is not None else shorten(request.args, 200)
+    kwargs = request.kwargsrepr if request.kwargsrepr is not None else shorten(request.kwargs, 200)
     return f"args={args} kwargs={kwargs}"
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()

@@ -5,15 +5,19 @@ Shared by the worker and by eager mode, so ``apply()`` behaves as a worker would
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from canvas import signals, states
-from canvas.core import results
-from canvas.exceptions import Ignore, Reject, Retry
+from canvas.core import metas
+from canvas.exceptions import Ignore, Reject, Replace, Retry
+from canvas.request import Request, reset_request, set_request
 from canvas.signature import Signature
-from canvas.task import Replace, Request, Task, reset_request, set_request
+
+if TYPE_CHECKING:
+    from canvas.task import Task
 
 RETRY, REJECTED, IGNORED, REPLACED = states.RETRY, states.REJECTED, "IGNORED", "REPLACED"
 
@@ -52,7 +56,7 @@ def run_call(task: Task, request: Request, args: list[Any], kwargs: dict[str, An
         except Replace as exc:
             outcome = Outcome(REPLACED, replace=exc.sig)
         except Exception as exc:
-            outcome = Outcome(states.FAILURE, exc=exc, traceback=results.format_traceback(exc))
+            outcome = Outcome(states.FAILURE, exc=exc, traceback=metas.format_traceback(exc))
         else:
             outcome = Outcome(states.SUCCESS, value=value)
         outcome.runtime = time.perf_counter() - started
@@ -83,3 +87,23 @@ def run_call(task: Task, request: Request, args: list[Any], kwargs: dict[str, An
         return outcome
     finally:
         reset_request(token)
+
+
+def errback_takes_request(task: Task) -> bool:
+    """Does this errback take ``(request, exc, traceback)`` rather than the failed task's id?
+
+    Decided as Celery does, from the function's arity: more than one positional parameter
+    (after ``self`` for a bound task), or ``*args``, is the new style.
+    """
+    try:
+        params = list(inspect.signature(task.run).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if task.bind:
+        params = params[1:]
+    positional = [
+        p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) > 1 or any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)

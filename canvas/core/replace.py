@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from canvas import dag
-from canvas.core import complete, dispatch, protocol
+from canvas.core import complete, dispatch, messages, protocol
+from canvas.request import Request
 from canvas.signature import Signature
-from canvas.task import Request
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -34,12 +34,12 @@ def replace_node(app: Canvas, request: Request, sig: Signature) -> None:
     info = protocol.internal.dumps({"id": workflow_id, "replaced": request.id})
     app.backend.save_workflow(workflow_id, records, info)
     roots = sub.roots()
-    messages = [
-        dispatch.node_message(app, workflow_id, node, node.args, parent_id=request.id)
+    first = [
+        messages.for_node(app, workflow_id, node, node.args, parent_id=request.id)
         for node in roots
         if node.kind == dag.TASK
     ]
-    dispatch.publish(app, messages)
+    messages.publish(app, first)
     for node in roots:
         if node.kind == dag.GATHER:
             complete.settle_value(app, workflow_id, node, [])

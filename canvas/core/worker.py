@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import select
 import signal
@@ -30,10 +31,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from canvas import signals, states
-from canvas.core import results
+from canvas.beat.scheduler import run_beat
+from canvas.core import complete, metas
 from canvas.core.consumer import Handler, raise_soft_limit, release_due
 from canvas.exceptions import TimeLimitExceeded
+from canvas.request import Request
 from canvas.transports.base import Delivery
+from canvas.transports.checks import warn_insecure_broker
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -111,7 +115,7 @@ class _Keeper(threading.Thread):
         task_id = str(delivery.headers.get("id"))
         exc = TimeLimitExceeded(f"{delivery.headers.get('task')}[{task_id}] ran over {limit}s")
         logger.error("Hard time limit (%ss) exceeded for %s: killing its process", limit, task_id)
-        meta = results.make_meta(
+        meta = metas.make_meta(
             task_id,
             states.FAILURE,
             exc=exc,
@@ -122,21 +126,17 @@ class _Keeper(threading.Thread):
         try:
             workflow = delivery.headers.get("workflow")
             if workflow:
-                from canvas.core import complete
-
                 node = Handler(self.app, self.hostname).node(
                     _request_for(delivery.headers, workflow)
                 )
                 complete.settle(self.app, workflow, node, meta)
             else:
-                self.app.backend.store(task_id, states.FAILURE, results.encode(meta))
+                self.app.backend.store(task_id, states.FAILURE, metas.encode(meta))
         finally:
             os._exit(3)
 
 
-def _request_for(headers: dict[str, Any], workflow: str) -> Any:
-    from canvas.task import Request
-
+def _request_for(headers: dict[str, Any], workflow: str) -> Request:
     return Request(id=headers.get("id"), task=headers.get("task"), workflow=workflow)
 
 
@@ -267,8 +267,6 @@ class Worker:
             ",".join(self.queues),
             _redact(self.app.broker_url),
         )
-        from canvas.transports.checks import warn_insecure_broker
-
         warning = warn_insecure_broker(
             self.app.broker_url, use_ssl=bool(self.app.conf.get("broker_use_ssl"))
         )
@@ -288,8 +286,6 @@ class Worker:
                 beat[0].join(10)
 
     def _start_beat(self) -> tuple[threading.Thread, threading.Event]:
-        from canvas.cli.beat import run_beat
-
         stop = threading.Event()
         thread = threading.Thread(
             target=run_beat,
@@ -435,8 +431,6 @@ class Worker:
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGALRM, raise_soft_limit)
-        import multiprocessing
-
         multiprocessing.current_process().name = f"ForkPoolWorker-{slot + 1}"
         signals.worker_process_init.send(sender=self)
 

@@ -17,8 +17,8 @@ from canvas.transports.base import Consumer, Delivery, OutgoingMessage, Transpor
 TRANSPORT_ALIASES: dict[str, str] = {
     "redis": "canvas.transports.redis:RedisTransport",
     "rediss": "canvas.transports.redis:RedisTransport",
-    "kombu+redis": "canvas.transports.kombu:RedisTransport",
-    "kombu+rediss": "canvas.transports.kombu:RedisTransport",
+    "kombu+redis": "canvas.transports.kombu:KombuRedisTransport",
+    "kombu+rediss": "canvas.transports.kombu:KombuRedisTransport",
     "amqp": "canvas.transports.kombu:AMQPTransport",
     "amqps": "canvas.transports.kombu:AMQPTransport",
     "pyamqp": "canvas.transports.kombu:AMQPTransport",

@@ -468,7 +468,7 @@ class AMQPConsumer(KombuConsumer):
         super().close()
 
 
-class RedisTransport(KombuTransport):
+class KombuRedisTransport(KombuTransport):
     """Redis through kombu's virtual transport, with a bounded visibility timeout."""
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
@@ -485,7 +485,7 @@ class RedisTransport(KombuTransport):
         }
 
     def consumer(self, queues: Iterable[str], prefetch: int = 1) -> Consumer:
-        return RedisConsumer(self, queues, prefetch)
+        return KombuRedisConsumer(self, queues, prefetch)
 
     def _configure(self, connection: Any) -> None:
         transport = connection.transport
@@ -547,10 +547,10 @@ class _RedisChannel(_KombuRedisChannel):  # type: ignore[misc] # kombu's is unty
         super()._disconnect_pools()
 
 
-class RedisConsumer(KombuConsumer):
+class KombuRedisConsumer(KombuConsumer):
     """Holds deliveries on a lease that ``extend`` renews and any consumer's sweep expires."""
 
-    transport: RedisTransport
+    transport: KombuRedisTransport
 
     def _setup(self) -> None:
         super()._setup()

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from canvas import dag, states
-from canvas.core import results
-from canvas.core.inspect import WorkflowView
+from canvas.core import metas
+from canvas.core.workflow_view import WorkflowView
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -28,7 +28,7 @@ def find(app: Canvas, an_id: str) -> WorkflowView:
     view = WorkflowView(app, an_id)
     if view.exists():
         return view
-    meta = results.decode(app.backend.get([an_id])[0])
+    meta = metas.decode(app.backend.get([an_id])[0])
     where = _store_name(app)
     if meta is None:
         raise LookupError(

@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 import networkx as nx
 
 from canvas import dag, states
-from canvas.core.inspect import WorkflowView
+from canvas.core.workflow_view import WorkflowView
 from canvas.signature import Signature
 
 #: what the writers accept: a plan, a canvas to compile, or a stored workflow to read

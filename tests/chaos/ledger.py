@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canvas import security, states
-from canvas.core import results
+from canvas.core import metas
 from canvas.transports.base import REASON_HEADER
 
 from .app import ChaosCanvas, effects_db
@@ -99,14 +99,14 @@ class Ledger:
 
     def send_batch(self, name: str, calls: list[tuple[Any, ...]]) -> list[str]:
         """Many calls in one confirmed publish (the soak's producer)."""
-        from canvas.core import dispatch
+        from canvas.core import messages as wire
 
         ids = [str(uuid.uuid4()) for _ in calls]
         messages = [
-            dispatch.build_message(self.app, name, task_id, list(args), {}, {})
+            wire.build(self.app, name, task_id, list(args), {}, {})
             for task_id, args in zip(ids, calls, strict=True)
         ]
-        dispatch.publish(self.app, messages)
+        wire.publish(self.app, messages)
         with self._lock:
             self.expected.update(dict.fromkeys(ids, states.SUCCESS))
         return ids
@@ -149,11 +149,11 @@ class Ledger:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             try:
-                metas = self.app.backend.get(part)
+                stored = self.app.backend.get(part)
             except Exception:  # the store is the thing that is down: nothing is known ready
                 return done
-            for task_id, raw in zip(part, metas, strict=True):
-                meta = results.decode(raw)
+            for task_id, raw in zip(part, stored, strict=True):
+                meta = metas.decode(raw)
                 if meta is not None and meta.get("status") in states.READY_STATES:
                     done.add(task_id)
         return done

@@ -13,12 +13,11 @@ import uuid
 import pytest
 
 from canvas import chain, group, security, states
-from canvas.core import dispatch
+from canvas.core import messages
 from canvas.core.protocol import MSGPACK
 from canvas.exceptions import PayloadTooLarge
-from canvas.security import Sealer, SecuritySettings
+from canvas.security import Sealer, SecureTransport, SecuritySettings
 from canvas.transports.base import OutgoingMessage
-from canvas.transports.secure import SecureTransport
 
 from .ledger import DLQ
 from .servers import wait_until
@@ -135,7 +134,7 @@ def test_unsigned_tampered_and_replayed_messages_never_run(cluster) -> None:
 
     def message() -> OutgoingMessage:
         task_id = str(uuid.uuid4())
-        return dispatch.build_message(case.app, "chaos.work", task_id, [7], {}, {})
+        return messages.build(case.app, "chaos.work", task_id, [7], {}, {})
 
     def forged(reason: str, outgoing: OutgoingMessage) -> tuple[str, str]:
         raw.publish([outgoing])

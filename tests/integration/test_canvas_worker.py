@@ -35,7 +35,7 @@ import redis
 from kombu.connection import Connection
 
 from canvas import Canvas, GroupResult, chain, chord, dag, group, signals
-from canvas.core import complete, dispatch
+from canvas.core import complete, dispatch, messages
 from canvas.dag import TASK
 from tests.conftest import AMQP_URL, POSTGRES_URL, REDIS_URL, redis_db
 
@@ -461,7 +461,7 @@ def test_duplicate_delivery_wires_the_chord_body_once(h: Harness) -> None:
     workflow = dag.compile(canvas)
     dispatch.start(h.app, workflow)
     header = [n for n in workflow.nodes if n.kind == TASK and n.task == "it.add"]
-    dispatch.publish(h.app, [dispatch.node_message(h.app, workflow.id, n, n.args) for n in header])
+    messages.publish(h.app, [messages.for_node(h.app, workflow.id, n, n.args) for n in header])
     result = h.app.AsyncResult(workflow.id)
     h.sent.append(result)
     # When every header node has been handled twice (one copy claims the run, its twin is
@@ -487,7 +487,7 @@ def test_a_node_redelivered_after_the_fact_publishes_nothing(h: Harness) -> None
     spec = h.app.backend.node_specs(result.workflow.id, [first.id])[0]
     assert spec is not None
     node = complete.load_node(spec)
-    dispatch.publish(h.app, [dispatch.node_message(h.app, result.workflow.id, node, node.args)])
+    messages.publish(h.app, [messages.for_node(h.app, result.workflow.id, node, node.args)])
     h.wait_for("the second copy to be handled", lambda: _duplicates_seen(h, first.id))
     # Then its successor did not run again, and the first outcome stands
     assert [r["value"] for r in h.records("runs.log") if r["tag"] == tag] == [2]

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from canvas import chord, dag, states
-from canvas.core.inspect import NodeState
+from canvas.core.workflow_view import NodeState
 from canvas.visualize import STATE_COLORS
 from canvas.visualize.dot import SKIPPED_COLOR
 from tests.conftest import CANVAS, ROOT, WorkerProcess, wait_for

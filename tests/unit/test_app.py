@@ -11,7 +11,7 @@ import pytest
 
 import canvas
 from canvas import Canvas, states
-from canvas.core import dispatch, protocol, results
+from canvas.core import messages, metas, protocol
 from canvas.exceptions import (
     ContentDisallowed,
     ImproperlyConfigured,
@@ -19,8 +19,8 @@ from canvas.exceptions import (
     PayloadTooLarge,
     RemoteError,
 )
+from canvas.request import Request, reset_request, set_request
 from canvas.result import AsyncResult, allow_join_result
-from canvas.task import Request, reset_request, set_request
 
 
 @pytest.fixture
@@ -92,16 +92,16 @@ def test_routes_by_name_glob_and_task_queue(app: Canvas) -> None:
     def special() -> None: ...
 
     app.conf.task_routes = {"feeds.*": {"queue": "feeds"}, "mail.send": "mail"}
-    assert dispatch.route(app, "feeds.fetch", {}) == "feeds"
-    assert dispatch.route(app, "mail.send", {}) == "mail"
-    assert dispatch.route(app, special.name, {}) == "special"
-    assert dispatch.route(app, "other", {}) == "canvas"
-    assert dispatch.route(app, "feeds.fetch", {"queue": "explicit"}) == "explicit"
+    assert messages.route(app, "feeds.fetch", {}) == "feeds"
+    assert messages.route(app, "mail.send", {}) == "mail"
+    assert messages.route(app, special.name, {}) == "special"
+    assert messages.route(app, "other", {}) == "canvas"
+    assert messages.route(app, "feeds.fetch", {"queue": "explicit"}) == "explicit"
 
 
 def test_message_carries_headers_and_refuses_oversized_payloads(app: Canvas) -> None:
     now = 1_000_000.0
-    message = dispatch.build_message(
+    message = messages.build(
         app, "t.add", "id-1", (1, 2), {"k": 3}, {"countdown": 10, "expires": 60}, now=now
     )
     assert message.headers["eta"] == now + 10 and message.headers["expires"] == now + 60
@@ -113,7 +113,7 @@ def test_message_carries_headers_and_refuses_oversized_payloads(app: Canvas) -> 
     )
     app.conf.task_max_payload_bytes = 100
     with pytest.raises(PayloadTooLarge, match="task_max_payload_bytes=100"):
-        dispatch.build_message(app, "t.add", "id-2", ("x" * 200,), {}, {})
+        messages.build(app, "t.add", "id-2", ("x" * 200,), {}, {})
 
 
 def test_msgpack_round_trips_rich_values() -> None:
@@ -138,25 +138,23 @@ def test_pickle_is_refused_unless_accepted() -> None:
 
 
 def test_exceptions_are_rebuilt_only_when_safe(app: Canvas) -> None:
-    stored = results.exception_to_dict(KeyError("k"))
-    assert isinstance(results.exception_from_dict(app, stored), KeyError)
+    stored = metas.exception_to_dict(KeyError("k"))
+    assert isinstance(metas.exception_from_dict(app, stored), KeyError)
     foreign = {"exc_type": "Evil", "exc_module": "os", "exc_message": ["rm -rf"]}
-    rebuilt = results.exception_from_dict(app, foreign)
+    rebuilt = metas.exception_from_dict(app, foreign)
     assert isinstance(rebuilt, RemoteError) and rebuilt.exc_type == "os.Evil"
 
 
 def test_result_reads_the_store(app: Canvas) -> None:
-    meta = results.make_meta("r1", states.SUCCESS, [1, 2])
-    app.backend.store("r1", states.SUCCESS, results.encode(meta))
+    meta = metas.make_meta("r1", states.SUCCESS, [1, 2])
+    app.backend.store("r1", states.SUCCESS, metas.encode(meta))
     result = app.AsyncResult("r1")
     assert result.get(timeout=1) == [1, 2] and result.successful() and result.ready()
     assert app.AsyncResult("nothing").state == states.PENDING
 
 
 def test_get_inside_a_task_raises_unless_allowed(app: Canvas) -> None:
-    app.backend.store(
-        "r2", states.SUCCESS, results.encode(results.make_meta("r2", states.SUCCESS, 5))
-    )
+    app.backend.store("r2", states.SUCCESS, metas.encode(metas.make_meta("r2", states.SUCCESS, 5)))
     token = set_request(Request(id="outer", called_directly=False))
     try:
         with pytest.raises(RuntimeError, match="Never call result.get"):

@@ -26,6 +26,7 @@ from canvas.dag import (
     RULES,
     TASK,
     Node,
+    ResultSpec,
     Workflow,
     compile,
     compile_replacement,
@@ -269,7 +270,7 @@ def test_nested_groups_flatten_in_group_and_in_chord_header() -> None:
     flat_group = compile(group(group(s("a"), group(s("b"))), s("c")))
     flat_header = compile(chord([group(s("a"), s("b")), s("c")], s("d"), group_id="g"))
     # Then the group has three flat members, and the header's join three inputs
-    assert [m[1] for m in flat_group.result[2]] == ["a", "b", "c"]
+    assert [m.id for m in flat_group.result.members] == ["a", "b", "c"]
     assert flat_header.node("g").inputs == ("a", "b", "c")
 
 
@@ -388,7 +389,7 @@ def test_task_id_option_names_the_result_the_caller_gets(canvas: Any, expected_i
     # Given a canvas sent with task_id="given"
     workflow = compile(canvas(), options={"task_id": "given"})
     # Then the returned handle (the last node, or the group) has that id
-    assert workflow.result[:2] == expected_id
+    assert (workflow.result.kind, workflow.result.id) == expected_id
     assert workflow.id == "given"
 
 
@@ -409,8 +410,8 @@ def test_chunks_compile_to_a_group_of_starmaps_of_n_items(app: Canvas) -> None:
     # When compiled
     workflow = compile(canvas)
     # Then there are three starmap calls of 3, 3 and 1 items, gathered as a group
-    assert workflow.result[0] == "group"
-    calls = [workflow.node(m[1]) for m in workflow.result[2]]
+    assert workflow.result.kind == "group"
+    calls = [workflow.node(m.id) for m in workflow.result.members]
     assert [n.task for n in calls] == ["canvas.starmap"] * 3
     assert [len(n.args[1]) for n in calls] == [3, 3, 1]
     assert len(canvas.group()) == 3
@@ -464,7 +465,7 @@ def test_hand_built_acyclic_graph_becomes_a_workflow() -> None:
     # When wrapped
     workflow = from_graph(graph)
     # Then its one sink is its result and a is its only root
-    assert workflow.result == ("task", "d", None)
+    assert workflow.result == ResultSpec("task", "d")
     assert [n.id for n in workflow.roots()] == ["a"]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from canvas import Canvas, chord, states
-from canvas.core import complete, results
+from canvas.core import complete, metas
 from canvas.exceptions import Ignore, PayloadTooLarge, TaskRejectedError, TaskRevokedError
 from canvas.transports.base import OutgoingMessage
 from tests.unit.test_properties import drain
@@ -48,8 +48,8 @@ def test_a_worker_dying_between_complete_and_publish_loses_nothing(app: Canvas) 
     consumer = app.transport.consumer([str(app.conf.task_default_queue)], 1)
     delivery = consumer.get(timeout=0)
     assert delivery is not None and delivery.headers["id"] == first.id
-    meta = results.make_meta(first.id, states.SUCCESS, 2, workflow=result.id)
-    app.backend.complete(result.id, first.id, states.SUCCESS, results.encode(meta))
+    meta = metas.make_meta(first.id, states.SUCCESS, 2, workflow=result.id)
+    app.backend.complete(result.id, first.id, states.SUCCESS, metas.encode(meta))
     # when the node's message comes back (its lease ran out) and a worker handles it,
     delivery.reject(requeue=True)
     consumer.close()

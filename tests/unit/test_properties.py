@@ -19,10 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from canvas import Canvas, GroupResult, chain, chord, group
-from canvas.core import dispatch, worker
+from canvas.core import dispatch, messages, worker
 from canvas.core.consumer import Handler
-from canvas.core.eager import run_eagerly
-from canvas.dag import ERRBACK, GATHER, TASK, compile
+from canvas.dag import ERRBACK, GATHER, TASK, ResultSpec, compile
 from canvas.signature import Signature
 
 APP = Canvas("property-tests", broker="memory://", backend="memory://", set_as_current=False)
@@ -177,11 +176,11 @@ def test_random_canvases_compile_to_valid_dags(canvas: Signature) -> None:
     roots = {n.id for n in workflow.roots()}
     assert all(nx.ancestors(graph, n.id) & roots or n.id in roots for n in workflow.nodes)
     # And the result handle names nodes of the graph
-    spec = workflow.result
+    spec: ResultSpec | None = workflow.result
     while spec is not None:
-        if spec[0] == "task":
-            assert spec[1] in graph
-        spec = spec[-1]
+        if spec.kind == "task":
+            assert spec.id in graph
+        spec = spec.parent
     # And compiling the same canvas twice gives the same shape
     again = compile(canvas)
     assert sorted(n.kind for n in again.nodes) == sorted(n.kind for n in workflow.nodes)
@@ -198,7 +197,7 @@ def test_eager_result_equals_distributed_result(canvas: Signature, args: list[in
     # Given a random canvas, perhaps with failing leaves and errbacks, and call args
     ERRBACKS.clear()
     # When it runs eagerly
-    eager = run_eagerly(APP, canvas, args, None, {})
+    eager = APP.apply_canvas(canvas, args)
     eager_errbacks = sorted(ERRBACKS)
     ERRBACKS.clear()
     # ... and through the real engine (store once, publish, consume, complete, wire)
@@ -219,11 +218,11 @@ def test_a_node_delivered_twice_wires_its_successor_once() -> None:
     dispatch.start(APP, workflow)
     # When every header message is published a second time (an at-least-once redelivery)
     again = [
-        dispatch.node_message(APP, workflow.id, node, node.args)
+        messages.for_node(APP, workflow.id, node, node.args)
         for node in workflow.nodes
         if node.kind == TASK and node.task == "p.add"
     ]
-    dispatch.publish(APP, again)
+    messages.publish(APP, again)
     drain(APP)
     # Then the header ran twice but the body ran once, with the header's list
     assert RUNS == [[2, 4]]
@@ -238,7 +237,7 @@ def test_a_failed_node_delivered_twice_fires_its_errback_once() -> None:
     dispatch.start(APP, workflow)
     node = workflow.node(workflow.id)
     # When its message is delivered a second time
-    dispatch.publish(APP, [dispatch.node_message(APP, workflow.id, node, node.args)])
+    messages.publish(APP, [messages.for_node(APP, workflow.id, node, node.args)])
     assert drain(APP) == 3  # two runs of the task, one errback
     # Then the errback ran once
     assert ERRBACKS == [("once", "failed at twice")]

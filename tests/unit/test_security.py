@@ -17,23 +17,24 @@ from canvas import states
 from canvas.app import Canvas
 from canvas.backends.base import NodeRecord
 from canvas.backends.memory import MemoryBackend
-from canvas.backends.secure import SecureBackend
-from canvas.core import results
+from canvas.core import metas
 from canvas.exceptions import ImproperlyConfigured
 from canvas.security import (
     KEY_ID_HEADER,
     SIGNED_CONTENT_TYPE,
     Sealer,
+    SecureBackend,
+    SecureTransport,
     SecurityError,
     SecuritySettings,
     fingerprint,
+    forged_meta,
     unwrap,
     warn_insecure_broker,
     wrap,
 )
 from canvas.transports.base import REASON_HEADER, OutgoingMessage
 from canvas.transports.embedded import EmbeddedTransport
-from canvas.transports.secure import SecureTransport
 
 KEY = "k" * 32
 OLD_KEY = "o" * 32
@@ -334,10 +335,10 @@ class TestSecureTransport:
 class TestSecureBackend:
     def backend(self, **conf: Any) -> tuple[SecureBackend, MemoryBackend]:
         inner = MemoryBackend()
-        return SecureBackend(inner, sealer(**conf)), inner
+        return SecureBackend(inner, sealer(**conf), forged=forged_meta), inner
 
     def meta(self, task_id: str, value: Any = 4) -> bytes:
-        return results.encode(results.make_meta(task_id, states.SUCCESS, value))
+        return metas.encode(metas.make_meta(task_id, states.SUCCESS, value))
 
     def test_metas_are_sealed_and_read_back(self) -> None:
         secure, inner = self.backend(security_encryption_key=ENC_KEY)
@@ -357,7 +358,7 @@ class TestSecureBackend:
         assert stolen is not None
         inner.store("c", states.SUCCESS, stolen)  # b's valid record copied to c
         for task_id in ("a", "c"):
-            meta = results.decode(secure.get([task_id])[0])
+            meta = metas.decode(secure.get([task_id])[0])
             assert meta is not None and meta["status"] == states.FAILURE
             assert meta["result"]["exc_type"] == "SecurityError"
 

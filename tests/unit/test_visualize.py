@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from canvas import Canvas, chain, chord, dag, group, states
 from canvas.cli.main import cli
-from canvas.core import dispatch, results
+from canvas.core import dispatch, metas
 from canvas.exceptions import ImproperlyConfigured
 from canvas.signature import Signature
 from canvas.visualize import (
@@ -293,20 +293,20 @@ def app() -> Iterator[Canvas]:
     app.close()
 
 
-def store_run(app: Canvas, canvas: Signature, metas: Mapping[str, dict[str, Any]]) -> dag.Workflow:
-    """Save ``canvas`` as a started workflow and write ``metas`` as a worker would."""
+def store_run(app: Canvas, canvas: Signature, runs: Mapping[str, dict[str, Any]]) -> dag.Workflow:
+    """Save ``canvas`` as a started workflow and write ``runs`` (metas) as a worker would."""
     workflow = dag.compile(canvas)
     records = [dispatch.node_record(workflow, node) for node in workflow.nodes]
     app.backend.save_workflow(workflow.id, records, b"{}")
-    for node_id, meta in metas.items():
+    for node_id, meta in runs.items():
         write(app, workflow, node_id, **meta)
     return workflow
 
 
 def write(app: Canvas, workflow: dag.Workflow, node_id: str, status: str, **meta: Any) -> None:
     exc = meta.pop("exc", None)
-    full = results.make_meta(node_id, status, exc=exc, workflow=workflow.id, **meta)
-    app.backend.store(node_id, status, results.encode(full))
+    full = metas.make_meta(node_id, status, exc=exc, workflow=workflow.id, **meta)
+    app.backend.store(node_id, status, metas.encode(full))
 
 
 def failed_run(app: Canvas) -> dag.Workflow:
@@ -376,10 +376,10 @@ def test_nodes_not_run_yet_are_pending(app: Canvas) -> None:
 
 def test_a_collapsed_group_counts_states(app: Canvas) -> None:
     members = [t(f"m{i}") for i in range(40)]
-    metas: dict[str, dict[str, Any]] = {f"m{i}": {"status": states.SUCCESS} for i in range(37)}
-    metas["m37"] = {"status": states.FAILURE, "worker": "w", "exc": KeyError("k")}
-    metas["m38"] = {"status": states.STARTED, "worker": "w"}
-    workflow = store_run(app, chord(members, t("sum"), group_id="G"), metas)
+    outcomes: dict[str, dict[str, Any]] = {f"m{i}": {"status": states.SUCCESS} for i in range(37)}
+    outcomes["m37"] = {"status": states.FAILURE, "worker": "w", "exc": KeyError("k")}
+    outcomes["m38"] = {"status": states.STARTED, "worker": "w"}
+    workflow = store_run(app, chord(members, t("sum"), group_id="G"), outcomes)
     drawn = parse(to_dot(app.workflow(workflow.id)))
     summary = drawn.nodes["summary-G"]
     assert summary["label"].endswith("SUCCESS 37 · FAILURE 1 · STARTED 1 · PENDING 1")
@@ -394,7 +394,7 @@ def test_find_takes_a_workflow_id_or_a_task_id(app: Canvas) -> None:
     assert live.find(app, "b").id == workflow.id
     with pytest.raises(LookupError, match="No workflow or task with id 'nope'"):
         live.find(app, "nope")
-    results.store(app, "alone", states.SUCCESS, 3)
+    metas.store(app, "alone", states.SUCCESS, 3)
     with pytest.raises(LookupError, match="sent on its own"):
         live.find(app, "alone")
 

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from canvas.security import KEY_ID_HEADER, SIGNED_CONTENT_TYPE, Opened, Sealer, SecurityError
+from canvas.exceptions import SecurityError
+from canvas.security.sealer import KEY_ID_HEADER, SIGNED_CONTENT_TYPE, Opened, Sealer
 from canvas.transports.base import Consumer, Delivery, OutgoingMessage, Transport
 
 logger = logging.getLogger("canvas.security")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, states
-from canvas.core import protocol, results
+from canvas.core import metas, protocol
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -53,10 +53,10 @@ class WorkflowView:
 
     def nodes(self) -> list[NodeState]:
         records = self.app.backend.workflow_nodes(self.id)
-        metas = self.app.backend.get([r.id for r in records]) if records else []
+        stored = self.app.backend.get([r.id for r in records]) if records else []
         found = []
-        for record, data in zip(records, metas, strict=True):
-            meta = results.decode(data)
+        for record, data in zip(records, stored, strict=True):
+            meta = metas.decode(data)
             state = str(meta.get("status")) if meta else states.PENDING
             spec = protocol.internal.loads(record.spec)
             node = dag.Node.from_dict(spec)
@@ -72,7 +72,7 @@ class WorkflowView:
 
     def graph(self) -> dag.Workflow:
         """The stored workflow as a ``dag.Workflow``, with the clusters its compiler drew."""
-        import networkx as nx
+        import networkx as nx  # heavy (~20 MB): only status and render read whole workflows
 
         graph = nx.DiGraph()
         nodes = self.nodes()
@@ -88,7 +88,7 @@ class WorkflowView:
             dag.Cluster(cid, kind, tuple(members), join)
             for cid, kind, members, join in self.info().get("clusters") or ()
         ]
-        return dag.Workflow(self.id, graph, ("task", self.id, None), clusters)
+        return dag.Workflow(self.id, graph, dag.ResultSpec("task", self.id), clusters)
 
     def done(self) -> bool:
         """True when every node that can run has reached a ready state."""

@@ -18,23 +18,30 @@ What a failed check does:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from canvas import states
 from canvas.backends.base import Backend, Fired, NodeRecord
-from canvas.security import Sealer, SecurityError
+from canvas.exceptions import SecurityError
+from canvas.security.sealer import Sealer
 
 logger = logging.getLogger("canvas.security")
 
 
 class SecureBackend(Backend):
-    """Wraps ``inner``; the same API, every data record sealed."""
+    """Wraps ``inner``; the same API, every data record sealed.
 
-    def __init__(self, inner: Backend, sealer: Sealer) -> None:
+    ``forged(task_id, error)`` gives the meta a task reads as when its record fails verification
+    (the meta format belongs to the engine: ``canvas.security.forged_meta``).
+    """
+
+    def __init__(
+        self, inner: Backend, sealer: Sealer, forged: Callable[[str, SecurityError], bytes]
+    ) -> None:
         super().__init__(inner.url, inner.options)
         self.inner = inner
         self.sealer = sealer
+        self.forged = forged
         self.expires = inner.expires
 
     # -- task meta ---------------------------------------------------------------------------
@@ -58,10 +65,7 @@ class SecureBackend(Backend):
             return self.sealer.open_record(value, f"meta:{task_id}")
         except SecurityError as exc:
             logger.error("Result of %s failed verification: %s", task_id, exc)
-            from canvas.core import results
-
-            meta = results.make_meta(task_id, states.FAILURE, exc=SecurityError(str(exc)))
-            return results.encode(meta)
+            return self.forged(task_id, SecurityError(str(exc)))
 
     # -- workflows ---------------------------------------------------------------------------
     def save_workflow(self, workflow_id: str, nodes: Sequence[NodeRecord], info: bytes) -> None:

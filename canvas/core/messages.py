@@ -1,0 +1,157 @@
+"""Messages: which queue a call goes to, how a call becomes a message, and publishing.
+
+``build`` turns one task call into an ``OutgoingMessage`` (headers as ``canvas.core.protocol``
+lists them; a body over ``task_max_payload_bytes`` is refused before anything is sent);
+``for_node`` does the same for a node of a stored workflow; ``route`` picks the queue; ``publish``
+sends a batch through the app's transport between the ``before/after_task_publish`` signals.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from canvas import dag, signals
+from canvas.core import protocol
+from canvas.exceptions import PayloadTooLarge
+from canvas.transports.base import OutgoingMessage
+
+if TYPE_CHECKING:
+    from canvas.app import Canvas
+
+HOSTNAME = socket.gethostname()
+
+
+def route(app: Canvas, task_name: str, options: Mapping[str, Any]) -> str:
+    """The queue for a call: explicit option, then ``task_routes``, task default, app default."""
+    queue = options.get("queue")
+    if queue:
+        return str(queue)
+    routes = app.conf.task_routes
+    for table in routes if isinstance(routes, list | tuple) else [routes]:
+        if not table:
+            continue
+        if callable(table):
+            found = table(task_name, (), {}, dict(options))
+            if found and found.get("queue"):
+                return str(found["queue"])
+            continue
+        for pattern, target in table.items():
+            if pattern == task_name or fnmatch.fnmatchcase(task_name, pattern):
+                queue = target.get("queue") if isinstance(target, Mapping) else target
+                if queue:
+                    return str(queue)
+    task = app.tasks.get(task_name)
+    if task is not None and task.queue:
+        return task.queue
+    return str(app.conf.task_default_queue)
+
+
+def build(
+    app: Canvas,
+    task_name: str,
+    task_id: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    options: Mapping[str, Any],
+    *,
+    workflow: str | None = None,
+    root_id: str | None = None,
+    parent_id: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    now: float | None = None,
+) -> OutgoingMessage:
+    """One task call as a message; refuses bodies over ``task_max_payload_bytes``."""
+    now = time.time() if now is None else now
+    eta = protocol.to_epoch(options.get("eta"), now)
+    if eta is None and options.get("countdown") is not None:
+        eta = now + float(options["countdown"])
+    expires = protocol.to_epoch(options.get("expires"), now)
+    task = app.tasks.get(task_name)
+    serializer = options.get("serializer") or (task.serializer if task else None)
+    body, content_type = protocol.encode_body(args, kwargs, serializer or app.conf.task_serializer)
+    limit = app.conf.task_max_payload_bytes
+    if limit and len(body) > limit:
+        raise PayloadTooLarge(
+            f"{task_name}[{task_id}]: arguments are {len(body)} bytes, over "
+            f"task_max_payload_bytes={limit}. Pass ids or a storage key instead of the data."
+        )
+    headers: dict[str, Any] = dict(options.get("headers") or {})
+    headers.update(
+        {
+            "task": task_name,
+            "id": task_id,
+            "root_id": root_id or task_id,
+            "parent_id": parent_id,
+            "retries": int(options.get("retries") or 0),
+            "eta": eta,
+            "expires": expires,
+            "argsrepr": options.get("argsrepr"),
+            "kwargsrepr": options.get("kwargsrepr"),
+            "origin": HOSTNAME,
+        }
+    )
+    for key in ("time_limit", "soft_time_limit", "ignore_result", "group"):
+        if options.get(key) is not None:
+            headers[key] = options[key]
+    if workflow is not None:
+        headers["workflow"] = workflow
+    if extra:
+        headers.update(extra)
+    priority = options.get("priority")
+    if priority is None and task is not None:
+        priority = task.priority
+    return OutgoingMessage(
+        queue=route(app, task_name, options),
+        body=body,
+        headers=headers,
+        content_type=content_type,
+        priority=priority,
+    )
+
+
+def publish(app: Canvas, messages: Sequence[OutgoingMessage]) -> None:
+    if not messages:
+        return
+    for message in messages:
+        signals.before_task_publish.send(
+            sender=message.headers["task"],
+            body=message.body,
+            headers=message.headers,
+            routing_key=message.queue,
+        )
+    app.transport.publish(messages)
+    for message in messages:
+        signals.after_task_publish.send(
+            sender=message.headers["task"],
+            body=message.body,
+            headers=message.headers,
+            routing_key=message.queue,
+        )
+
+
+def for_node(
+    app: Canvas,
+    workflow_id: str,
+    node: dag.Node,
+    args: Sequence[Any],
+    parent_id: str | None = None,
+) -> OutgoingMessage:
+    assert node.task is not None
+    options = dict(node.options)
+    if node.group:
+        options["group"] = node.group
+    return build(
+        app,
+        node.task,
+        node.id,
+        args,
+        node.kwargs,
+        options,
+        workflow=workflow_id,
+        root_id=workflow_id,
+        parent_id=parent_id,
+    )
