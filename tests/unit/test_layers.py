@@ -60,28 +60,25 @@ def _targets(node: ast.Import | ast.ImportFrom, module: str) -> list[str]:
 
 def imports() -> Iterator[Import]:
     for path in sorted(PACKAGE.rglob("*.py")):
-        module = module_name(path)
         source = path.read_text()
-        lines = source.splitlines()
-        tree = ast.parse(source)
+        yield from _walk(ast.parse(source), module_name(path), source.splitlines(), False)
 
-        def walk(node: ast.AST, in_function: bool) -> Iterator[Import]:
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, ast.If) and _type_checking_only(child):
-                    for sub in child.orelse:
-                        yield from walk(sub, in_function)
-                    continue
-                if isinstance(child, ast.Import | ast.ImportFrom):
-                    line = lines[child.lineno - 1]
-                    above = lines[child.lineno - 2].strip() if child.lineno > 1 else ""
-                    commented = "#" in line or above.startswith("#")
-                    targets = tuple(_targets(child, module))
-                    yield Import(module, targets, child.lineno, in_function, commented)
-                    continue
-                inner = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
-                yield from walk(child, inner)
 
-        yield from walk(tree, False)
+def _walk(node: ast.AST, module: str, lines: list[str], in_function: bool) -> Iterator[Import]:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and _type_checking_only(child):
+            orelse = ast.Module(body=child.orelse, type_ignores=[])
+            yield from _walk(orelse, module, lines, in_function)
+            continue
+        if isinstance(child, ast.Import | ast.ImportFrom):
+            line = lines[child.lineno - 1]
+            above = lines[child.lineno - 2].strip() if child.lineno > 1 else ""
+            commented = "#" in line or above.startswith("#")
+            targets = tuple(_targets(child, module))
+            yield Import(module, targets, child.lineno, in_function, commented)
+            continue
+        inner = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+        yield from _walk(child, module, lines, inner)
 
 
 def _within(names: tuple[str, ...], prefixes: tuple[str, ...]) -> bool:
