@@ -84,7 +84,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from canvas.exceptions import WorkflowError
@@ -239,6 +239,35 @@ class _Out:
     gather: str | None = None
 
 
+@dataclass(frozen=True)
+class _At:
+    """Where a sub-canvas is built: what feeds it, its result's ``.parent``, how deep it is,
+    the routing options it inherits, the kind of its first edge, and its group (a member's)."""
+
+    inp: _Out | None = None
+    parent: ResultSpec | None = None
+    depth: int = 0
+    inherited: Mapping[str, Any] = field(default_factory=dict)
+    edge_kind: str = DATA
+    group_id: str | None = None
+
+    def within(
+        self,
+        inp: _Out | None,
+        parent: ResultSpec | None,
+        edge_kind: str = DATA,
+        group_id: str | None = None,
+    ) -> _At:
+        """The place of a part one level down, inheriting what this place inherits."""
+        return _At(inp, parent, self.depth + 1, self.inherited, edge_kind, group_id)
+
+    def entering(self, sig: Signature) -> _At:
+        """Inside a chain, group or chord: its own routing options flow to every node in it."""
+        own = {k: v for k, v in sig.options.items() if k in INHERITED_OPTIONS}
+        inherited = {**self.inherited, **own} if own else self.inherited
+        return replace(self, inherited=inherited, group_id=None)
+
+
 def _random_ids() -> Iterator[str]:
     while True:
         yield str(uuid.uuid4())
@@ -319,50 +348,22 @@ class _Compiler:
         return tuple(self.materialize(m)[0] for m in out.members)
 
     # -- canvases --------------------------------------------------------------------------
-    def build(
-        self,
-        sig: Signature,
-        inp: _Out | None,
-        parent: ResultSpec | None,
-        depth: int,
-        inherited: Mapping[str, Any],
-        edge_kind: str = DATA,
-        group_id: str | None = None,
-    ) -> tuple[_Out, ResultSpec]:
-        if depth > self.max_depth:
+    def build(self, sig: Signature, at: _At) -> tuple[_Out, ResultSpec]:
+        """Add ``sig``'s nodes at ``at``; what it produces and its result's spec."""
+        if at.depth > self.max_depth:
             raise WorkflowError(
                 f"Canvas nesting is deeper than {self.max_depth} levels (canvas_max_depth); "
                 "flatten it (a chain of chains is one chain) or raise canvas_max_depth."
             )
         if not isinstance(sig, Signature):
             raise TypeError(f"Cannot compile {type(sig).__name__} {sig!r}: not a signature")
-        if isinstance(sig, chunks):
-            return self.build(sig.group(), inp, parent, depth + 1, inherited, edge_kind)
-        if isinstance(sig, chain | group | chord):
-            own = {k: v for k, v in sig.options.items() if k in INHERITED_OPTIONS}
-            inherited = {**inherited, **own} if own else inherited
-        if isinstance(sig, chain):
-            return self.build_chain(sig, inp, parent, depth, inherited, edge_kind)
-        if isinstance(sig, group):
-            return self.build_group(sig, inp, parent, depth, inherited, edge_kind)
-        if isinstance(sig, chord):
-            return self.build_chord(sig, inp, parent, depth, inherited, edge_kind)
-        return self.build_task(sig, inp, parent, depth, inherited, edge_kind, group_id)
+        return _lookup(_BUILDERS, sig)(self, sig, at)
 
-    def build_task(
-        self,
-        sig: Signature,
-        inp: _Out | None,
-        parent: ResultSpec | None,
-        depth: int,
-        inherited: Mapping[str, Any],
-        edge_kind: str,
-        group_id: str | None,
-    ) -> tuple[_Out, ResultSpec]:
+    def build_task(self, sig: Signature, at: _At) -> tuple[_Out, ResultSpec]:
         if not sig.task:
             raise WorkflowError(f"Signature {sig!r} names no task.")
-        options = {**inherited, **_call_options(sig.options)}
-        inputs = self.materialize(inp)
+        options = {**at.inherited, **_call_options(sig.options)}
+        inputs = self.materialize(at.inp)
         if not inputs:
             options = {**self.start, **options}
         task_id = options.pop("task_id", None) or self.new_id()
@@ -375,30 +376,28 @@ class _Compiler:
             options,
             inputs,
             sig.immutable,
-            group=group_id,
+            group=at.group_id,
         )
-        self.add(node, edge_kind)
+        self.add(node, at.edge_kind)
         out = _Out(node=task_id)
-        self.attach_callbacks(sig, out, depth, inherited)
-        return out, ResultSpec("task", task_id, parent)
+        self.attach_callbacks(sig, out, at)
+        return out, ResultSpec("task", task_id, at.parent)
 
-    def attach_callbacks(
-        self, sig: Signature, out: _Out, depth: int, inherited: Mapping[str, Any]
-    ) -> None:
+    def attach_callbacks(self, sig: Signature, out: _Out, at: _At) -> None:
         """``link`` callbacks take ``out``'s value; ``link_error`` errbacks hang off the node
         that ends ``out`` (a join, made only for them, when ``out`` is a group)."""
         for callback in sig.options.get("link") or ():
-            self.build(callback, out, None, depth + 1, inherited, edge_kind=LINK)
+            self.build(callback, at.within(out, None, LINK))
         errbacks = sig.options.get("link_error") or ()
         if errbacks:
             sources = self.materialize(out)
             for errback in errbacks:
-                self.add_errback(errback, sources, inherited)
+                self.add_errback(errback, sources, at.inherited)
 
     def add_errback(
         self, errback: Signature, sources: Sequence[str], inherited: Mapping[str, Any]
     ) -> None:
-        if isinstance(errback, chain | group | chord | chunks) or not errback.task:
+        if isinstance(errback, _COMPOSITES) or not errback.task:
             raise WorkflowError(
                 f"link_error takes a task signature such as log_error.s(), not {errback!r}."
             )
@@ -420,92 +419,87 @@ class _Compiler:
                 edge_kind=LINK_ERROR,
             )
             old = self.graph.nodes[source]["node"]
-            self.graph.nodes[source]["node"] = _replace(old, errbacks=(*old.errbacks, node_id))
+            self.graph.nodes[source]["node"] = replace(old, errbacks=(*old.errbacks, node_id))
 
-    def build_chain(
-        self,
-        sig: chain,
-        inp: _Out | None,
-        parent: ResultSpec | None,
-        depth: int,
-        inherited: Mapping[str, Any],
-        edge_kind: str,
-    ) -> tuple[_Out, ResultSpec]:
+    def build_chain(self, sig: chain, at: _At) -> tuple[_Out, ResultSpec]:
+        at = at.entering(sig)
         tasks = sig.tasks
         if not tasks:
             raise WorkflowError("An empty chain() has nothing to run; give it a signature.")
-        out, spec = inp, parent
+        out, spec = at.inp, at.parent
         last_id = sig.options.get("task_id")
         for index, task in enumerate(tasks):
             if last_id and index == len(tasks) - 1:
                 task = _with_id(task, last_id)
-            kind = edge_kind if index == 0 else DATA
-            out, spec = self.build(task, out, spec, depth + 1, inherited, kind)
+            kind = at.edge_kind if index == 0 else DATA
+            out, spec = self.build(task, at.within(out, spec, kind))
         assert out is not None and spec is not None
         # A chain's callbacks hang off its end, joined into one node: they fire once.
-        self.attach_callbacks(sig, out, depth, inherited)
+        self.attach_callbacks(sig, out, at)
         return out, spec
 
-    def build_group(
-        self,
-        sig: group,
-        inp: _Out | None,
-        parent: ResultSpec | None,
-        depth: int,
-        inherited: Mapping[str, Any],
-        edge_kind: str,
-    ) -> tuple[_Out, ResultSpec]:
+    def build_group(self, sig: group, at: _At) -> tuple[_Out, ResultSpec]:
+        at = at.entering(sig)
         group_id = sig.options.get("group_id") or sig.options.get("task_id") or self.new_id()
         members: list[_Out] = []
         specs: list[ResultSpec] = []
         for member in _flatten_group(sig):
-            out, spec = self.build(member, inp, parent, depth + 1, inherited, edge_kind, group_id)
+            out, spec = self.build(member, at.within(at.inp, at.parent, at.edge_kind, group_id))
             members.append(out)
             specs.append(spec)
-        out = _Out(group=group_id, members=members, after=None if members else inp)
+        out = _Out(group=group_id, members=members, after=None if members else at.inp)
         member_ids = tuple(i for m in members for i in self.outputs(m))
         self.clusters.append(Cluster(group_id, "group", member_ids))
         for callback in sig.options.get("link") or ():
-            self.build(callback, out, None, depth + 1, inherited, edge_kind=LINK)
+            self.build(callback, at.within(out, None, LINK))
         errbacks = sig.options.get("link_error") or ()
         if errbacks:
             sources = self.member_outputs(out)
             for errback in errbacks:
-                self.add_errback(errback, sources, inherited)
-        return out, ResultSpec("group", group_id, parent, tuple(specs))
+                self.add_errback(errback, sources, at.inherited)
+        return out, ResultSpec("group", group_id, at.parent, tuple(specs))
 
-    def build_chord(
-        self,
-        sig: chord,
-        inp: _Out | None,
-        parent: ResultSpec | None,
-        depth: int,
-        inherited: Mapping[str, Any],
-        edge_kind: str,
-    ) -> tuple[_Out, ResultSpec]:
+    def build_chord(self, sig: chord, at: _At) -> tuple[_Out, ResultSpec]:
+        at = at.entering(sig)
         header: Signature = sig.header
         if sig.options.get("group_id"):
             header = header.clone()
             header.options["group_id"] = sig.options["group_id"]
-        header_out, header_spec = self.build(header, inp, parent, depth + 1, inherited, edge_kind)
+        header_out, header_spec = self.build(header, at.within(at.inp, at.parent, at.edge_kind))
         body = sig.body
         if body is None:
             return header_out, header_spec
         if sig.options.get("task_id"):
             body = _with_id(body, sig.options["task_id"])
         join = self.materialize(header_out)[0]
-        body_out, body_spec = self.build(body, _Out(node=join), header_spec, depth + 1, inherited)
+        body_out, body_spec = self.build(body, at.within(_Out(node=join), header_spec))
         for index, cluster in enumerate(self.clusters):
             if cluster.id == header_out.group:
                 self.clusters[index] = Cluster(cluster.id, "chord", cluster.members, join)
-        self.attach_callbacks(sig, body_out, depth, inherited)
+        self.attach_callbacks(sig, body_out, at)
         return body_out, body_spec
+
+    def build_chunks(self, sig: chunks, at: _At) -> tuple[_Out, ResultSpec]:
+        # What runs is a group of starmap calls; it carries the chunks' options.
+        return self.build(sig.group(), at.within(at.inp, at.parent, at.edge_kind))
 
     def outputs(self, out: _Out) -> tuple[str, ...]:
         """Ids of the nodes that end ``out`` (a group's members, recursively)."""
         if out.node is not None:
             return (out.node,)
         return tuple(i for m in out.members for i in self.outputs(m))
+
+
+_Builder = Callable[[_Compiler, Any, _At], tuple[_Out, ResultSpec]]
+
+#: type -> how the compiler builds it (a subclass uses its nearest base's entry)
+_BUILDERS: dict[type[Signature], _Builder] = {
+    chain: _Compiler.build_chain,
+    group: _Compiler.build_group,
+    chord: _Compiler.build_chord,
+    chunks: _Compiler.build_chunks,
+    Signature: _Compiler.build_task,
+}
 
 
 #: options a caller may pass that belong to the act of sending, not to any node
@@ -548,14 +542,8 @@ def compile(  # shadows the builtin on purpose: the compiler's one verb
     call = {k: v for k, v in (options or {}).items() if k not in _TRANSIENT_OPTIONS}
     extra = {key: _as_list(call.pop(key, None)) for key in ("link", "link_error")}
     canvas = canvas.clone(args, kwargs) if args or kwargs else canvas.clone()
-    if isinstance(canvas, chain | group | chord | chunks):
-        task_id, group_id = call.pop("task_id", None), call.pop("group_id", None)
-        if isinstance(canvas, group | chunks):
-            group_id = group_id or task_id
-        elif task_id:
-            canvas.options["task_id"] = task_id
-        if group_id:
-            canvas.options["group_id"] = group_id
+    if isinstance(canvas, _COMPOSITES):
+        _place_call_ids(canvas, call.pop("task_id", None), call.pop("group_id", None))
         canvas.options.update(call)
         start = {k: v for k, v in canvas.options.items() if k in START_OPTIONS}
     else:
@@ -566,7 +554,7 @@ def compile(  # shadows the builtin on purpose: the compiler's one verb
     for callback in extra["link"]:
         canvas.link(callback)
     compiler = _Compiler(start, max_nodes, max_depth)
-    _, spec = compiler.build(canvas, None, None, 0, {})
+    _, spec = compiler.build(canvas, _At())
     workflow = Workflow(spec.id, compiler.graph, spec, compiler.clusters)
     validate(workflow.graph)
     return workflow
@@ -583,7 +571,7 @@ def compile_replacement(canvas: Signature, replaced: Node) -> Workflow:
     ``complete`` wires once.
     """
     compiler = _Compiler({}, MAX_NODES, MAX_DEPTH, ids=_seeded_ids(replaced.id))
-    out, _ = compiler.build(canvas.clone(), None, None, 0, {})
+    out, _ = compiler.build(canvas.clone(), _At())
     forward = Node(
         compiler.new_id(),
         FORWARD,
@@ -597,6 +585,11 @@ def compile_replacement(canvas: Signature, replaced: Node) -> Workflow:
     workflow = Workflow(replaced.id, compiler.graph, spec, compiler.clusters)
     validate(workflow.graph)
     return workflow
+
+
+# -- where ids land -----------------------------------------------------------------------------
+# One rule for freeze() and compile(): the id of a chain's result is its last task's, of a
+# chord's its body's, of a group's (or chunks') its group id; a chord's group_id is its header's.
 
 
 def freeze(sig: Signature, result_id: str | None = None) -> ResultSpec:
@@ -694,6 +687,23 @@ def _result_key(sig: Signature) -> str:
     return "group_id" if isinstance(sig, group | chunks) else "task_id"
 
 
+def _with_id(sig: Signature, result_id: str) -> Signature:
+    """A copy of ``sig`` whose result has ``result_id`` (a group's id, else the last task's)."""
+    copy = sig.clone()
+    copy.options[_result_key(copy)] = result_id
+    return copy
+
+
+def _place_call_ids(canvas: Signature, task_id: str | None, group_id: str | None) -> None:
+    """``apply_async(task_id=..., group_id=...)`` on a composite: where the two ids land."""
+    if _result_key(canvas) == "group_id":
+        group_id = group_id or task_id
+    elif task_id:
+        canvas.options["task_id"] = task_id
+    if group_id:
+        canvas.options["group_id"] = group_id
+
+
 def validate(graph: nx.DiGraph) -> None:
     """Reject hand-built graphs that cannot run: cycles and inputs that are not nodes."""
     for node_id, node in graph.nodes(data="node"):
@@ -753,19 +763,6 @@ def _as_list(value: Any) -> list[Signature]:
     if isinstance(value, Signature):
         return [value]
     return list(value)
-
-
-def _with_id(sig: Signature, result_id: str) -> Signature:
-    """A copy of ``sig`` whose result has ``result_id`` (a group's id, else the last task's)."""
-    copy = sig.clone()
-    copy.options[_result_key(copy)] = result_id
-    return copy
-
-
-def _replace(node: Node, **changes: Any) -> Node:
-    data = node.to_dict()
-    data.update(changes)
-    return Node.from_dict(data)
 
 
 __all__ = [
