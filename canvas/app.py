@@ -36,6 +36,8 @@ from canvas.transports import create as create_transport
 logger = logging.getLogger("canvas")
 
 _Connection = TypeVar("_Connection", Transport, Backend)
+#: a result handle (the class body's ``AsyncResult``/``GroupResult`` are methods)
+_Handle = AsyncResult | GroupResult
 
 
 class TaskRegistry(dict[str, Task]):
@@ -234,7 +236,10 @@ class Canvas:
         return AsyncResult(task_id, app=self, **kwargs)
 
     def GroupResult(
-        self, id: str | None = None, results: Sequence[Any] = (), **kw: Any
+        self,
+        id: str | None = None,
+        results: Sequence[_Handle] = (),
+        **kw: Any,
     ) -> GroupResult:
         return GroupResult(id, results, app=self, **kw)
 

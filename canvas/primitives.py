@@ -9,8 +9,8 @@ lands, is decided in ``canvas.dag``. Lowercase class names are Celery's.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from canvas.signature import (
     Signature,
@@ -22,7 +22,7 @@ from canvas.signature import (
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
-    from canvas.result import AsyncResult
+    from canvas.result import AsyncResult, GroupResult
 
 
 @Signature.register_type()
@@ -84,7 +84,7 @@ class chain(Signature):  # lowercase: Celery's name
             return chain(self, other, app=self._app)
         return NotImplemented
 
-    def __call__(self, *args: Any, **kwargs: Any) -> AsyncResult:
+    def __call__(self, *args: Any, **kwargs: Any) -> AsyncResult | GroupResult:
         """Celery's ``chain()`` sends the chain."""
         return self.apply_async(args, kwargs)
 
@@ -159,21 +159,22 @@ class group(Signature):  # lowercase: Celery's name
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> GroupResult:
         if "link" in options or "link_error" in options:
             raise TypeError(
                 "group.apply_async() does not take link/link_error: call group.link(sig) or "
                 "group.link_error(sig) instead, or use a chord to run a task after the group."
             )
-        return super().apply_async(args, kwargs, **options)
+        # A group's handle is always a GroupResult (canvas.dag: the spec of a group).
+        return cast("GroupResult", super().apply_async(args, kwargs, **options))
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> GroupResult:
         return self.apply_async(args, kwargs)
 
     def __len__(self) -> int:
         return len(self.tasks)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Signature]:
         return iter(self.tasks)
 
     def __repr__(self) -> str:
@@ -271,7 +272,7 @@ class chord(Signature):  # lowercase: Celery's name
             )
         return self.body
 
-    def __call__(self, body: Signature | None = None, **options: Any) -> Any:
+    def __call__(self, body: Signature | None = None, **options: Any) -> AsyncResult | GroupResult:
         """``chord(header)(body)`` sends the chord with that body."""
         sig = self if body is None else chord(self.header, body, app=self._app, **self.options)
         return sig.apply_async((), {}, **options)
@@ -400,8 +401,8 @@ class chunks(Signature):  # lowercase: Celery's name
             options["group_id"] = group_id
         return group(*members, app=self._app, **options)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.apply_async()
+    def __call__(self, *args: Any, **kwargs: Any) -> GroupResult:
+        return cast("GroupResult", self.apply_async())
 
     def __repr__(self) -> str:
         return f"chunks({self.kwargs['task']}, {shorten(self.kwargs['it'])}, {self.kwargs['n']})"

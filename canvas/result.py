@@ -57,7 +57,11 @@ class AsyncResult:
     """The handle of one task call; ``parent`` is the previous call in its chain."""
 
     def __init__(
-        self, id: str, app: Canvas | None = None, parent: Any = None, task_name: str | None = None
+        self,
+        id: str,
+        app: Canvas | None = None,
+        parent: AsyncResult | GroupResult | None = None,
+        task_name: str | None = None,
     ) -> None:
         self.id = id
         self.app = app if app is not None else default_app()
@@ -184,17 +188,19 @@ class AsyncResult:
 class ResultSet:
     """Several results, read in member order."""
 
-    def __init__(self, results: Sequence[Any], app: Canvas | None = None, **_: Any) -> None:
+    def __init__(
+        self, results: Sequence[AsyncResult | GroupResult], app: Canvas | None = None, **_: Any
+    ) -> None:
         self.results = list(results)
         self.app = app if app is not None else default_app()
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[AsyncResult | GroupResult]:
         return iter(self.results)
 
     def __len__(self) -> int:
         return len(self.results)
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, index: int) -> AsyncResult | GroupResult:
         return self.results[index]
 
     def ready(self) -> bool:
@@ -259,7 +265,7 @@ class ResultSet:
             member.forget()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__}: [{', '.join(r.id for r in self.results)}]>"
+        return f"<{type(self).__name__}: [{', '.join(str(r.id) for r in self.results)}]>"
 
 
 class GroupResult(ResultSet):
@@ -268,9 +274,9 @@ class GroupResult(ResultSet):
     def __init__(
         self,
         id: str | None = None,
-        results: Sequence[Any] = (),
+        results: Sequence[AsyncResult | GroupResult] = (),
         app: Canvas | None = None,
-        parent: Any = None,
+        parent: AsyncResult | GroupResult | None = None,
         **_: Any,
     ) -> None:
         super().__init__(results, app=app)
@@ -278,7 +284,7 @@ class GroupResult(ResultSet):
         self.parent = parent
 
     @property
-    def children(self) -> list[Any]:
+    def children(self) -> list[AsyncResult | GroupResult]:
         return self.results
 
     @property
@@ -286,7 +292,7 @@ class GroupResult(ResultSet):
         return WorkflowView(self.app, self.id or "")
 
     def __repr__(self) -> str:
-        return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
+        return f"<GroupResult: {self.id} [{', '.join(str(r.id) for r in self.results)}]>"
 
 
 class EagerResult(AsyncResult):
@@ -299,7 +305,7 @@ class EagerResult(AsyncResult):
         state: str,
         traceback: str | None = None,
         app: Canvas | None = None,
-        parent: Any = None,
+        parent: AsyncResult | GroupResult | None = None,
     ) -> None:
         super().__init__(id, app=app, parent=parent)
         exc_dict = metas.exception_to_dict(value) if isinstance(value, BaseException) else None

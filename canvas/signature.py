@@ -16,7 +16,7 @@ objects. And a signature serializes to the same dict shape as Celery's (``task``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from canvas._current import default_app
 
@@ -189,7 +189,7 @@ class Signature:
         return self.app.freeze_canvas(self, _id)
 
     # -- calling ---------------------------------------------------------------------------
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult | GroupResult:
         return self.apply_async(args, kwargs)
 
     def apply_async(
@@ -197,21 +197,22 @@ class Signature:
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> AsyncResult:
+    ) -> AsyncResult | GroupResult:
         """Send this canvas to the workers; returns the handle of its last result.
 
         A ``GroupResult`` when the canvas ends in a group (Celery's shapes: see ``canvas.dag``).
         """
-        return cast("AsyncResult", self.app.send_canvas(self, args, kwargs, **options))
+        return self.app.send_canvas(self, args, kwargs, **options)
 
     def apply(
         self,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> EagerResult:
-        """Run this canvas here and now, in this process; returns a ready result."""
-        return cast("EagerResult", self.app.apply_canvas(self, args, kwargs, **options))
+    ) -> EagerResult | GroupResult:
+        """Run this canvas here and now, in this process; returns a ready result (a
+        ``GroupResult`` of ``EagerResult``s when the canvas ends in a group)."""
+        return self.app.apply_canvas(self, args, kwargs, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the task function directly, as ``task(*args)`` would (Celery's behaviour)."""

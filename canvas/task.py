@@ -163,7 +163,8 @@ class Task:
         **options: Any,
     ) -> EagerResult:
         """Run the call here, now, with a request as a worker would give it."""
-        return Signature(self.name, app=self.app).apply(args, kwargs, **options)
+        sig = Signature(self.name, app=self.app)
+        return cast("EagerResult", self.app.apply_canvas(sig, args, kwargs, **options))
 
     def AsyncResult(self, task_id: str) -> AsyncResult:
         return self.app.AsyncResult(task_id)

@@ -43,6 +43,8 @@ from canvas.schedules import BaseSchedule, maybe_schedule, schedule
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
+    from canvas.result import AsyncResult, GroupResult
+    from canvas.signature import Signature
 
 logger = logging.getLogger("canvas.beat")
 
@@ -305,15 +307,16 @@ class Scheduler:
         ttl = period + max(60.0, 3 * self.lease.ttl)
         return self.app.backend.incr(key, ttl) == 1
 
-    def send(self, entry: Entry, slot: datetime) -> Any:
+    def send(self, entry: Entry, slot: datetime) -> AsyncResult | GroupResult:
         """Send one firing; returns its result handle. Override to observe or redirect."""
         options = {**entry.options, "task_id": slot_task_id(self.lease.name, entry.name, slot)}
         logger.info("beat: sending due task %s (%s)", entry.name, entry.task_name)
         if isinstance(entry.task, str):
             return self.app.send_task(entry.task, entry.args, entry.kwargs, **options)
+        sig: Signature = entry.task.clone()
         if entry.args or entry.kwargs:
-            return entry.task.clone().apply_async(entry.args, entry.kwargs, **options)
-        return entry.task.clone().apply_async(**options)
+            return sig.apply_async(entry.args, entry.kwargs, **options)
+        return sig.apply_async(**options)
 
     def close(self) -> None:
         """Save, give the lease up (a follower takes over at once) and close the store."""
