@@ -27,16 +27,18 @@ def lookup(
 ) -> Any:
     """The object ``scheme`` names; ``what`` and ``shown`` word the error ("broker", the URL)."""
     target = aliases.get(scheme)
+    installed = {}
     if target is None and group is not None:
-        for point in entry_points(group=group):
-            if point.name == scheme:
-                return point.load()
+        installed = {point.name: point for point in entry_points(group=group)}
+        if scheme in installed:
+            return installed[scheme].load()
     if target is None and ":" in scheme:
         target = scheme
     if target is None:
-        close = difflib.get_close_matches(scheme, aliases, n=1)
+        names = sorted({*aliases, *installed})
+        close = difflib.get_close_matches(scheme, names, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        known = ", ".join(sorted(aliases))
+        known = ", ".join(names)
         raise ImproperlyConfigured(
             f"Unknown {what} scheme {scheme!r} in {shown!r}.{hint} Known schemes: {known}"
             f"{otherwise}."

@@ -3,7 +3,8 @@
 ``redis://``, ``rediss://`` – Redis (pub/sub wakes waiters, Lua scripts join workflows).
 ``sqlite:///path``, ``postgresql://...`` – SQL through SQLAlchemy (the embedded default is SQLite).
 ``memory://`` – in this process only: eager mode and unit tests.
-A scheme not in the table may be a dotted ``module:Class`` path.
+A scheme not in the table may come from an installed package's ``canvas.backends`` entry point
+(its name is the scheme), or be a dotted ``module:Class`` path.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ BACKEND_ALIASES: dict[str, str] = {
 def resolve(url: str) -> type[Backend]:
     """The store class for ``url``, or an error that suggests the closest known scheme."""
     scheme = url.split("://", 1)[0] if "://" in url else url
-    cls: type[Backend] = lookup(scheme, BACKEND_ALIASES, what="result backend", shown=url)
+    cls: type[Backend] = lookup(
+        scheme, BACKEND_ALIASES, what="result backend", shown=url, group="canvas.backends"
+    )
     return cls
 
 

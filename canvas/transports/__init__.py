@@ -4,7 +4,8 @@
 kombu's Redis transport stays available as ``kombu+redis://``), ``amqp://`` / ``amqps://`` /
 ``pyamqp://`` go through kombu;
 ``embedded://<path>`` (the default when no broker is configured) is a SQLite file on this machine
-that needs no server. A scheme not in the table may be a dotted ``module:Class`` path.
+that needs no server. A scheme not in the table may come from an installed package's
+``canvas.transports`` entry point (its name is the scheme), or be a dotted ``module:Class`` path.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ TRANSPORT_ALIASES: dict[str, str] = {
 def resolve(url: str) -> type[Transport]:
     """The transport class for ``url``, or an error that suggests the closest known scheme."""
     scheme = url.split("://", 1)[0] if "://" in url else url
-    cls: type[Transport] = lookup(scheme, TRANSPORT_ALIASES, what="broker", shown=url)
+    cls: type[Transport] = lookup(
+        scheme, TRANSPORT_ALIASES, what="broker", shown=url, group="canvas.transports"
+    )
     return cls
 
 
