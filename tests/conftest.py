@@ -1,125 +1,38 @@
-"""Shared test fixtures: real services (fail, never skip, when one is down) and real workers."""
+"""Shared fixtures: real servers (fail, never skip, when one is down) and real workers.
+
+Helpers live in ``tests/support``; this file only turns them into fixtures.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
-import amqp
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CANVAS = [sys.executable, "-m", "canvas.cli.main"]
-
-# The one naming scheme for the servers the suite talks to: CANVAS_TEST_REDIS, CANVAS_TEST_AMQP
-# and CANVAS_TEST_POSTGRES. Point them elsewhere (another Redis port, a RabbitMQ vhost, another
-# database) to run two suites side by side without one consuming the other's messages.
-REDIS_URL = os.environ.get("CANVAS_TEST_REDIS", "redis://127.0.0.1:6379/0")
-AMQP_URL = os.environ.get("CANVAS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
-POSTGRES_URL = os.environ.get("CANVAS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-_DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "postgresql": 5432}
+from tests.support.servers import check_amqp, check_postgres, check_redis
+from tests.support.workers import CANVAS, ROOT, WorkerProcess
 
 
-def redis_db(db: int) -> str:
-    """``REDIS_URL``'s server with another database number (tests that need one of their own)."""
-    parts = urlsplit(REDIS_URL)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis (``CANVAS_TEST_REDIS``), checked once per session."""
+    return check_redis()
 
 
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """The test RabbitMQ (``CANVAS_TEST_AMQP``), checked once per session."""
+    return check_amqp()
 
 
-def require_service(name: str, url: str) -> None:
-    """Fail (not skip) with a clear message: the suite promises real services."""
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme.split("+")[0], 0)
-    if not _answers(host, port):
-        pytest.fail(
-            f"{name} is not answering on {host}:{port} ({url}). Start it (scripts/services.sh "
-            "does), or point CANVAS_TEST_REDIS / CANVAS_TEST_AMQP / CANVAS_TEST_POSTGRES at one "
-            "that runs, and run the tests again.",
-            pytrace=False,
-        )
-
-
-def wait_for(
-    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.02
-) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def amqp_connection() -> amqp.Connection:
-    """A py-amqp connection to ``AMQP_URL`` (for tests that look at queues directly)."""
-    parts = urlsplit(AMQP_URL)
-    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-    conn = amqp.Connection(
-        f"{parts.hostname or '127.0.0.1'}:{parts.port or 5672}",
-        userid=unquote(parts.username or "guest"),
-        password=unquote(parts.password or "guest"),
-        virtual_host=vhost,
-        connect_timeout=2,
-    )
-    conn.connect()
-    return conn
-
-
-@dataclass
-class WorkerProcess:
-    """A real ``canvas worker`` started from the CLI; its log is kept for assertions."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited early:\n{self.output()}")
-            return " ready." in self.output()
-
-        wait_for(ready, timeout, "the worker to be ready")
-
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test PostgreSQL (``CANVAS_TEST_POSTGRES``), checked once per session."""
+    return check_postgres()
 
 
 @pytest.fixture

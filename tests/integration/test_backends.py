@@ -26,48 +26,12 @@ from canvas.backends.memory import MemoryBackend
 from canvas.backends.redis import RedisBackend
 from canvas.backends.sql import SQLBackend
 from canvas.exceptions import ImproperlyConfigured
-from tests.conftest import POSTGRES_URL, REDIS_URL
+from tests.support.servers import POSTGRES_URL
 
 pytestmark = pytest.mark.integration
 
 
 Factory = Callable[..., Backend]
-
-
-# -- servers ---------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, retry_on_error=[])
-    try:
-        client.ping()
-        problem = None
-    except redis.RedisError as exc:
-        problem = exc
-    finally:
-        client.close()
-    if problem is not None:
-        pytest.fail(
-            f"Redis is not answering at {REDIS_URL} ({problem}). Start redis-server there or "
-            "point CANVAS_TEST_REDIS at one.",
-            pytrace=False,
-        )
-    return REDIS_URL
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    try:
-        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
-        problem = None
-    except psycopg.Error as exc:
-        problem = exc
-    if problem is not None:
-        pytest.fail(
-            f"PostgreSQL is not answering at {POSTGRES_URL} ({problem}). Start it there or "
-            "point CANVAS_TEST_POSTGRES at one.",
-            pytrace=False,
-        )
-    return POSTGRES_URL
 
 
 def _tracking(make: Callable[[dict[str, Any]], Backend]) -> tuple[Factory, list[Backend]]:

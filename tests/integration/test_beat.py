@@ -25,8 +25,9 @@ import sqlalchemy as sa
 
 from canvas.beat import stores
 from canvas.beat.scheduler import slot_task_id
-from tests.conftest import POSTGRES_URL, ROOT, require_service, wait_for
-from tests.unit.test_beat_scheduler import StoreContract
+from tests.support.beat_stores import StoreContract
+from tests.support.servers import POSTGRES_URL, require_service
+from tests.support.workers import ROOT, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-import psycopg
 import pytest
 import redis
 from kombu.connection import Connection
@@ -37,7 +36,15 @@ from kombu.connection import Connection
 from canvas import Canvas, GroupResult, chain, chord, dag, group, signals
 from canvas.core import complete, dispatch, messages
 from canvas.dag import TASK
-from tests.conftest import AMQP_URL, POSTGRES_URL, REDIS_URL, redis_db
+from tests.support.servers import (
+    AMQP_URL,
+    POSTGRES_URL,
+    REDIS_URL,
+    check_amqp,
+    check_postgres,
+    check_redis,
+    redis_db,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -64,20 +71,12 @@ PAIRS = {
 # -- servers -----------------------------------------------------------------------------------
 def _check_servers(broker: str | None, backend: str | None) -> None:
     for url in {u for u in (broker, backend) if u}:
-        try:
-            if url.startswith("redis"):
-                redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-            elif url.startswith("amqp"):
-                with Connection(url, connect_timeout=3) as conn:
-                    conn.ensure_connection(max_retries=1)
-            else:
-                psycopg.connect(url, connect_timeout=3).close()
-        except Exception as exc:
-            pytest.fail(
-                f"{url} is not answering ({type(exc).__name__}: {exc}). Start the server or "
-                "point CANVAS_TEST_REDIS / CANVAS_TEST_AMQP / CANVAS_TEST_POSTGRES at one.",
-                pytrace=False,
-            )
+        if url.startswith("redis"):
+            check_redis(url)
+        elif url.startswith("amqp"):
+            check_amqp()
+        else:
+            check_postgres()
 
 
 # -- the worker --------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from canvas.cli.main import cli
 from canvas.core.worker import consume
 from canvas.security import KEY_ID_HEADER, SIGNED_CONTENT_TYPE
 from canvas.transports.base import OutgoingMessage, Transport
-from tests.conftest import AMQP_URL, amqp_connection, redis_db, require_service
+from tests.support.servers import AMQP_URL, amqp_connection, redis_db, require_service
 
 pytestmark = pytest.mark.integration
 

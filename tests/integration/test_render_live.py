@@ -25,7 +25,7 @@ from canvas import chord, dag, states
 from canvas.core.workflow_view import NodeState
 from canvas.visualize import STATE_COLORS
 from canvas.visualize.dot import SKIPPED_COLOR
-from tests.conftest import CANVAS, ROOT, WorkerProcess, wait_for
+from tests.support.workers import CANVAS, ROOT, WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -15,14 +15,12 @@ import time
 import uuid
 from pathlib import Path
 
-import amqp
 import pytest
-import redis
 
 from canvas.exceptions import ImproperlyConfigured
 from canvas.transports import create
 from canvas.transports.base import REASON_HEADER, Consumer, Delivery, OutgoingMessage
-from tests.conftest import AMQP_URL, amqp_connection, redis_db
+from tests.support.servers import amqp_connection, redis_db
 
 pytestmark = pytest.mark.integration
 
@@ -48,32 +46,9 @@ time.sleep(60)
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(
-            f"Redis is not answering at {REDIS_URL} ({exc}). Start redis-server, or set "
-            "CANVAS_TEST_REDIS to one that runs.",
-            pytrace=False,
-        )
-    finally:
-        client.close()
+def redis_url(redis_url: str) -> str:
+    """The test Redis (checked by conftest's fixture), on a database of this module's own."""
     return REDIS_URL
-
-
-@pytest.fixture(scope="module")
-def amqp_url() -> str:
-    try:
-        amqp_connection().close()
-    except (OSError, amqp.exceptions.AMQPError) as exc:
-        pytest.fail(
-            f"RabbitMQ is not answering at {AMQP_URL} ({exc!r}). Start rabbitmq-server, or set "
-            "CANVAS_TEST_AMQP to one that runs.",
-            pytrace=False,
-        )
-    return AMQP_URL
 
 
 def message(queue: str, body: bytes = b"body", priority: int | None = None) -> OutgoingMessage:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from canvas.exceptions import TimeLimitExceeded
-from tests.conftest import CANVAS, wait_for
-from tests.integration.test_seed import Seed
+from tests.support.seed import Seed
+from tests.support.workers import CANVAS, wait_for
 
 pytestmark = pytest.mark.integration
 

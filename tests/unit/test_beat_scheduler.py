@@ -28,12 +28,7 @@ from canvas.cli.beat import pidfile_lock
 from canvas.cli.main import cli
 from canvas.exceptions import ImproperlyConfigured
 from canvas.schedules import crontab, schedstate, schedule
-
-T0 = datetime(2024, 5, 6, 7, 0, 0, tzinfo=UTC)  # a Monday
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+from tests.support.beat_stores import StoreContract, at, timedelta_zone
 
 
 class Clock:
@@ -320,12 +315,6 @@ def test_task_id_is_derived_from_entry_and_slot():
     )
 
 
-def timedelta_zone(hours):
-    from datetime import timezone
-
-    return timezone(timedelta(hours=hours))
-
-
 # -- overlap, failures -------------------------------------------------------------------------
 def test_overlap_skip_waits_for_the_previous_run(app):
     # Given a workflow entry that must not overlap
@@ -485,32 +474,6 @@ def test_overlap_in_options_and_relative():
 
 
 # -- stores ------------------------------------------------------------------------------------
-class StoreContract:
-    """What every schedule store does; a subclass says how to make one."""
-
-    @pytest.fixture
-    def make(self, tmp_path):
-        raise NotImplementedError
-
-    def test_a_new_store_is_empty(self, make):
-        assert make().load() == {}
-
-    def test_saves_merge_and_survive_a_new_instance(self, make):
-        # Given two saves of different entries, the second also moving the first
-        make().save({"a": at(10), "b": at(20)})
-        make().save({"a": at(30)})
-        # When a fresh instance loads
-        loaded = make().load()
-        # Then it sees the latest slot of every entry, as aware UTC datetimes
-        assert loaded == {"a": at(30), "b": at(20)}
-        assert all(when.tzinfo is not None for when in loaded.values())
-
-    def test_keeps_sub_second_slots_and_any_zone(self, make):
-        slot = datetime(2024, 5, 6, 9, 0, 0, 250000, tzinfo=timedelta_zone(2))
-        make().save({"quarter": slot})
-        assert make().load() == {"quarter": slot}
-
-
 class TestMemoryStore(StoreContract):
     @pytest.fixture
     def make(self):

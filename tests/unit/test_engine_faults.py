@@ -12,7 +12,7 @@ from canvas import Canvas, chord, states
 from canvas.core import complete, metas
 from canvas.exceptions import Ignore, PayloadTooLarge, TaskRejectedError, TaskRevokedError
 from canvas.transports.base import OutgoingMessage
-from tests.unit.test_properties import drain
+from tests.support.engine import drain
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from canvas import Canvas, GroupResult, chain, chord, group
 from canvas.core import dispatch, messages, worker
-from canvas.core.consumer import Handler
 from canvas.dag import ERRBACK, GATHER, TASK, ResultSpec, compile
 from canvas.signature import Signature
+from tests.support.engine import drain
 
 APP = Canvas("property-tests", broker="memory://", backend="memory://", set_as_current=False)
 #: (tag, exception text) for each errback call, appended by ``record_error``
@@ -69,20 +69,6 @@ def record(value: Any) -> Any:
     with _LOCK:
         RUNS.append(value)
     return value
-
-
-def drain(app: Canvas) -> int:
-    """Run every queued message through the worker's handler until the queue is empty."""
-    consumer = app.transport.consumer([str(app.conf.task_default_queue)], 1)
-    handler = Handler(app, "property-worker")
-    handled = 0
-    try:
-        while (delivery := consumer.get(timeout=0)) is not None:
-            handler.handle(delivery)
-            handled += 1
-    finally:
-        consumer.close()
-    return handled
 
 
 @pytest.fixture(scope="module", autouse=True)
