@@ -177,10 +177,19 @@ class SQLBackend(Backend):
                 f"SQL result store {url!r}: only sqlite:// and postgresql:// are supported."
             )
         self.prefix: str = str(self.options.get("prefix", "canvas"))
-        self.tables = _Tables(self.prefix)
+        self.tables = self._make_tables()
         self._sql = _Statements(self.tables, self._insert)
         self.cleanup_every = int(self.options.get("cleanup_every", 1000))
         self._state: _State | None = None
+
+    def _make_tables(self) -> _Tables:
+        """The store's tables; a subclass may lay them over tables it owns (Django's models)."""
+        return _Tables(self.prefix)
+
+    def _workflow_saved(
+        self, conn: sa.Connection, workflow_id: str, nodes: Sequence[NodeRecord], info: bytes
+    ) -> None:
+        """Called inside ``save_workflow``'s transaction: a subclass may record more there."""
 
     # -- connections -------------------------------------------------------------------------
     def _current(self) -> _State:
@@ -369,6 +378,7 @@ class SQLBackend(Backend):
             row = {"info": info, "expires_at": expires_at}
             stmt = self._insert(w).values(id=workflow_id, **row)
             conn.execute(stmt.on_conflict_do_update(index_elements=[w.c.id], set_=row))
+            self._workflow_saved(conn, workflow_id, nodes, info)
             base = conn.scalar(
                 sa.select(sa.func.max(n.c.seq)).where(n.c.workflow_id == workflow_id)
             )

@@ -1,4 +1,5 @@
-"""The result-store contract, run against every store: memory, Redis, SQLite and PostgreSQL.
+"""The result-store contract, run against every store: memory, Redis, SQLite and PostgreSQL,
+and the Django app's store (the SQL store on its models' tables) on SQLite and PostgreSQL.
 
 Redis and PostgreSQL are the real servers (``CANVAS_TEST_REDIS``, ``CANVAS_TEST_POSTGRES``, by
 default on 127.0.0.1); a test fails, never skips, when one is not answering. Each test gets its
@@ -25,6 +26,7 @@ from canvas.backends.base import Backend, Fired, NodeRecord
 from canvas.backends.memory import MemoryBackend
 from canvas.backends.redis import RedisBackend
 from canvas.backends.sql import SQLBackend
+from canvas.contrib.django.store import DjangoStore, DjangoTables
 from canvas.exceptions import ImproperlyConfigured
 from tests.support.servers import POSTGRES_URL
 
@@ -496,3 +498,38 @@ class TestPostgreSQL(ProcessContract):
     def test_url_schemes_use_psycopg(self) -> None:
         for url in ("postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg://u@h/db"):
             assert SQLBackend(url)._url.drivername == "postgresql+psycopg"
+
+
+# -- the Django app's store: the tables its migrations make (tests/integration/test_django_*
+#    checks the migrations make these), created here under a prefix of the test's own --------
+def _django_factory(url: str) -> Iterator[Factory]:
+    prefix = f"canvas_t{_uid()[:12]}"
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    tables = DjangoTables(prefix)
+    tables.metadata.create_all(engine)
+    factory, made = _tracking(lambda options: DjangoStore(url, {"prefix": prefix, **options}))
+    yield factory
+    for backend in made:
+        backend.close()
+    tables.metadata.drop_all(engine)
+    engine.dispose()
+
+
+class TestDjangoSQLite(ProcessContract):
+    @pytest.fixture
+    def factory(self, tmp_path: Any) -> Iterator[Factory]:
+        yield from _django_factory(f"sqlite:///{tmp_path / 'django.sqlite3'}")
+
+
+class TestDjangoPostgreSQL(ProcessContract):
+    @pytest.fixture
+    def factory(self, postgres_url: str) -> Iterator[Factory]:
+        yield from _django_factory(postgres_url)
+
+    waiting = TestPostgreSQL.waiting
+
+    def test_missing_tables_name_the_migration(self, postgres_url: str) -> None:
+        store = DjangoStore(postgres_url, {"prefix": f"canvas_t{_uid()[:12]}"})
+        with pytest.raises(ImproperlyConfigured, match="manage.py migrate canvas_django"):
+            store.get(["x"])
+        store.close()
