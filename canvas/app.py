@@ -130,6 +130,8 @@ class Canvas:
             if self._finalized:
                 return
             self._finalized = True
+        if os.environ.get("DJANGO_SETTINGS_MODULE"):
+            _setup_django(self)
         self.on_configure.send(sender=self)
         for module in (*tuple(self.conf.imports or ()), *tuple(self.conf.include or ())):
             importlib.import_module(module)
@@ -362,9 +364,13 @@ class Canvas:
 
 def _django_apps() -> list[str]:
     try:
-        from django.conf import settings  # optional: only Django projects have it
+        # optional: only Django projects have it
+        from django.apps import apps
+        from django.conf import settings
     except ImportError:
         return []
+    if apps.ready:  # an INSTALLED_APPS entry may be an AppConfig path; the registry knows
+        return [config.name for config in apps.get_app_configs()]
     try:
         return list(settings.INSTALLED_APPS)
     except Exception:
@@ -372,27 +378,25 @@ def _django_apps() -> list[str]:
 
 
 def _django_database_url() -> str:
-    """``backend='django-db'``: the SQL store in Django's default database."""
+    """``backend='django-db'``: the Django app's store, or the SQL store in Django's database."""
     try:
-        from django.conf import settings  # optional: only Django projects have it
+        from canvas.contrib.django.database import backend_url  # optional: loads Django
     except ImportError as exc:
         raise ImproperlyConfigured(
-            "result_backend='django-db' needs Django; install it or use 'sqlite:///results.db'."
+            "result_backend='django-db' needs Django: pip install 'canvas-workflows[django]', "
+            "or use 'sqlite:///results.db'."
         ) from exc
-    db = settings.DATABASES["default"]
-    engine = db["ENGINE"]
-    if engine.endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    if "postgresql" in engine:
-        auth = db.get("USER") or ""
-        if db.get("PASSWORD"):
-            auth += f":{db['PASSWORD']}"
-        host = db.get("HOST") or "localhost"
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        return f"postgresql://{auth}{'@' if auth else ''}{host}{port}/{db['NAME']}"
-    raise ImproperlyConfigured(
-        f"result_backend='django-db' supports SQLite and PostgreSQL databases, not {engine!r}."
-    )
+    return backend_url()
+
+
+def _setup_django(app: Canvas) -> None:
+    """Celery's Django fixup: ``django.setup()`` before task modules load (see the module)."""
+    try:
+        from canvas.contrib.django.fixup import install  # optional: only Django projects load it
+    except ImportError as exc:
+        logger.warning("DJANGO_SETTINGS_MODULE is set but Django is not importable (%s)", exc)
+        return
+    install(app)
 
 
 _current.set_default_factory(lambda: Canvas("default", set_as_current=False))

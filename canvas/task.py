@@ -8,6 +8,7 @@ send it to a worker; ``s``/``si``/``signature`` build signatures for the canvas.
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -155,6 +156,28 @@ class Task:
         """Send the call to a worker (see Celery's ``apply_async`` for the options)."""
         sig = Signature(self.name, app=self.app)
         return cast("AsyncResult", self.app.send_canvas(sig, args, kwargs, **options))
+
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """``delay`` once the current Django transaction commits; nothing is sent on rollback."""
+        return self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """``apply_async`` once the current Django transaction commits (Celery 5.4's name).
+
+        The task id is chosen now, so the caller may store it in that same transaction (Celery
+        returns nothing here). Outside a transaction the call is sent at once; after a rollback
+        nothing is sent and the id stays PENDING.
+        """
+        from django.db import transaction  # Django is an optional extra
+
+        task_id = str(options.pop("task_id", None) or uuid.uuid4())
+        transaction.on_commit(lambda: self.apply_async(args, kwargs, task_id=task_id, **options))
+        return self.AsyncResult(task_id)
 
     def apply(
         self,

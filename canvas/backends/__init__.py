@@ -3,6 +3,7 @@
 ``redis://``, ``rediss://`` – Redis (pub/sub wakes waiters, Lua scripts join workflows).
 ``sqlite:///path``, ``postgresql://...`` – SQL through SQLAlchemy (the embedded default is SQLite).
 ``memory://`` – in this process only: eager mode and unit tests.
+``django-db://[alias]`` – the SQL store on ``canvas.contrib.django``'s models (needs Django).
 A scheme not in the table may come from an installed package's ``canvas.backends`` entry point
 (its name is the scheme), or be a dotted ``module:Class`` path.
 """
@@ -22,6 +23,7 @@ BACKEND_ALIASES: dict[str, str] = {
     "postgres": "canvas.backends.sql:SQLBackend",
     "postgresql+psycopg": "canvas.backends.sql:SQLBackend",
     "memory": "canvas.backends.memory:MemoryBackend",
+    "django-db": "canvas.contrib.django.store:DjangoStore",
 }
 
 

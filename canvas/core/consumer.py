@@ -261,6 +261,7 @@ class Handler:
             retries=request.retries,
             runtime=outcome.runtime,
             workflow=request.workflow,
+            extra=_extended(request) if self.app.conf.result_extended else None,
         )
         if request.workflow:
             node = self.node(request)
@@ -417,3 +418,12 @@ def _shown_args(request: Request) -> str:
     args = request.argsrepr if request.argsrepr is not None else shorten(request.args, 200)
     kwargs = request.kwargsrepr if request.kwargsrepr is not None else shorten(request.kwargs, 200)
     return f"args={args} kwargs={kwargs}"
+
+
+def _extended(request: Request) -> dict[str, Any]:
+    """``result_extended``: the call's arguments as logs show them, and the beat entry."""
+    return {
+        "args": request.argsrepr if request.argsrepr is not None else repr(tuple(request.args)),
+        "kwargs": request.kwargsrepr if request.kwargsrepr is not None else repr(request.kwargs),
+        "periodic_task_name": request.headers.get("periodic_task_name"),
+    }
