@@ -329,10 +329,22 @@ class Scheduler:
             self.store.close()
 
 
+#: other names a scheduler is known by: django-celery-beat's, for projects moving from Celery
+SCHEDULER_ALIASES = {
+    "django_celery_beat.schedulers:DatabaseScheduler": (
+        "canvas.contrib.django.schedulers:DatabaseScheduler"
+    ),
+    "django_celery_beat.schedulers.DatabaseScheduler": (
+        "canvas.contrib.django.schedulers:DatabaseScheduler"
+    ),
+}
+
+
 def load_scheduler(spec: str | type[Scheduler]) -> type[Scheduler]:
     """``module:Class`` (or ``module.Class``) to a scheduler class, with a clear error."""
     if isinstance(spec, type):
         return spec
+    spec = SCHEDULER_ALIASES.get(spec, spec)
     module_name, sep, attr = spec.partition(":")
     if not sep:
         module_name, _, attr = spec.rpartition(".")
@@ -361,6 +373,7 @@ class Beat:
         max_interval: float | None = None,
     ) -> None:
         self.app = app
+        app.finalize()  # before loading the scheduler: Django's must find its models ready
         self.scheduler_cls = load_scheduler(
             scheduler or app.conf.get("beat_scheduler") or "canvas.beat.scheduler:Scheduler"
         )
@@ -373,9 +386,9 @@ class Beat:
         self.app.finalize()
         scheduler = self.scheduler_cls(self.app, store=self.store, max_interval=self.max_interval)
         logger.info(
-            "beat: starting with %d entries, store %s, lease %r as %s",
+            "beat: starting with %d entries, store %r, lease %r as %s",
             len(scheduler.entries),
-            stores.redact(self.store),
+            scheduler.store,
             scheduler.lease.name,
             scheduler.lease.owner,
         )

@@ -37,7 +37,7 @@ class Workflow(models.Model):
 
     def view(self, app: Canvas) -> WorkflowView:
         """Every node with its state, as ``canvas status`` and ``canvas render --id`` read it."""
-        return app.workflow(self.id)  # type: ignore[no-any-return]
+        return app.workflow(self.id)
 
     def __str__(self) -> str:
         return str(self.id)
