@@ -350,7 +350,7 @@ def load_scheduler(spec: str | type[Scheduler]) -> type[Scheduler]:
         module_name, _, attr = spec.rpartition(".")
     try:
         found: Any = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
+    except Exception as exc:  # a scheduler's module may fail its own way (Django not set up)
         raise ImproperlyConfigured(
             f"--scheduler {spec!r}: cannot load it ({exc}); give 'module:Class', "
             "e.g. 'canvas.beat.scheduler:Scheduler'."

@@ -666,7 +666,7 @@ def test_command_runs_until_sigterm(cli_app):
     [
         (["-s", "f", "--store", "memory://"], "not both"),
         (["--store", "sqlit:///x.db"], "Did you mean 'sqlite'"),
-        (["-S", "django_celery_beat.schedulers:DatabaseScheduler"], "cannot load it"),
+        (["-S", "no_such_module:Scheduler"], "cannot load it"),
     ],
 )
 def test_command_reports_bad_options(cli_app, args, message):

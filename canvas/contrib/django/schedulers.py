@@ -15,7 +15,8 @@ once.
 * **Clock.** An entry counts from its ``last_run_at``, else from when its row last changed, and
   never from before its ``start_time`` (``canvas.contrib.django.entries.clock_start``).
 * **Bookkeeping.** A firing sets ``last_run_at`` to its slot and adds one to ``total_run_count``;
-  a one-off entry is then disabled; an entry past its ``expires`` is disabled and not sent.
+  a one-off entry is then disabled; a slot at or after ``expires`` is not sent, and the entry
+  is disabled (the message carries ``expires`` too, so a late one is revoked by the worker).
   These writes never fail a firing: a send that happened is not repeated.
 * **Setting entries.** ``beat_schedule`` (and ``add_periodic_task``) entries are written as rows
   at start, as django-celery-beat does, so the admin shows them; one whose schedule or arguments
@@ -31,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import close_old_connections
 from django.db.models import F
-from django.utils import timezone
 
 from canvas.beat import stores
 from canvas.beat.lock import Lease
@@ -140,7 +140,7 @@ class DatabaseScheduler(Scheduler):
     # -- firing --------------------------------------------------------------------------------
     def send(self, entry: Entry, slot: datetime) -> Any:
         row = self._rows.get(entry.name)
-        if row is not None and expired(row, timezone.now()):
+        if row is not None and expired(row, slot):
             logger.info("beat: %s expired at %s; disabling it", entry.name, row.expires)
             self._disable(row)
             return None
