@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -533,3 +534,22 @@ def test_cleanup_deletes_expired_rows(models, project):
     assert list(models.TaskResult.objects.values_list("task_id", flat=True)) == ["kept"]
     models.TaskResult.objects.all().delete()
     store.close()
+
+
+def test_the_docs_examples_run(models):
+    # Given the code examples of docs/django.md that stand alone, when they run on the project
+    text = (ROOT / "docs" / "django.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    runnable = [
+        b
+        for b in blocks
+        if ("objects.create(" in b or "objects.filter(" in b) and "on_commit" not in b
+    ]  # (delay_on_commit needs a worker: tests/integration/test_django_project.py runs it)
+    assert len(runnable) == 3
+    for block in runnable:
+        exec(compile(block, "docs/django.md", "exec"), {})
+    # Then they made what they say
+    made = {row.name: row for row in models.PeriodicTask.objects.all()}
+    assert made["Expand abbreviations"].interval.every == 10
+    assert made["Nightly totals"].workflow["subtask_type"] == "chord"
+    assert made["Nightly totals"].crontab.timezone == "Europe/Paris"
