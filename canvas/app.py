@@ -364,9 +364,8 @@ class Canvas:
 
 def _django_apps() -> list[str]:
     try:
-        # optional: only Django projects have it
-        from django.apps import apps
-        from django.conf import settings
+        from django.apps import apps  # optional: only Django projects have it
+        from django.conf import settings  # (the same)
     except ImportError:
         return []
     if apps.ready:  # an INSTALLED_APPS entry may be an AppConfig path; the registry knows

@@ -24,7 +24,14 @@ EDGES = ("canvas.transports", "canvas.backends")
 APPLICATION = ("canvas.app", "canvas.task", "canvas.result", "canvas.cli")
 
 #: what may be imported inside a function: optional or heavy dependencies, each with its reason
-DEFERRABLE = ("networkx", "psycopg", "sqlalchemy", "django", "canvas.security")
+DEFERRABLE = (
+    "networkx",
+    "psycopg",
+    "sqlalchemy",
+    "django",
+    "canvas.security",
+    "canvas.contrib.django",
+)
 
 
 @dataclass(frozen=True)

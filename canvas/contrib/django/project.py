@@ -6,7 +6,8 @@ import importlib
 
 from django.conf import settings
 
-from canvas.app import Canvas, default_app
+from canvas._current import default_app
+from canvas.app import Canvas
 from canvas.exceptions import ImproperlyConfigured
 
 __all__ = ["project_app"]

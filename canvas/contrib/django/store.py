@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 from canvas.backends.base import NodeRecord
 from canvas.backends.sql import SQLBackend, _Tables
 from canvas.contrib.django.database import database_url
-from canvas.core import results
+from canvas.core import metas
 from canvas.core.protocol import internal
 from canvas.exceptions import ImproperlyConfigured
 
@@ -183,7 +183,7 @@ class DjangoTables(_Tables):
 def _decode(data: bytes | None) -> dict[str, Any]:
     """A record as a dict; ``{}`` when it is sealed (signed or encrypted) or not canvas's."""
     try:
-        return results.decode(data) or {}
+        return metas.decode(data) or {}
     except Exception:  # a sealed record is bytes that merely look like msgpack, or do not
         return {}
 

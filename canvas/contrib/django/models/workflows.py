@@ -17,7 +17,7 @@ from canvas.contrib.django.models.results import default_expiry
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
-    from canvas.core.inspect import WorkflowView
+    from canvas.core.workflow_view import WorkflowView
 
 __all__ = ["Counter", "Lease", "NodeInput", "ScheduledMessage", "Workflow", "WorkflowNode"]
 
