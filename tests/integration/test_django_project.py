@@ -10,6 +10,7 @@ this process, on the same database. Waits are on conditions with deadlines.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import subprocess
 import time
 from collections.abc import Iterator
@@ -348,3 +349,26 @@ def test_migrations_make_the_tables_the_store_uses(site: Site) -> None:
         wanted |= {(c.name,) for c in table.columns if c.unique}
         assert wanted <= unique, table.name
     engine.dispose()
+
+
+def test_a_pool_process_drops_the_parents_connection_without_closing_it(tmp_path: Path) -> None:
+    # Given this process's Django connection to PostgreSQL, open
+    require_service("PostgreSQL", POSTGRES_URL)
+    with postgres_schema() as db, use_database(db, migrate=False):
+        from django.db import connection
+
+        from canvas.contrib.django.fixup import _forget_inherited_connections
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+        # When a forked pool process drops what it inherited
+        ctx = multiprocessing.get_context("fork")
+        child = ctx.Process(target=_forget_inherited_connections)
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+        # Then the parent's session on the server is the same one, and still works
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            assert cursor.fetchone()[0] == backend

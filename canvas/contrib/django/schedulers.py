@@ -17,7 +17,8 @@ once.
 * **Bookkeeping.** A firing sets ``last_run_at`` to its slot and adds one to ``total_run_count``;
   a one-off entry is then disabled; a slot at or after ``expires`` is not sent, and the entry
   is disabled (the message carries ``expires`` too, so a late one is revoked by the worker).
-  These writes never fail a firing: a send that happened is not repeated.
+  These writes never fail a firing: a send that happened is not repeated. Between ticks beat
+  holds no database connection.
 * **Setting entries.** ``beat_schedule`` (and ``add_periodic_task``) entries are written as rows
   at start, as django-celery-beat does, so the admin shows them; one whose schedule or arguments
   have no row form is fired from memory.
@@ -30,7 +31,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.db.models import F
 
 from canvas.beat import stores
@@ -135,7 +136,12 @@ class DatabaseScheduler(Scheduler):
 
     def tick(self, now: datetime | None = None) -> float:
         self._refresh()
-        return super().tick(now)
+        try:
+            return super().tick(now)
+        finally:
+            # Hold no connection between ticks: in a worker's -B thread, pool processes forked
+            # meanwhile would inherit it, and one of them closing it would cut ours.
+            connections.close_all()
 
     # -- firing --------------------------------------------------------------------------------
     def send(self, entry: Entry, slot: datetime) -> Any:
