@@ -332,6 +332,7 @@ def test_run_now_and_failures_in_the_admin(site: Site, start_worker: Any) -> Non
 def test_migrations_make_the_tables_the_store_uses(site: Site) -> None:
     # Given the tables manage.py migrate made, then every table of the store's layout is there
     # with the same columns, nullability and unique keys (the upserts' conflict targets)
+    manage(site.env, "makemigrations", "--check", "--dry-run")  # the models match them too
     engine = sa.create_engine(site.app.backend._url)
     inspector = sa.inspect(engine)
     for table in DjangoTables("canvas_django").expiring:
