@@ -26,7 +26,6 @@ import sqlalchemy as sa
 from canvas import chord, states
 from canvas.beat.scheduler import slot_task_id
 from canvas.contrib.django.store import DjangoTables
-from tests.conftest import CANVAS, POSTGRES_URL, require_service, wait_for
 from tests.support.django_site import (
     BROKER_URL,
     PROJECT,
@@ -36,6 +35,8 @@ from tests.support.django_site import (
     sqlite_url,
     use_database,
 )
+from tests.support.servers import POSTGRES_URL, require_service
+from tests.support.workers import CANVAS, wait_for
 
 pytestmark = pytest.mark.integration
 

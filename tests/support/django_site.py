@@ -20,7 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_URL, ROOT, redis_db
+from tests.support.servers import POSTGRES_URL, redis_db
+from tests.support.workers import ROOT
 
 PROJECT = ROOT / "tests" / "django_project"
 #: the Redis database the project's broker uses (other tests use 0 and a few more)

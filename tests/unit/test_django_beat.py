@@ -21,8 +21,8 @@ import pytest
 
 from canvas import Canvas, chord
 from canvas.beat.scheduler import load_scheduler, slot_task_id
-from tests.conftest import CANVAS, ROOT
 from tests.support.django_site import sqlite_url, use_database
+from tests.support.workers import CANVAS, ROOT
 
 
 @pytest.fixture(scope="module")
