@@ -11,7 +11,9 @@ A store keeps four kinds of record, every one with an expiry (``expires`` second
 * **delayed messages** – countdown/ETA messages parked until due, claimed with a lease so that a
   worker dying between claim and publish loses nothing.
 
-Plus a named lease (``acquire_lease``) that beat uses to elect one leader.
+Plus a named lease (``acquire_lease``) that beat uses to elect one leader, and the ids of
+revoked tasks (``add_revoked``/``revoked_since``), kept for their own time to live so that a worker
+started later still refuses them.
 """
 
 from __future__ import annotations
@@ -128,6 +130,20 @@ class Backend(ABC):
     @abstractmethod
     def incr(self, key: str, ttl: float) -> int:
         """Atomically add one to a counter that expires ``ttl`` seconds after its first use."""
+
+    # -- revokes -----------------------------------------------------------------------------
+    def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:
+        """Remember ``task_ids`` as revoked now, for ``ttl`` seconds (an id added again is
+        kept from its latest revoke)."""
+        raise NotImplementedError(
+            f"The result store {type(self).__name__} does not keep revokes: they reach running "
+            "workers only. Use a Redis or SQL store, or worker --statedb."
+        )
+
+    def revoked_since(self, since: float) -> list[tuple[str, float]]:
+        """``(task id, revoked at)`` of the revokes made at or after ``since`` (epoch seconds)
+        that have not expired, oldest first."""
+        raise NotImplementedError(f"The result store {type(self).__name__} does not keep revokes.")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

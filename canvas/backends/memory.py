@@ -39,6 +39,7 @@ class MemoryBackend(Backend):
         self._scheduled: dict[str, tuple[float, bytes, float]] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._counters: dict[str, tuple[int, float]] = {}
+        self._revoked: dict[str, tuple[float, float]] = {}  # id -> (revoked at, expires at)
 
     # -- task meta ---------------------------------------------------------------------------
     def store(self, task_id: str, status: str, meta: bytes) -> None:
@@ -193,3 +194,18 @@ class MemoryBackend(Backend):
                 value, expires_at = 0, now + ttl
             self._counters[key] = (value + 1, expires_at)
             return value + 1
+
+    # -- revokes -----------------------------------------------------------------------------
+    def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:
+        with self._lock:
+            now = time.time()
+            for task_id in task_ids:
+                self._revoked.pop(task_id, None)  # re-added: moves to the end, oldest first
+                self._revoked[task_id] = (now, now + ttl)
+
+    def revoked_since(self, since: float) -> list[tuple[str, float]]:
+        with self._lock:
+            now = time.time()
+            for task_id in [t for t, (_, exp) in self._revoked.items() if exp <= now]:
+                del self._revoked[task_id]
+            return [(t, at) for t, (at, _) in self._revoked.items() if at >= since]

@@ -11,6 +11,7 @@ Keys (``p`` is the prefix)::
     p-{scheduled}                  zset    delayed message keys by due time
     p-{scheduled}-payloads         hash    delayed message payloads
     p-lease-<name>, p-counter-<key>
+    p-{revoked}, p-{revoked}-expiry  zsets  revoked task ids by revoke time, by expiry
 
 Guarantees: ``store`` is SET + PUBLISH in one round trip, ``get`` one MGET, ``wait`` subscribes
 and blocks (never polls), and ``complete`` is one script, so a join fires exactly once however
@@ -159,6 +160,26 @@ def _reset_create_lock() -> None:
 os.register_at_fork(after_in_child=_reset_create_lock)
 
 
+# Drop revokes whose time to live ran out, then add ARGV[4..] revoked at ARGV[1], expiring at
+# ARGV[2]; both sets expire with the latest revoke (ARGV[3] ms).
+_REVOKE = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+for i = 4, #ARGV do
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[i])
+end
+for k = 1, 2 do
+  if redis.call('PTTL', KEYS[k]) < tonumber(ARGV[3]) then
+    redis.call('PEXPIRE', KEYS[k], ARGV[3])
+  end
+end
+"""
+
+
 @dataclass
 class _Connection:
     """What one process uses: a client, its scripts and idle pub/sub connections."""
@@ -214,6 +235,7 @@ class RedisBackend(Backend):
                         ("claim", _CLAIM),
                         ("acquire", _ACQUIRE),
                         ("release", _RELEASE),
+                        ("revoke", _REVOKE),
                     ]
                 }
                 conn = self._connection = _Connection(os.getpid(), client, scripts)
@@ -412,3 +434,24 @@ class RedisBackend(Backend):
         pipe.pexpire(name, _ms(ttl), nx=True)
         value, _ = pipe.execute()
         return int(value)
+
+    # -- revokes -----------------------------------------------------------------------------
+    def _revoked_keys(self) -> list[str]:
+        return [f"{self.prefix}-{{revoked}}", f"{self.prefix}-{{revoked}}-expiry"]
+
+    def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:
+        if not task_ids:
+            return
+        now = time.time()
+        self._conn().scripts["revoke"](
+            keys=self._revoked_keys(), args=[now, now + ttl, _ms(ttl), *task_ids]
+        )
+
+    def revoked_since(self, since: float) -> list[tuple[str, float]]:
+        by_time, by_expiry = self._revoked_keys()
+        pipe = self._conn().client.pipeline(transaction=False)
+        pipe.zrangebyscore(by_time, since, "+inf", withscores=True)
+        pipe.zrangebyscore(by_expiry, "-inf", time.time())
+        found, expired = cast(tuple[list[tuple[bytes, float]], list[bytes]], pipe.execute())
+        gone = set(expired)
+        return [(m.decode(), float(score)) for m, score in found if m not in gone]

@@ -96,6 +96,7 @@ class _Tables:
         self.scheduled = table("scheduled", _key("key"), due, _col("payload", blob))
         self.leases = table("leases", _key("name"), _col("owner", sa.String(255)))
         self.counters = table("counters", _key("key"), _col("value", sa.BigInteger))
+        self.revoked = table("revoked", _key("task_id"), _col("revoked_at", sa.Float))
         self.expiring = list(self.metadata.tables.values())
 
 
@@ -545,3 +546,32 @@ class SQLBackend(Backend):
             )
             value: int = conn.execute(stmt.returning(c.c.value)).scalar_one()
         return value
+
+    # -- revokes -----------------------------------------------------------------------------
+    def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:
+        if not task_ids:
+            return
+        r = self.tables.revoked
+        with self._write() as conn:
+            now = time.time()
+            stmt = self._insert(r)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[r.c.task_id],
+                set_={
+                    "revoked_at": stmt.excluded.revoked_at,
+                    "expires_at": stmt.excluded.expires_at,
+                },
+            )
+            conn.execute(
+                stmt, [{"task_id": t, "revoked_at": now, "expires_at": now + ttl} for t in task_ids]
+            )
+
+    def revoked_since(self, since: float) -> list[tuple[str, float]]:
+        r = self.tables.revoked
+        query = (
+            sa.select(r.c.task_id, r.c.revoked_at)
+            .where(r.c.revoked_at >= since, r.c.expires_at > time.time())
+            .order_by(r.c.revoked_at)
+        )
+        with self._read() as conn:
+            return [(str(t), float(at)) for t, at in conn.execute(query)]

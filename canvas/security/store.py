@@ -138,6 +138,13 @@ class SecureBackend(Backend):
     def incr(self, key: str, ttl: float) -> int:
         return self.inner.incr(key, ttl)
 
+    def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:
+        # Revoked ids are not secret, and a forged one can only stop a task from running.
+        self.inner.add_revoked(task_ids, ttl)
+
+    def revoked_since(self, since: float) -> list[tuple[str, float]]:
+        return self.inner.revoked_since(since)
+
     def close(self) -> None:
         self.inner.close()
 

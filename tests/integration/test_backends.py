@@ -330,6 +330,29 @@ class BackendContract:
         assert backend.incr(short, 0.2) == 2
         _until(lambda: backend.incr(short, 0.2) == 1)  # its first use started the ttl
 
+    def test_revokes_are_kept_for_their_ttl_and_listed_since_a_time(self, backend: Backend) -> None:
+        # Given two revokes, one with a short time to live, and a third made later
+        before = time.time() - 0.001
+        first, short, later = _uid(), _uid(), _uid()
+        backend.add_revoked([first], 60)
+        backend.add_revoked([short], 0.3)
+        mark = time.time()
+        _until(lambda: time.time() > mark + 0.002)  # the clock moves on
+        backend.add_revoked([later], 60)
+        seen = dict(backend.revoked_since(before))
+        # Then each is listed with its revoke time, and since= leaves out the older ones
+        assert {first, short, later} <= set(seen)
+        assert seen[first] <= mark < seen[later]
+        assert later in dict(backend.revoked_since(seen[later]))
+        assert first not in dict(backend.revoked_since(seen[later]))
+        # And the short one expires on its own, the others stay
+        _until(lambda: short not in dict(backend.revoked_since(before)))
+        assert {first, later} <= set(dict(backend.revoked_since(before)))
+        # And revoking again keeps the id once, from its latest revoke
+        backend.add_revoked([first], 60)
+        again = [t for t, _ in backend.revoked_since(before) if t == first]
+        assert again == [first] and dict(backend.revoked_since(before))[first] > seen[later]
+
     def test_records_expire(self, factory: Factory) -> None:
         backend = factory(expires=0.3)
         task_id, wf = _uid(), _uid()
