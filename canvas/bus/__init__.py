@@ -49,8 +49,7 @@ def for_transport(transport: Any) -> Bus:
 def of_app(app: Canvas) -> Bus:
     """The app's bus on its broker: one per process, opened on first use, closed by
     ``app.close()``."""
-    bus: Bus = app._connection("bus", lambda: for_transport(app.transport))
-    return bus
+    return app.bus
 
 
 __all__ = ["BUS_ALIASES", "Bus", "BusMessage", "Subscription", "for_transport", "of_app"]

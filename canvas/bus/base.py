@@ -11,7 +11,7 @@ gives the same guarantees:
   live traffic (a request with a deadline, a monitor's stream). What must survive a restart,
   such as a revoke, is written to the result store as well.
 * ``publish`` returns once the broker has the message; it may be called from any thread.
-  A subscription belongs to one thread.
+  A subscription is used by one thread at a time (it may be made in another).
 
 Topics are short dotted names (``canvas.control``, ``canvas.reply.<id>``, ``canvasev``); the
 characters ``*`` and ``#`` are refused, because RabbitMQ would read them as wildcards.
@@ -47,7 +47,7 @@ def check_topic(topic: str) -> str:
 
 
 class Subscription(ABC):
-    """Messages of some topics, for one thread; ``close()`` ends it."""
+    """Messages of some topics, for one thread at a time; ``close()`` ends it."""
 
     def __init__(self, topics: Sequence[str]) -> None:
         if not topics:

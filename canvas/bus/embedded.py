@@ -53,7 +53,12 @@ class EmbeddedBus(Bus):
         return cls(str(transport.url), options, path=Path(transport.path))
 
     def connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,  # a subscription may be made in one thread, read in another
+        )
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
