@@ -16,6 +16,7 @@ import os
 import threading
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar, cast, overload
 
@@ -23,9 +24,13 @@ from canvas import _current, dag, signals
 from canvas._current import default_app
 from canvas.backends import Backend
 from canvas.backends import create as create_backend
+from canvas.bus import Bus
+from canvas.bus import for_transport as bus_for_transport
 from canvas.config import Settings
+from canvas.control import Control
 from canvas.core import dispatch, eager
 from canvas.core.workflow_view import WorkflowView
+from canvas.events import Events
 from canvas.exceptions import ImproperlyConfigured, NotRegistered
 from canvas.result import AsyncResult, EagerResult, GroupResult, from_spec
 from canvas.signature import Signature, signature
@@ -330,6 +335,22 @@ class Canvas:
             ),
         )
         return backend
+
+    @property
+    def bus(self) -> Bus:
+        """Broadcast topics on the broker: remote control and events (``canvas.bus``)."""
+        bus: Bus = self._connection("bus", lambda: bus_for_transport(self.transport))
+        return bus
+
+    @cached_property
+    def control(self) -> Control:
+        """Remote control of running workers (Celery's ``app.control``)."""
+        return Control(self)
+
+    @cached_property
+    def events(self) -> Events:
+        """Event dispatchers, receivers and states (Celery's ``app.events``)."""
+        return Events(self)
 
     def _secured(self, connection: _Connection) -> _Connection:
         """Wrap a transport or store for signing/encryption when ``security_*`` keys are set."""

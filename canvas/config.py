@@ -52,6 +52,13 @@ DEFAULTS: dict[str, Any] = {
     "worker_hijack_root_logger": True,
     "worker_max_deliveries": 3,
     "worker_lease_seconds": 60.0,
+    # remote control and events (see canvas.control, canvas.events)
+    "worker_send_task_events": False,
+    "worker_enable_remote_control": True,
+    "worker_state_db": None,
+    "worker_revoke_expires": 10800.0,
+    "control_exchange": "canvas",
+    "event_exchange": "canvasev",
     # time
     "timezone": "UTC",
     "enable_utc": True,
