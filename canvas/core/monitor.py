@@ -1,0 +1,220 @@
+"""What one consuming process tells about each task: to its supervisor, and as events.
+
+The delivery handler (``canvas.core.consumer``) calls a ``TaskMonitor`` at each step of a task's
+life. The monitor reports the step to the worker's supervisor (``canvas.core.worker_state``: the
+answers to ``inspect``) and, when task events are on (``worker -E``), sends Celery's task event
+for it (``task-received``, ``task-started``, ``task-succeeded`` with ``runtime``, ``task-failed``
+with ``exception`` and ``traceback``, ``task-retried``, ``task-rejected``, ``task-revoked``).
+Arguments and results appear only as bounded reprs, and only ``argsrepr``/``kwargsrepr`` when the
+sender gave them.
+
+The supervisor steers the process through ``apply``: new revokes, events on or off, a task's rate
+or time limit, the queues to consume, stop. The monitor holds what the handler checks before
+running a task: ``is_revoked``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from canvas import states
+from canvas.core.revoked import Revoked
+from canvas.events.dispatcher import EventDispatcher
+from canvas.events.event import short_repr
+
+if TYPE_CHECKING:
+    from canvas.app import Canvas
+    from canvas.core.execute import Outcome
+    from canvas.task import Request
+
+logger = logging.getLogger("canvas.worker")
+
+Report = Callable[[dict[str, Any]], None]
+#: seconds a consuming process keeps task events before publishing them as one batch
+EVENT_FLUSH_INTERVAL = 0.1
+_FINISHED_EVENTS = {
+    states.SUCCESS: "task-succeeded",
+    states.FAILURE: "task-failed",
+    states.RETRY: "task-retried",
+    states.REJECTED: "task-rejected",
+}
+
+
+class TaskMonitor:
+    """One consuming process's reporter; ``report`` carries a dict to the supervisor."""
+
+    def __init__(
+        self,
+        app: Canvas,
+        hostname: str,
+        report: Report | None = None,
+        *,
+        revoked: Revoked | None = None,
+        queues: list[str] | None = None,
+        send_events: bool = False,
+    ) -> None:
+        self.app = app
+        self.hostname = hostname
+        self.report = report
+        self.revoked = revoked if revoked is not None else Revoked()
+        #: the queues to consume; ``queues_changed`` is set when the supervisor changes them
+        self.queues = list(queues or [])
+        self.queues_changed = threading.Event()
+        self.stop = threading.Event()
+        self.events = EventDispatcher(
+            hostname=hostname,
+            enabled=send_events,
+            app=app,
+            groups=["task", "workflow"],
+            flush_interval=EVENT_FLUSH_INTERVAL,
+        )
+
+    # -- steps of a task's life ---------------------------------------------------------------
+    def is_revoked(self, task_id: str) -> bool:
+        return task_id in self.revoked
+
+    def received(self, request: Request, queue: str, redelivered: bool) -> None:
+        info = task_info(request, self.hostname, queue, redelivered)
+        self._report({"op": "received", "id": request.id, "info": info})
+        if self.events.enabled:
+            self.events.send(
+                "task-received",
+                uuid=request.id,
+                name=request.task,
+                args=info["args"],
+                kwargs=info["kwargs"],
+                root_id=request.root_id,
+                parent_id=request.parent_id,
+                retries=request.retries,
+                eta=request.eta,
+                expires=request.expires,
+                queue=queue,
+                workflow=request.workflow,
+            )
+
+    def started(self, request: Request, acknowledged: bool) -> None:
+        pid = os.getpid()
+        self._report(
+            {
+                "op": "started",
+                "id": request.id,
+                "pid": pid,
+                "time_start": time.time(),
+                "acknowledged": acknowledged,
+            }
+        )
+        if self.events.enabled:
+            self.events.send(
+                "task-started",
+                uuid=request.id,
+                pid=pid,
+                name=request.task,
+                workflow=request.workflow,
+            )
+
+    def finished(self, request: Request, outcome: Outcome) -> None:
+        """The call ended: any outcome, including a retry (the task comes back later)."""
+        self._report(
+            {"op": "finished", "id": request.id, "name": request.task, "state": outcome.state}
+        )
+        event = _FINISHED_EVENTS.get(outcome.state)
+        if event is None or not self.events.enabled:
+            return
+        fields: dict[str, Any] = {"uuid": request.id, "name": request.task}
+        if request.workflow:
+            fields["workflow"] = request.workflow
+        if outcome.state == states.SUCCESS:
+            fields.update(result=short_repr(outcome.value), runtime=outcome.runtime)
+        elif outcome.state == states.REJECTED:
+            fields["requeue"] = bool(outcome.reject and outcome.reject.requeue)
+        else:
+            fields.update(exception=short_repr(outcome.exc), traceback=outcome.traceback)
+        self.events.send(event, **fields)
+
+    def task_revoked(
+        self,
+        request: Request,
+        *,
+        expired: bool = False,
+        terminated: bool = False,
+        signum: str | None = None,
+    ) -> None:
+        self._report({"op": "revoked", "id": request.id, "name": request.task})
+        if self.events.enabled:
+            self.events.send(
+                "task-revoked",
+                uuid=request.id,
+                name=request.task,
+                terminated=terminated,
+                signum=signum,
+                expired=expired,
+                workflow=request.workflow,
+            )
+
+    def parked(self, request: Request, queue: str, eta: float, priority: int | None) -> None:
+        info = task_info(request, self.hostname, queue, False)
+        self._report(
+            {"op": "parked", "id": request.id, "info": info, "eta": eta, "priority": priority}
+        )
+
+    # -- orders from the supervisor -----------------------------------------------------------
+    def apply(self, command: Mapping[str, Any]) -> None:
+        """Act on one order from the supervisor (see the module docstring)."""
+        op = command.get("op")
+        if op == "revoke":
+            self.revoked.update((str(t), float(at)) for t, at in command.get("items") or ())
+        elif op == "events":
+            self.events.enabled = bool(command.get("enabled"))
+        elif op == "queues":
+            self.queues = [str(q) for q in command.get("queues") or ()]
+            self.queues_changed.set()
+        elif op == "task_option":
+            task = self.app.tasks.get(str(command.get("task")))
+            if task is not None:
+                for key, value in dict(command.get("options") or {}).items():
+                    setattr(task, key, value)
+        elif op == "stop":
+            self.stop.set()
+        else:
+            logger.warning("Unknown order from the supervisor: %r", op)
+
+    def close(self) -> None:
+        """Publish the events still buffered."""
+        self.events.close()
+
+    def _report(self, report: dict[str, Any]) -> None:
+        if self.report is None:
+            return
+        try:
+            self.report(report)
+        except Exception as exc:  # the supervisor is gone or its pipe full: the task goes on
+            logger.debug("Could not report %s to the supervisor: %s", report.get("op"), exc)
+
+
+def task_info(request: Request, hostname: str, queue: str, redelivered: bool) -> dict[str, Any]:
+    """Celery's task info (``inspect active``), arguments as reprs, plus ``workflow``."""
+    args = request.argsrepr if request.argsrepr is not None else short_repr(request.args)
+    kwargs = request.kwargsrepr if request.kwargsrepr is not None else short_repr(request.kwargs)
+    return {
+        "id": request.id,
+        "name": request.task,
+        "args": args,
+        "kwargs": kwargs,
+        "type": request.task,
+        "hostname": hostname,
+        "time_start": None,
+        "acknowledged": False,
+        "delivery_info": {
+            "exchange": "",
+            "routing_key": queue,
+            "priority": (request.headers or {}).get("priority"),
+            "redelivered": redelivered,
+        },
+        "worker_pid": None,
+        "workflow": request.workflow,
+    }
