@@ -1,7 +1,9 @@
-"""``canvas status``, ``canvas inspect`` and ``canvas call``: look at and poke a running system.
+"""``canvas status``, ``canvas call`` and the store-side ``inspect``: look at and poke a system.
 
 ``status ID`` prints the state of a task, or of every node of a workflow, from the result store.
-``inspect queues`` prints how many messages wait in each queue (and its dead-letter queue).
+``inspect queues`` prints how many messages wait in each queue (and its dead-letter queue);
+``inspect workflow ID`` every node of a workflow. (The ``inspect`` group, with the questions to
+running workers, lives in ``canvas.cli.control``.)
 ``call NAME`` sends a task by name with JSON arguments, as ``celery call`` does.
 """
 
@@ -69,12 +71,7 @@ def status(ctx: click.Context, task_or_workflow_id: str, as_json: bool) -> None:
         click.echo(f"  {exc['exc_type']}: {' '.join(map(str, exc.get('exc_message') or []))}")
 
 
-@click.group("inspect")
-def inspect() -> None:
-    """Inspect queues and workflows."""
-
-
-@inspect.command("queues")
+@click.command("queues")
 @click.option("-Q", "--queues", help="Comma-separated queues (default: task_default_queue).")
 @click.pass_context
 def inspect_queues(ctx: click.Context, queues: str | None) -> None:
@@ -86,7 +83,7 @@ def inspect_queues(ctx: click.Context, queues: str | None) -> None:
         click.echo(f"{name}: {app.transport.size(name)} waiting, {dlq}: {app.transport.size(dlq)}")
 
 
-@inspect.command("workflow")
+@click.command("workflow")
 @click.argument("workflow_id")
 @click.pass_context
 def inspect_workflow(ctx: click.Context, workflow_id: str) -> None:
