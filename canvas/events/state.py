@@ -177,6 +177,15 @@ class Task:
     def ready(self) -> bool:
         return self.state in states.READY_STATES
 
+    @property
+    def argsrepr(self) -> str | None:
+        """The arguments as the sender showed them (events carry nothing else)."""
+        return self.args
+
+    @property
+    def kwargsrepr(self) -> str | None:
+        return self.kwargs
+
     def event(self, type: str, timestamp: float, fields: dict[str, Any]) -> None:
         new_state = _TASK_STATE.get(type)
         kind = type.split("-", 1)[1] if "-" in type else type
