@@ -31,6 +31,7 @@ DEFERRABLE = (
     "django",
     "canvas.security",
     "canvas.contrib.django",
+    "IPython",
 )
 
 
