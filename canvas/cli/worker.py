@@ -36,6 +36,10 @@ from canvas.core.worker import POOLS, Worker, WorkerOptions, setup_logging
 @click.option("-f", "--logfile", help="Log to this file instead of stderr.")
 @click.option("--pidfile", help="Write the worker's pid here; refuse to start if it is running.")
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty (tests, batch jobs).")
+@click.option(
+    "-E", "--task-events", "task_events", is_flag=True, help="Send task events for monitors."
+)
+@click.option("-S", "--statedb", help="Keep revoked task ids in this file across restarts.")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -49,6 +53,8 @@ def command(
     logfile: str | None,
     pidfile: str | None,
     burst: bool,
+    task_events: bool,
+    statedb: str | None,
 ) -> None:
     """Start a worker that runs tasks from the queues."""
     try:
@@ -67,6 +73,8 @@ def command(
             burst=burst,
             beat=beat,
             beat_options={"schedule": schedule_file} if schedule_file else {},
+            send_events=task_events,
+            statedb=statedb,
         )
         code = Worker(app, options).start()
     finally:

@@ -28,6 +28,7 @@ from canvas.core.execute import (
     errback_takes_request,
     run_call,
 )
+from canvas.core.monitor import TaskMonitor
 from canvas.exceptions import SoftTimeLimitExceeded, TaskRejectedError, TaskRevokedError
 from canvas.request import Request
 from canvas.signature import shorten
@@ -44,12 +45,19 @@ ETA_SLACK = 0.005
 
 
 class Handler:
-    """Runs deliveries for one consumer; ``on_park(due)`` tells the worker's timer."""
+    """Runs deliveries for one consumer; ``on_park(due)`` tells the worker's timer, ``monitor``
+    hears each step of a task's life and knows the revoked ids."""
 
     def __init__(
-        self, app: Canvas, hostname: str, on_park: Any = None, soft_limits: bool = False
+        self,
+        app: Canvas,
+        hostname: str,
+        on_park: Any = None,
+        soft_limits: bool = False,
+        monitor: TaskMonitor | None = None,
     ) -> None:
         self.app = app
+        self.monitor = monitor if monitor is not None else TaskMonitor(app, hostname)
         #: SIGALRM-based soft time limits work only in a process's main thread
         self.soft_limits = soft_limits
         self.hostname = hostname
@@ -81,6 +89,8 @@ class Handler:
                 f"delivered more than worker_max_deliveries={self.max_deliveries} times "
                 "(it may be killing its worker)",
             )
+        if self.monitor.is_revoked(task_id):
+            return self.revoke(delivery, task, "revoked")
         now = time.time()
         expires = headers.get("expires")
         if expires is not None and now >= float(expires):
@@ -106,6 +116,7 @@ class Handler:
         if logger.isEnabledFor(logging.INFO):  # the args' repr costs more than the log call
             logger.info("Task %s[%s] received: %s", task.name, request.id, _shown_args(request))
         signals.task_received.send(sender=self, request=request)
+        self.monitor.received(request, delivery.queue, delivery.redelivered)
         if (
             task.track_started
             if task.track_started is not None
@@ -130,6 +141,7 @@ class Handler:
         if errback:
             args = self.errback_args(task, args, json.loads(errback))
         soft = self.soft_limit(task, headers) if self.soft_limits else None
+        self.monitor.started(request, acknowledged=not acks_late)
         if soft:
             signal.setitimer(signal.ITIMER_REAL, soft)
         try:
@@ -137,7 +149,10 @@ class Handler:
         finally:
             if soft:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-        self.record(delivery, task, request, outcome, settled=not acks_late)
+        try:
+            self.record(delivery, task, request, outcome, settled=not acks_late)
+        finally:
+            self.monitor.finished(request, outcome)
         if acks_late:
             if outcome.state == REJECTED:
                 return  # settled by record()
@@ -321,7 +336,11 @@ class Handler:
         request = self.request(delivery, task, [], {})
         logger.info("Task %s[%s] %s: not run (REVOKED)", task.name, request.id, why)
         delivery.ack()
-        signals.task_revoked.send(sender=self, request=request, expired=why == "expired")
+        expired = why == "expired"
+        signals.task_revoked.send(
+            sender=self, request=request, terminated=False, signum=None, expired=expired
+        )
+        self.monitor.task_revoked(request, expired=expired)
         exc = TaskRevokedError(f"{task.name}[{request.id}] {why}")
         self.finish(request, task, states.REVOKED, Outcome(states.REVOKED, exc=exc), exc=exc)
 
@@ -338,6 +357,7 @@ class Handler:
         key = f"{delivery.headers['id']}:{delivery.headers.get('retries') or 0}"
         self.app.backend.schedule(key, eta, record)
         delivery.ack()
+        self.monitor.parked(delivery.headers, delivery.queue, eta)
         if self.on_park is not None:
             self.on_park(eta)
 

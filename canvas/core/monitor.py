@@ -30,7 +30,7 @@ from canvas.events.event import short_repr
 if TYPE_CHECKING:
     from canvas.app import Canvas
     from canvas.core.execute import Outcome
-    from canvas.task import Request
+    from canvas.request import Request
 
 logger = logging.getLogger("canvas.worker")
 
@@ -57,15 +57,17 @@ class TaskMonitor:
         revoked: Revoked | None = None,
         queues: list[str] | None = None,
         send_events: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
         self.app = app
         self.hostname = hostname
         self.report = report
         self.revoked = revoked if revoked is not None else Revoked()
-        #: the queues to consume; ``queues_changed`` is set when the supervisor changes them
+        #: the queues to consume; ``queues_version`` counts the supervisor's changes to them
         self.queues = list(queues or [])
-        self.queues_changed = threading.Event()
-        self.stop = threading.Event()
+        self.queues_version = 0
+        #: set by a "stop" order: the process finishes its task and stops fetching
+        self.stop = stop if stop is not None else threading.Event()
         self.events = EventDispatcher(
             hostname=hostname,
             enabled=send_events,
@@ -156,10 +158,27 @@ class TaskMonitor:
                 workflow=request.workflow,
             )
 
-    def parked(self, request: Request, queue: str, eta: float, priority: int | None) -> None:
-        info = task_info(request, self.hostname, queue, False)
+    def parked(self, headers: Mapping[str, Any], queue: str, eta: float) -> None:
+        """A countdown/ETA message went to the store until it is due (its body undecoded)."""
+        info = {
+            "id": headers.get("id"),
+            "name": headers.get("task"),
+            "args": headers.get("argsrepr"),
+            "kwargs": headers.get("kwargsrepr"),
+            "type": headers.get("task"),
+            "hostname": self.hostname,
+            "delivery_info": {"routing_key": queue, "priority": headers.get("priority")},
+            "workflow": headers.get("workflow"),
+        }
+        priority = headers.get("priority")
         self._report(
-            {"op": "parked", "id": request.id, "info": info, "eta": eta, "priority": priority}
+            {
+                "op": "parked",
+                "id": headers.get("id"),
+                "info": info,
+                "eta": eta,
+                "priority": priority,
+            }
         )
 
     # -- orders from the supervisor -----------------------------------------------------------
@@ -172,7 +191,7 @@ class TaskMonitor:
             self.events.enabled = bool(command.get("enabled"))
         elif op == "queues":
             self.queues = [str(q) for q in command.get("queues") or ()]
-            self.queues_changed.set()
+            self.queues_version += 1
         elif op == "task_option":
             task = self.app.tasks.get(str(command.get("task")))
             if task is not None:

@@ -8,7 +8,9 @@ replaces a child that dies and shuts the pool down:
 * second signal: cold shutdown — children are killed; unacked (``acks_late``) messages return.
 
 The supervisor also runs the timer that publishes parked countdown/ETA messages when due; a child
-that parks one writes its due time to a pipe so the timer wakes for it rather than polling.
+that parks one writes its due time to a pipe so the timer wakes for it rather than polling. It
+answers remote control (``canvas.core.remote``, ``canvas.core.operate``): each child reports its
+tasks' steps on a socket pair (``canvas.core.link``) and takes orders (revokes, queues) on it.
 A keeper thread in each consumer renews the lease of the delivery in hand (so a long task is not
 redelivered while it runs) and enforces the hard ``time_limit``.
 """
@@ -34,6 +36,10 @@ from canvas import signals, states
 from canvas.beat.scheduler import run_beat
 from canvas.core import complete, metas
 from canvas.core.consumer import Handler, raise_soft_limit, release_due
+from canvas.core.execute import Outcome
+from canvas.core.link import Link, listen
+from canvas.core.monitor import TaskMonitor
+from canvas.core.operate import Operated
 from canvas.exceptions import TimeLimitExceeded
 from canvas.request import Request
 from canvas.transports.base import Delivery
@@ -72,13 +78,25 @@ class WorkerOptions:
     burst: bool = False
     beat: bool = False
     beat_options: dict[str, Any] = field(default_factory=dict)
+    #: send task events (``-E``); worker events (heartbeats) are sent either way
+    send_events: bool = False
+    #: a file that keeps revoked ids across restarts (``--statedb``)
+    statedb: str | None = None
 
 
 class _Keeper(threading.Thread):
     """Renews the lease of the delivery in hand and enforces the hard time limit."""
 
-    def __init__(self, consumer: Any, app: Canvas, hostname: str, hard_kill: bool) -> None:
+    def __init__(
+        self,
+        consumer: Any,
+        app: Canvas,
+        hostname: str,
+        hard_kill: bool,
+        monitor: TaskMonitor | None = None,
+    ) -> None:
         super().__init__(name="canvas-keeper", daemon=True)
+        self.monitor = monitor
         self.consumer = consumer
         self.app = app
         self.hostname = hostname
@@ -133,10 +151,15 @@ class _Keeper(threading.Thread):
             else:
                 self.app.backend.store(task_id, states.FAILURE, metas.encode(meta))
         finally:
+            if self.monitor is not None:
+                with contextlib.suppress(Exception):
+                    request = _request_for(delivery.headers, workflow)
+                    self.monitor.finished(request, Outcome(states.FAILURE, exc=exc))
+                    self.monitor.close()
             os._exit(3)
 
 
-def _request_for(headers: dict[str, Any], workflow: str) -> Request:
+def _request_for(headers: dict[str, Any], workflow: str | None) -> Request:
     return Request(id=headers.get("id"), task=headers.get("task"), workflow=workflow)
 
 
@@ -172,29 +195,38 @@ def consume(
     on_park: Callable[[float], None] | None = None,
     burst: bool = False,
     main_thread: bool = True,
+    monitor: TaskMonitor | None = None,
 ) -> int:
-    """Fetch and run deliveries until ``stop`` is set (or the queues are empty, in burst mode).
+    """Fetch and run deliveries until ``stop`` (or ``monitor.stop``) is set, or the queues are
+    empty in burst mode. ``monitor`` hears each task's steps and holds the revoked ids and the
+    queues: when the supervisor changes those, the consumer is opened again on the new ones.
 
     Broker errors close the consumer and open a new one after a backoff; an error handling a
     delivery (a store outage, say) requeues it and backs off before fetching again.
     """
     prefetch = max(1, int(app.conf.worker_prefetch_multiplier or 1))
-    handler = Handler(app, hostname, on_park, soft_limits=main_thread)
+    monitor = monitor if monitor is not None else TaskMonitor(app, hostname, queues=list(queues))
+    handler = Handler(app, hostname, on_park, soft_limits=main_thread, monitor=monitor)
     backoff = _Backoff()
     consumer: Any = None
     keeper: _Keeper | None = None
+    version = monitor.queues_version
     done = 0
     try:
-        while not stop.is_set():
+        while not stop.is_set() and not monitor.stop.is_set():
+            if consumer is not None and version != monitor.queues_version:
+                _drop(consumer, keeper)  # the supervisor changed the queues
+                consumer = keeper = None
             if consumer is None:
                 try:
                     app.backend  # noqa: B018 - connect now, not inside a task's time limits
-                    consumer = app.transport.consumer(queues, prefetch)
+                    version = monitor.queues_version
+                    consumer = app.transport.consumer(monitor.queues or list(queues), prefetch)
                 except Exception as exc:  # the broker may be down: retry
                     backoff.failed("connect to the broker", exc)
                     backoff.wait(stop)
                     continue
-                keeper = _Keeper(consumer, app, hostname, hard_kill=main_thread)
+                keeper = _Keeper(consumer, app, hostname, hard_kill=main_thread, monitor=monitor)
                 keeper.start()
             try:
                 delivery = consumer.get(timeout=0.5)
@@ -224,6 +256,7 @@ def consume(
     finally:
         if consumer is not None:
             _drop(consumer, keeper)
+        monitor.close()
     return done
 
 
@@ -234,7 +267,7 @@ def _drop(consumer: Any, keeper: _Keeper | None) -> None:
         consumer.close()
 
 
-class Worker:
+class Worker(Operated):
     """``canvas worker``: a supervisor with a pool of consumers."""
 
     def __init__(self, app: Canvas, options: WorkerOptions | None = None) -> None:
@@ -254,6 +287,8 @@ class Worker:
         self.respawn_at: dict[int, float] = {}  # slot -> when to start it again
         self.stopping = 0
         self.next_timer = 0.0
+        self.threads: list[tuple[threading.Thread, threading.Event]] = []
+        self._init_operations(self.options.pool, self.options.send_events, self.options.statedb)
 
     # -- start -------------------------------------------------------------------------------
     def start(self) -> int:
@@ -273,6 +308,7 @@ class Worker:
         if warning:
             logger.warning(warning)
         beat = self._start_beat() if self.options.beat else None
+        self.control.load_revokes()
         try:
             if self.options.pool == "solo":
                 return self._run_solo()
@@ -280,6 +316,7 @@ class Worker:
                 return self._run_threads()
             return self._run_prefork()
         finally:
+            self.control.stop()
             if beat is not None:
                 # Release the leader lease now, so a standby beat takes over at once.
                 beat[1].set()
@@ -305,8 +342,8 @@ class Worker:
         timer = threading.Thread(target=self._timer_thread, args=(stop, wake), daemon=True)
         timer.start()
         signal.signal(signal.SIGALRM, raise_soft_limit)
-        signals.worker_ready.send(sender=self)
-        banner.info("%s ready.", self.hostname)
+        monitor = self._local_monitor(stop)
+        self._ready()
         consume(
             self.app,
             self.queues,
@@ -314,6 +351,7 @@ class Worker:
             stop,
             lambda due: wake.set(),
             burst=self.options.burst,
+            monitor=monitor,
         )
         stop.set()
         signals.worker_shutdown.send(sender=self)
@@ -323,25 +361,75 @@ class Worker:
         stop = threading.Event()
         wake = threading.Event()
         self._install_simple_signals(stop)
-        threads = [
-            threading.Thread(
-                target=consume,
-                args=(self.app, self.queues, self.hostname, stop, lambda due: wake.set()),
-                kwargs={"burst": self.options.burst, "main_thread": False},
-                name=f"canvas-thread-{i}",
-                daemon=True,
-            )
-            for i in range(self.concurrency)
-        ]
-        for thread in threads:
-            thread.start()
-        signals.worker_ready.send(sender=self)
-        banner.info("%s ready.", self.hostname)
-        self._timer_thread(stop, wake, until=lambda: not any(t.is_alive() for t in threads))
-        for thread in threads:
+        self.wake = wake
+        monitor = self._local_monitor(stop)
+        for _ in range(self.concurrency):
+            self._start_thread(monitor)
+        self._ready()
+        while not stop.is_set() and any(t.is_alive() for t, _ in self.threads):
+            self.run_calls()
+            self._tick_thread_timer(wake)
+        for thread, _ in self.threads:
             thread.join()
         signals.worker_shutdown.send(sender=self)
         return 0
+
+    def _local_monitor(self, stop: threading.Event) -> TaskMonitor:
+        """The one monitor of an in-process pool: reports go straight to the state."""
+        monitor = TaskMonitor(
+            self.app,
+            self.hostname,
+            self.state.on_report,
+            revoked=self.revoked,
+            queues=list(self.queues),
+            send_events=self.events_enabled,
+            stop=stop,
+        )
+        self.monitors = [monitor]
+        return monitor
+
+    def _start_thread(self, monitor: TaskMonitor) -> None:
+        own = threading.Event()  # set by pool_shrink; monitor.stop stops them all
+        thread = threading.Thread(
+            target=consume,
+            args=(self.app, self.queues, self.hostname, own, lambda due: self.wake.set()),
+            kwargs={"burst": self.options.burst, "main_thread": False, "monitor": monitor},
+            name=f"canvas-thread-{len(self.threads)}",
+            daemon=True,
+        )
+        thread.start()
+        self.threads.append((thread, own))
+
+    def _tick_thread_timer(self, wake: threading.Event) -> None:
+        wake.wait(self._tick_timer())
+        wake.clear()
+
+    def _resize_pool(self, delta: int) -> None:
+        if self.pool == "threads":
+            alive = [(t, own) for t, own in self.threads if t.is_alive() and not own.is_set()]
+            for _ in range(delta):
+                self._start_thread(self.monitors[0])
+            for _, own in alive[len(alive) + delta :] if delta < 0 else ():
+                own.set()
+        elif delta > 0:
+            used = {slot for slot, _ in self.children.values()} | set(self.respawn_at)
+            free = (slot for slot in range(len(used) + delta + 1) if slot not in used)
+            for slot in [next(free) for _ in range(delta)]:
+                self._spawn(slot)
+        else:
+            ranked = sorted(self.children.items(), key=lambda kv: kv[1][0], reverse=True)
+            for pid, (slot, _) in ranked[:-delta]:
+                self.retiring.add(slot)
+                self.respawn_at.pop(slot, None)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)  # the warm stop: its task in hand finishes
+        self.concurrency += delta
+        banner.info("Pool %s to %s", "grows" if delta > 0 else "shrinks", self.concurrency)
+
+    def _ready(self) -> None:
+        self.control.start()
+        signals.worker_ready.send(sender=self)
+        banner.info("%s ready.", self.hostname)
 
     def _install_simple_signals(self, stop: threading.Event) -> None:
         def handler(signum: int, frame: Any) -> None:
@@ -388,18 +476,23 @@ class Worker:
             signal.signal(signum, lambda *_: None)
         for slot in range(self.concurrency):
             self._spawn(slot)
-        signals.worker_ready.send(sender=self)
-        banner.info("%s ready.", self.hostname)
+        self._ready()
         delay = 0.0
         try:
             while self.children or not self.stopping:
-                ready, _, _ = select.select([sig_r, park_r], [], [], delay)
+                links = {link.fileno(): link for link in self.links.values()}
+                ready, _, _ = select.select([sig_r, park_r, *links], [], [], delay)
                 if sig_r in ready:
                     for number in os.read(sig_r, 512):
                         self._on_signal(number)
                 if park_r in ready:
                     with contextlib.suppress(BlockingIOError):
                         os.read(park_r, 4096)
+                for link in (links[fd] for fd in ready if fd in links):
+                    if not self.read_reports(link):
+                        self._forget_link(link)
+                self.run_calls()
+                self.kill_stuck()
                 self._reap()
                 delay = self._tick_timer() if not self.stopping else 0.5
                 delay = min(delay, self._respawn_due())
@@ -408,14 +501,29 @@ class Worker:
         signals.worker_shutdown.send(sender=self)
         return 0
 
+    def _forget_link(self, link: Link) -> None:
+        """A process closed its end: stop selecting on it (``_reap`` settles the rest)."""
+        for pid, held in list(self.links.items()):
+            if held is link:
+                self.links.pop(pid)
+                link.close()
+
     def _spawn(self, slot: int) -> None:
+        self.terminate_flags[slot] = 0
+        ours, theirs = Link.pair()
         pid = os.fork()
         if pid:
+            theirs.close()
             self.children[pid] = (slot, time.monotonic())
+            self.links[pid] = ours
             return
         code = 0
         try:
-            code = self._child(slot)
+            ours.close()
+            for sibling in self.links.values():
+                sibling.close()  # only the supervisor may hold its lines to the others
+            self.links = {}
+            code = self._child(slot, theirs)
         except BaseException:
             logger.exception("Pool process %s crashed", slot)
             code = 1
@@ -423,13 +531,12 @@ class Worker:
             logging.shutdown()
             os._exit(code)
 
-    def _child(self, slot: int) -> int:
+    def _child(self, slot: int, link: Link) -> int:
         stop = threading.Event()
         signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides
+        self.child_signals(slot, stop)  # SIGINT ignored, SIGTERM warm stop, unless terminated
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGALRM, raise_soft_limit)
         multiprocessing.current_process().name = f"ForkPoolWorker-{slot + 1}"
         signals.worker_process_init.send(sender=self)
@@ -438,7 +545,17 @@ class Worker:
             with contextlib.suppress(OSError):
                 os.write(self.park_w, _DUE.pack(due))
 
-        consume(self.app, self.queues, self.hostname, stop, on_park)
+        monitor = TaskMonitor(
+            self.app,
+            self.hostname,
+            link.send,
+            revoked=self.revoked,
+            queues=list(self.queues),
+            send_events=self.events_enabled,
+            stop=stop,
+        )
+        listen(link, monitor.apply, on_close=stop.set)  # an orphan stops taking work
+        consume(self.app, self.queues, self.hostname, stop, on_park, monitor=monitor)
         return 0
 
     def _on_signal(self, signum: int) -> None:
@@ -471,7 +588,12 @@ class Worker:
             if child is None:
                 continue
             slot, started = child
-            if self.stopping:
+            terminated = pid in self.terminating
+            if not self.process_gone(pid, slot) or self.stopping:
+                continue  # retired by pool_shrink, or shutting down
+            if terminated:
+                logger.info("Pool process %s (pid %s) terminated; starting a new one", slot, pid)
+                self.respawn_at[slot] = time.monotonic()
                 continue
             # A child that dies at once (broker down, bad import) is restarted with backoff.
             quick = time.monotonic() - started < 1.0

@@ -1,0 +1,292 @@
+"""The worker's side of remote control, for each pool (``panel.Remote``, mixed into ``Worker``).
+
+What the supervisor does when a command asks: pass orders to the consuming processes (new revokes,
+events on or off, a task's limits, the queues), terminate the process running a revoked task,
+grow or shrink the pool, shut down. The pool's processes report each task's steps back
+(``canvas.core.monitor``), so the supervisor always knows which process runs what.
+
+Terminate (prefork only): the supervisor sets the slot's flag in a shared page, then sends the
+signal. A pool process that gets SIGTERM or SIGINT with its flag set dies by that signal at once
+(without the flag, SIGTERM stays the warm stop of a shutdown and SIGINT is ignored); any other
+signal acts as it would on any process. One that has not died ``TERMINATE_GRACE`` seconds later
+(stuck in C code, where Python's handlers cannot run) is killed. When the supervisor reaps it,
+it records the task REVOKED (unless its outcome was recorded first) and settles its workflow, so
+everything after it settles too; the pool process is replaced as after any death.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import mmap
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from canvas import states
+from canvas.core import complete, metas
+from canvas.core.consumer import Handler
+from canvas.core.link import Link
+from canvas.core.monitor import TaskMonitor
+from canvas.core.remote import ControlServer
+from canvas.core.revoked import Revoked, StateDB, revoke_expires
+from canvas.core.worker_state import WorkerState
+from canvas.events.dispatcher import EventDispatcher
+from canvas.exceptions import TaskRevokedError
+from canvas.request import Request
+
+if TYPE_CHECKING:
+    from canvas.app import Canvas
+
+logger = logging.getLogger("canvas.worker")
+
+#: seconds a terminated pool process has to die before it is killed
+TERMINATE_GRACE = 3.0
+#: most pool slots (the size of the page of terminate flags)
+MAX_SLOTS = 4096
+
+
+class Operated:
+    """Remote control of a worker; ``Worker`` calls ``_init_operations`` and the hooks."""
+
+    app: Canvas
+    hostname: str
+    queues: list[str]
+    concurrency: int
+    children: dict[int, tuple[int, float]]
+    park_w: int
+    wake: threading.Event
+
+    def _init_operations(self, pool: str, send_events: bool, statedb: str | None) -> None:
+        conf = self.app.conf
+        self.pool = pool
+        self.state = WorkerState()
+        self.revoked = Revoked(revoke_expires(self.app))
+        self.events_enabled = bool(send_events or conf.worker_send_task_events)
+        path = statedb or conf.worker_state_db
+        self.control = ControlServer(
+            self,
+            statedb=StateDB(path) if path else None,
+            remote_control=bool(conf.worker_enable_remote_control),
+        )
+        self.task_events = EventDispatcher(
+            hostname=self.hostname, enabled=self.events_enabled, app=self.app, groups=["task"]
+        )
+        #: in-process pools: the monitors their consumers share (one per pool)
+        self.monitors: list[TaskMonitor] = []
+        #: prefork: pid -> the supervisor's end of the line to that process
+        self.links: dict[int, Link] = {}
+        #: prefork: slots that stop for good (pool_shrink) rather than being replaced
+        self.retiring: set[int] = set()
+        #: prefork: pid -> (task infos, signal name, when to kill it)
+        self.terminating: dict[int, tuple[list[dict[str, Any]], str, float]] = {}
+        self.terminate_flags = mmap.mmap(-1, MAX_SLOTS)
+        self._calls: collections.deque[Callable[[], None]] = collections.deque()
+        self.autoscale_bounds: tuple[int, int] | None = None
+
+    # -- panel.Remote ------------------------------------------------------------------------
+    def pool_pids(self) -> list[int]:
+        return sorted(self.children) if self.pool == "prefork" else [os.getpid()]
+
+    def order(self, command: dict[str, Any]) -> None:
+        if self.pool != "prefork":
+            for monitor in self.monitors:
+                monitor.apply(command)
+            return
+        for pid, link in list(self.links.items()):
+            try:
+                link.send(command)
+            except OSError as exc:  # the process is dying; its replacement forks our state
+                logger.debug("Could not send %s to pool process %s: %s", command, pid, exc)
+
+    def revoke(self, task_ids: list[str], terminate: bool, signum: str) -> list[str]:
+        at = time.time()
+        new = self.revoked.add(task_ids, at)
+        if new:
+            self.order({"op": "revoke", "items": [(t, at) for t in new]})
+        if not terminate:
+            return []
+        running = [i for i in self.state.snapshot()["active"] if i.get("id") in task_ids]
+        if not running:
+            return []
+        if self.pool != "prefork":
+            logger.warning(
+                "Cannot terminate %s: the %s pool runs tasks in the worker's own process "
+                "(use the prefork pool to terminate tasks)",
+                ", ".join(str(i["id"]) for i in running),
+                self.pool,
+            )
+            return []
+        self.call_soon(lambda: self._terminate(running, signum))
+        return [str(i["id"]) for i in running]
+
+    def resize(self, delta: int) -> str | None:
+        if self.pool == "solo":
+            return "The solo pool has one process; use prefork or threads to resize."
+        size = self.concurrency + delta
+        if size < 1:
+            return f"Cannot shrink the pool of {self.concurrency} below one process."
+        if size > MAX_SLOTS:
+            return f"Cannot grow the pool over {MAX_SLOTS} processes."
+        if self.autoscale_bounds and not (
+            self.autoscale_bounds[1] <= size <= self.autoscale_bounds[0]
+        ):
+            low, high = self.autoscale_bounds[1], self.autoscale_bounds[0]
+            return f"{size} processes is outside autoscale's {low}..{high}; change autoscale."
+        self.call_soon(lambda: self._resize_pool(delta))
+        return None
+
+    def autoscale(self, max: int, min: int) -> str | None:
+        if min < 1 or max < min:
+            return f"autoscale needs 1 <= min <= max, got max={max} min={min}"
+        self.autoscale_bounds = (max, min)
+        target = sorted((min, self.concurrency, max))[1]
+        if target != self.concurrency and self.pool != "solo":
+            self.call_soon(lambda: self._resize_pool(target - self.concurrency))
+        return None
+
+    def set_events(self, enabled: bool) -> bool:
+        if self.events_enabled == enabled:
+            return False
+        self.events_enabled = self.task_events.enabled = enabled
+        self.order({"op": "events", "enabled": enabled})
+        return True
+
+    def send_heartbeat(self) -> None:
+        self.control.send_heartbeat()
+
+    def shutdown(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    # -- the supervisor's own loop ---------------------------------------------------------------
+    def call_soon(self, call: Callable[[], None]) -> None:
+        """Run ``call`` in the supervisor's main loop (which owns the pool), and wake it."""
+        self._calls.append(call)
+        if self.pool == "prefork":
+            with contextlib.suppress(OSError):
+                os.write(self.park_w, b"\0" * 8)
+        elif getattr(self, "wake", None) is not None:
+            self.wake.set()
+
+    def run_calls(self) -> None:
+        while self._calls:
+            call = self._calls.popleft()
+            try:
+                call()
+            except Exception:
+                logger.exception("A remote control action failed")
+
+    def _resize_pool(self, delta: int) -> None:
+        raise NotImplementedError  # the Worker knows its pool
+
+    # -- prefork: reports, terminate -----------------------------------------------------------
+    def read_reports(self, link: Link) -> bool:
+        """Apply what ``link`` brings; false when the process closed its end."""
+        try:
+            frames = link.receive()
+        except (OSError, ValueError) as exc:
+            logger.warning("Dropping a broken line to a pool process: %s", exc)
+            frames = None
+        for frame in frames or ():
+            self.state.on_report(frame)
+        return frames is not None
+
+    def _terminate(self, infos: list[dict[str, Any]], signum: str) -> None:
+        number = getattr(signal, signum)
+        for info in infos:
+            pid = info.get("worker_pid")
+            if not isinstance(pid, int) or pid not in self.children:
+                continue
+            slot = self.children[pid][0]
+            self.terminate_flags[slot] = 1
+            held = self.terminating.get(pid, ([], signum, 0.0))[0]
+            self.terminating[pid] = ([*held, info], signum, time.monotonic() + TERMINATE_GRACE)
+            logger.warning(
+                "Terminating task %s[%s] (pid %s, %s)",
+                info.get("name"),
+                info.get("id"),
+                pid,
+                signum,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
+
+    def kill_stuck(self) -> None:
+        """Kill the terminated processes that outlived their grace."""
+        now = time.monotonic()
+        for pid, (_, _, deadline) in list(self.terminating.items()):
+            if now >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def process_gone(self, pid: int, slot: int) -> bool:
+        """A pool process died: settle what it was terminated for; whether to replace it."""
+        link = self.links.pop(pid, None)
+        if link is not None:
+            self.read_reports(link)  # its last reports, written before it died
+            link.close()
+        self.state.process_died(pid)
+        terminated = self.terminating.pop(pid, None)
+        self.terminate_flags[slot] = 0
+        if terminated is not None:
+            infos, signum, _ = terminated
+            for info in infos:
+                self._record_terminated(info, signum)
+        if slot in self.retiring:
+            self.retiring.discard(slot)
+            return False
+        return True
+
+    def _record_terminated(self, info: dict[str, Any], signum: str) -> None:
+        task_id, name = str(info.get("id")), str(info.get("name"))
+        workflow = info.get("workflow")
+        try:
+            stored = metas.decode(self.app.backend.get([task_id])[0])
+            if stored and stored.get("status") in states.READY_STATES:
+                return  # it finished before the signal landed
+            exc = TaskRevokedError(f"{name}[{task_id}] terminated by {signum}")
+            meta = metas.make_meta(
+                task_id,
+                states.REVOKED,
+                exc=exc,
+                task=name,
+                worker=self.hostname,
+                workflow=workflow,
+            )
+            if isinstance(workflow, str):
+                request = Request(id=task_id, task=name, workflow=workflow)
+                node = Handler(self.app, self.hostname).node(request)
+                complete.settle(self.app, workflow, node, meta)
+            else:
+                self.app.backend.store(task_id, states.REVOKED, metas.encode(meta))
+        except Exception:
+            logger.exception("Could not record task %s as REVOKED", task_id)
+            return
+        logger.info("Task %s[%s] terminated (%s): REVOKED", name, task_id, signum)
+        self.task_events.send(
+            "task-revoked",
+            uuid=task_id,
+            name=name,
+            terminated=True,
+            signum=signum,
+            expired=False,
+            workflow=workflow,
+        )
+
+    def child_signals(self, slot: int, stop: threading.Event) -> None:
+        """In a pool process: SIGTERM is the warm stop, SIGINT is ignored, unless the
+        supervisor flagged this slot for terminate: then the signal kills at once."""
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.terminate_flags[slot]:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            elif signum == signal.SIGTERM:
+                stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
