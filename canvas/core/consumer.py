@@ -340,9 +340,9 @@ class Handler:
         signals.task_revoked.send(
             sender=self, request=request, terminated=False, signum=None, expired=expired
         )
-        self.monitor.task_revoked(request, expired=expired)
         exc = TaskRevokedError(f"{task.name}[{request.id}] {why}")
         self.finish(request, task, states.REVOKED, Outcome(states.REVOKED, exc=exc), exc=exc)
+        self.monitor.task_revoked(request, expired=expired)
 
     def park(self, delivery: Delivery, eta: float) -> None:
         """Hand a countdown/ETA message to the store until it is due, then ack it."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import dag
 from canvas.backends.base import NodeRecord
-from canvas.core import complete, messages, protocol
+from canvas.core import complete, messages, monitor, protocol
 from canvas.exceptions import ImproperlyConfigured, PayloadTooLarge
 from canvas.signature import Signature
 
@@ -143,10 +143,20 @@ def start(app: Canvas, workflow: dag.Workflow) -> None:
     ]
     empty_joins = [node for node in workflow.roots() if node.kind != dag.TASK]
     clusters = [[c.id, c.kind, list(c.members), c.join] for c in workflow.clusters]
+    # The end nodes, so that a worker can tell when the whole workflow settled (events).
+    sinks = [
+        n.id
+        for n in workflow.nodes
+        if n.kind != dag.ERRBACK and not any(True for _ in workflow.successors(n.id))
+    ]
     info = protocol.internal.dumps(
-        {"id": workflow.id, "created": time.time(), "clusters": clusters}
+        {"id": workflow.id, "created": time.time(), "clusters": clusters, "sinks": sinks}
     )
     app.backend.save_workflow(workflow.id, records, info)
+    if app.conf.task_send_sent_event:
+        name = next((n.task for n in workflow.nodes if n.task), None)
+        tasks = sum(1 for n in workflow.nodes if n.kind == dag.TASK)
+        monitor.announce_workflow(app, workflow.id, tasks, name)
     messages.publish(app, first)
     for node in empty_joins:
         complete.settle_value(app, workflow.id, node, [])

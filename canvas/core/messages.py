@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, signals
-from canvas.core import protocol
+from canvas.core import monitor, protocol
 from canvas.exceptions import PayloadTooLarge
 from canvas.transports.base import OutgoingMessage
 
@@ -124,6 +124,8 @@ def publish(app: Canvas, messages: Sequence[OutgoingMessage]) -> None:
             routing_key=message.queue,
         )
     app.transport.publish(messages)
+    if app.conf.task_send_sent_event:
+        monitor.announce_sent(app, messages)
     for message in messages:
         signals.after_task_publish.send(
             sender=message.headers["task"],

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from canvas import states
+from canvas.core import metas, protocol
 from canvas.core.revoked import Revoked
 from canvas.events.dispatcher import EventDispatcher
 from canvas.events.event import short_repr
+from canvas.transports.base import OutgoingMessage
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -68,6 +72,8 @@ class TaskMonitor:
         self.queues_version = 0
         #: set by a "stop" order: the process finishes its task and stops fetching
         self.stop = stop if stop is not None else threading.Event()
+        self._sinks_cache: dict[str, list[str]] = {}
+        self._finished: dict[str, bool] = {}
         self.events = EventDispatcher(
             hostname=hostname,
             enabled=send_events,
@@ -137,6 +143,43 @@ class TaskMonitor:
         else:
             fields.update(exception=short_repr(outcome.exc), traceback=outcome.traceback)
         self.events.send(event, **fields)
+        if request.workflow and outcome.state != states.RETRY and request.id:
+            self.workflow_settled(request.workflow, request.id, outcome.state)
+
+    def workflow_settled(self, workflow: str, node_id: str, state: str) -> None:
+        """After a node of ``workflow`` settled: send ``workflow-finished`` once every end node
+        of it is settled (with events on). A node that failed may have settled all that came
+        after it, so then the ends are looked at too; otherwise only when it is an end."""
+        if not self.events.enabled or workflow in self._finished:
+            return
+        try:
+            sinks = self._sinks(workflow)
+            if not sinks or (state == states.SUCCESS and node_id not in sinks):
+                return
+            ends = [metas.decode(m) for m in self.app.backend.get(sinks)]
+        except Exception as exc:  # a store hiccup costs an event, never the task
+            logger.debug("Could not look at the end of workflow %s: %s", workflow, exc)
+            return
+        if any(m is None or m.get("status") not in states.READY_STATES for m in ends):
+            return
+        failed = [str(m.get("status")) for m in ends if m and m.get("status") != states.SUCCESS]
+        self._finished[workflow] = True
+        while len(self._finished) > 1000:
+            self._finished.pop(next(iter(self._finished)))
+        self.events.send(
+            "workflow-finished", workflow=workflow, state=failed[0] if failed else states.SUCCESS
+        )
+
+    def _sinks(self, workflow: str) -> list[str]:
+        sinks = self._sinks_cache.get(workflow)
+        if sinks is None:
+            raw = self.app.backend.workflow_info(workflow)
+            info = protocol.internal.loads(raw) if raw is not None else {}
+            sinks = [str(s) for s in info.get("sinks") or ()]
+            self._sinks_cache[workflow] = sinks
+            while len(self._sinks_cache) > 256:
+                self._sinks_cache.pop(next(iter(self._sinks_cache)))
+        return sinks
 
     def task_revoked(
         self,
@@ -146,6 +189,7 @@ class TaskMonitor:
         terminated: bool = False,
         signum: str | None = None,
     ) -> None:
+        """The task ended REVOKED without running (call after its outcome is recorded)."""
         self._report({"op": "revoked", "id": request.id, "name": request.task})
         if self.events.enabled:
             self.events.send(
@@ -157,6 +201,8 @@ class TaskMonitor:
                 expired=expired,
                 workflow=request.workflow,
             )
+            if request.workflow and request.id:
+                self.workflow_settled(request.workflow, request.id, states.REVOKED)
 
     def parked(self, headers: Mapping[str, Any], queue: str, eta: float) -> None:
         """A countdown/ETA message went to the store until it is due (its body undecoded)."""
@@ -217,7 +263,9 @@ class TaskMonitor:
 
 def task_info(request: Request, hostname: str, queue: str, redelivered: bool) -> dict[str, Any]:
     """Celery's task info (``inspect active``), arguments as reprs, plus ``workflow``."""
-    args = request.argsrepr if request.argsrepr is not None else short_repr(request.args)
+    args = (
+        request.argsrepr if request.argsrepr is not None else short_repr(tuple(request.args or ()))
+    )
     kwargs = request.kwargsrepr if request.kwargsrepr is not None else short_repr(request.kwargs)
     return {
         "id": request.id,
@@ -237,3 +285,59 @@ def task_info(request: Request, hostname: str, queue: str, redelivered: bool) ->
         "worker_pid": None,
         "workflow": request.workflow,
     }
+
+
+_announcers: weakref.WeakKeyDictionary[Any, EventDispatcher] = weakref.WeakKeyDictionary()
+
+
+def _announcer(app: Canvas) -> EventDispatcher:
+    dispatcher = _announcers.get(app)
+    if dispatcher is None:
+        hostname = f"{os.getpid()}@{socket.gethostname()}"
+        dispatcher = EventDispatcher(hostname=hostname, app=app, groups=["task", "workflow"])
+        _announcers[app] = dispatcher
+    return dispatcher
+
+
+def announce_sent(app: Canvas, messages: Sequence[OutgoingMessage]) -> None:
+    """``task-sent`` for each message, as one batch (``task_send_sent_event``)."""
+    events = []
+    for message in messages:
+        h = message.headers
+        args, kwargs = h.get("argsrepr"), h.get("kwargsrepr")
+        if args is None or kwargs is None:
+            try:
+                accept = frozenset([message.content_type])
+                real_args, real_kwargs = protocol.decode_body(
+                    message.body, message.content_type, accept
+                )
+            except Exception:
+                real_args, real_kwargs = [], {}
+            args = args if args is not None else short_repr(tuple(real_args))
+            kwargs = kwargs if kwargs is not None else short_repr(real_kwargs)
+        events.append(
+            (
+                "task-sent",
+                {
+                    "uuid": h.get("id"),
+                    "name": h.get("task"),
+                    "args": args,
+                    "kwargs": kwargs,
+                    "retries": h.get("retries"),
+                    "eta": h.get("eta"),
+                    "expires": h.get("expires"),
+                    "queue": message.queue,
+                    "exchange": "",
+                    "routing_key": message.queue,
+                    "root_id": h.get("root_id"),
+                    "parent_id": h.get("parent_id"),
+                    "workflow": h.get("workflow"),
+                },
+            )
+        )
+    _announcer(app).send_batch(events)
+
+
+def announce_workflow(app: Canvas, workflow: str, nodes: int, name: str | None) -> None:
+    """``workflow-started``, when a client starts a stored workflow (``task_send_sent_event``)."""
+    _announcer(app).send("workflow-started", workflow=workflow, nodes=nodes, name=name)

@@ -99,6 +99,26 @@ class EventDispatcher:
             self._publish([event])
         return event
 
+    def send_batch(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Send several ``(type, fields)`` events as one bus message (unless buffered)."""
+        if not self.enabled:
+            return
+        events = []
+        for type, fields in items:
+            if self.groups is not None and group_from(type) not in self.groups:
+                continue
+            fields = dict(fields)
+            fields.setdefault("hostname", self.hostname)
+            fields.setdefault("utcoffset", utcoffset())
+            fields.setdefault("pid", os.getpid())
+            fields.setdefault("clock", next(self._clock))
+            events.append(Event(type, fields))
+        if self.flush_interval > 0:
+            for event in events:
+                self._buffered(event)
+        elif events:
+            self._publish(events)
+
     def publish(self, type: str, fields: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         """Send ``fields`` as an event of ``type`` (Celery's lower-level form)."""
         self.send(type, **fields)

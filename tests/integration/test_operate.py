@@ -337,3 +337,34 @@ def test_events_dump_prints_events(ops: Ops) -> None:
     assert {e["type"] for e in lines} <= {"worker-heartbeat", "worker-online"}
     assert all(e["hostname"] == ops.host() for e in lines)
     assert time.time() - lines[-1]["timestamp"] < 60
+
+
+def test_workflow_events_from_start_to_finish(ops: Ops) -> None:
+    ops.app.conf.task_send_sent_event = True  # this process is the client
+    state = ops.app.events.State()
+    receiver = ops.app.events.Receiver(None, handlers={"*": state.event})
+    receiver.subscribe()
+    ops.worker("-P", "threads", "-c", "2", "-E")
+    add = ops.module.add
+    good = (add.s(1, 1) | add.s(2) | add.s(3)).apply_async()
+    bad = (add.s(1, 1) | ops.module.fail.si("boom") | add.s(3)).apply_async()
+    assert good.get(timeout=20) == 7
+    with pytest.raises(ValueError):
+        bad.get(timeout=20)
+    good_id, bad_id = good.workflow.id, bad.workflow.id
+
+    def both_finished() -> bool:
+        flows = state.workflows
+        return all(w in flows and flows[w].finished is not None for w in (good_id, bad_id))
+
+    for _ in receiver.itercapture(timeout=20, wakeup=False):
+        if both_finished():
+            break
+    done, failed = state.workflows[good_id], state.workflows[bad_id]
+    assert (done.total, done.state, done.progress, done.name) == (3, "SUCCESS", 1.0, "ops.add")
+    assert {t.state for t in done.tasks.values()} == {"SUCCESS"} and len(done.tasks) == 3
+    assert failed.state == "FAILURE"
+    # The client sent the first node (the worker publishes the others, and sends task-sent for
+    # them only when its own app sets task_send_sent_event)
+    sent = [t for t in state.tasks.values() if t.workflow == good_id and t.sent]
+    assert len(sent) == 1 and sent[0].client and sent[0].args == "(1, 1)"
