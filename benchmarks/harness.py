@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,9 +240,9 @@ def worker_command(system: str, concurrency: int) -> list[str]:
 class Worker:
     """A worker of either system, in its own process group, with its log in ``workdir``."""
 
-    def __init__(self, env: Env, concurrency: int, tag: str) -> None:
+    def __init__(self, env: Env, concurrency: int, tag: str, extra: Sequence[str] = ()) -> None:
         self.env = env
-        self.command = worker_command(env.system, concurrency)
+        self.command = [*worker_command(env.system, concurrency), *extra]
         self.log_path = env.workdir / f"worker-{tag}.log"
         self.proc = subprocess.Popen(
             self.command,

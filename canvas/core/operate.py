@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from canvas.app import Canvas
 
 logger = logging.getLogger("canvas.worker")
+banner = logging.getLogger("canvas.worker.banner")
 
 #: seconds a terminated pool process has to die before it is killed
 TERMINATE_GRACE = 3.0
@@ -60,6 +61,8 @@ class Operated:
     children: dict[int, tuple[int, float]]
     park_w: int
     wake: threading.Event
+    respawn_at: dict[int, float]
+    threads: list[tuple[threading.Thread, threading.Event]]
 
     def _init_operations(self, pool: str, send_events: bool, statedb: str | None) -> None:
         conf = self.app.conf
@@ -180,8 +183,54 @@ class Operated:
             except Exception:
                 logger.exception("A remote control action failed")
 
+    def _local_monitor(self, stop: threading.Event) -> TaskMonitor:
+        """The one monitor of an in-process pool: reports go straight to the state."""
+        monitor = TaskMonitor(
+            self.app,
+            self.hostname,
+            self.state.on_report,
+            revoked=self.revoked,
+            queues=list(self.queues),
+            send_events=self.events_enabled,
+            stop=stop,
+        )
+        self.monitors = [monitor]
+        return monitor
+
     def _resize_pool(self, delta: int) -> None:
-        raise NotImplementedError  # the Worker knows its pool
+        if self.pool == "threads":
+            alive = [(t, own) for t, own in self.threads if t.is_alive() and not own.is_set()]
+            for _ in range(delta):
+                self._start_thread(self.monitors[0])
+            for _, own in alive[len(alive) + delta :] if delta < 0 else ():
+                own.set()
+        elif delta > 0:
+            used = {slot for slot, _ in self.children.values()} | set(self.respawn_at)
+            free = (slot for slot in range(len(used) + delta + 1) if slot not in used)
+            for slot in [next(free) for _ in range(delta)]:
+                self._spawn(slot)
+        else:
+            ranked = sorted(self.children.items(), key=lambda kv: kv[1][0], reverse=True)
+            for pid, (slot, _) in ranked[:-delta]:
+                self.retiring.add(slot)
+                self.respawn_at.pop(slot, None)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)  # the warm stop: its task in hand finishes
+        self.concurrency += delta
+        banner.info("Pool %s to %s", "grows" if delta > 0 else "shrinks", self.concurrency)
+
+    def _forget_link(self, link: Link) -> None:
+        """A process closed its end: stop selecting on it (``_reap`` settles the rest)."""
+        for pid, held in list(self.links.items()):
+            if held is link:
+                self.links.pop(pid)
+                link.close()
+
+    def _start_thread(self, monitor: TaskMonitor) -> None:
+        raise NotImplementedError  # the Worker's: it runs its consume loop
+
+    def _spawn(self, slot: int) -> None:
+        raise NotImplementedError  # the Worker's: it forks a pool process
 
     # -- prefork: reports, terminate -----------------------------------------------------------
     def read_reports(self, link: Link) -> bool:

@@ -374,20 +374,6 @@ class Worker(Operated):
         signals.worker_shutdown.send(sender=self)
         return 0
 
-    def _local_monitor(self, stop: threading.Event) -> TaskMonitor:
-        """The one monitor of an in-process pool: reports go straight to the state."""
-        monitor = TaskMonitor(
-            self.app,
-            self.hostname,
-            self.state.on_report,
-            revoked=self.revoked,
-            queues=list(self.queues),
-            send_events=self.events_enabled,
-            stop=stop,
-        )
-        self.monitors = [monitor]
-        return monitor
-
     def _start_thread(self, monitor: TaskMonitor) -> None:
         own = threading.Event()  # set by pool_shrink; monitor.stop stops them all
         thread = threading.Thread(
@@ -403,28 +389,6 @@ class Worker(Operated):
     def _tick_thread_timer(self, wake: threading.Event) -> None:
         wake.wait(self._tick_timer())
         wake.clear()
-
-    def _resize_pool(self, delta: int) -> None:
-        if self.pool == "threads":
-            alive = [(t, own) for t, own in self.threads if t.is_alive() and not own.is_set()]
-            for _ in range(delta):
-                self._start_thread(self.monitors[0])
-            for _, own in alive[len(alive) + delta :] if delta < 0 else ():
-                own.set()
-        elif delta > 0:
-            used = {slot for slot, _ in self.children.values()} | set(self.respawn_at)
-            free = (slot for slot in range(len(used) + delta + 1) if slot not in used)
-            for slot in [next(free) for _ in range(delta)]:
-                self._spawn(slot)
-        else:
-            ranked = sorted(self.children.items(), key=lambda kv: kv[1][0], reverse=True)
-            for pid, (slot, _) in ranked[:-delta]:
-                self.retiring.add(slot)
-                self.respawn_at.pop(slot, None)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)  # the warm stop: its task in hand finishes
-        self.concurrency += delta
-        banner.info("Pool %s to %s", "grows" if delta > 0 else "shrinks", self.concurrency)
 
     def _ready(self) -> None:
         self.control.start()
@@ -500,13 +464,6 @@ class Worker(Operated):
             signal.set_wakeup_fd(old_wakeup)
         signals.worker_shutdown.send(sender=self)
         return 0
-
-    def _forget_link(self, link: Link) -> None:
-        """A process closed its end: stop selecting on it (``_reap`` settles the rest)."""
-        for pid, held in list(self.links.items()):
-            if held is link:
-                self.links.pop(pid)
-                link.close()
 
     def _spawn(self, slot: int) -> None:
         self.terminate_flags[slot] = 0
