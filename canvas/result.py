@@ -164,6 +164,23 @@ class AsyncResult:
             exc = TaskRejectedError(f"Task {self.id} ended {status}: {value!r}")
         raise exc
 
+    def revoke(
+        self,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        """Revoke this task (``app.control.revoke``); ``wait`` collects the workers' replies."""
+        return self.app.control.revoke(
+            self.id,
+            terminate=terminate,
+            signal=signal or "SIGTERM",
+            reply=wait,
+            timeout=timeout if timeout is not None else 1.0,
+        )
+
     def forget(self) -> None:
         self._cache = None
         self.app.backend.forget([self.id])
@@ -259,6 +276,23 @@ class ResultSet:
                 meta = metas.decode(data)
                 if meta is not None and meta.get("status") in states.READY_STATES:
                     member._cache = meta
+
+    def revoke(
+        self,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        """Revoke every member (one broadcast for all of them)."""
+        return self.app.control.revoke(
+            [r.id for r in self.results],
+            terminate=terminate,
+            signal=signal or "SIGTERM",
+            reply=wait,
+            timeout=timeout if timeout is not None else 1.0,
+        )
 
     def forget(self) -> None:
         for member in self.results:

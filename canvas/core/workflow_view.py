@@ -42,6 +42,10 @@ class WorkflowView:
     def exists(self) -> bool:
         return self.app.backend.workflow_info(self.id) is not None
 
+    def revoke(self, terminate: bool = False, signal: str = "SIGTERM", wait: bool = False) -> Any:
+        """Revoke every node that has not finished (``app.control.revoke`` of the id)."""
+        return self.app.control.revoke(self.id, terminate=terminate, signal=signal, reply=wait)
+
     def info(self) -> dict[str, Any]:
         """What dispatch saved with the workflow (id, created, clusters); {} if unreadable."""
         data = self.app.backend.workflow_info(self.id)

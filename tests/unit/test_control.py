@@ -161,6 +161,23 @@ def test_revoke_reaches_running_workers_and_is_kept_for_later_ones(app: Canvas, 
     }
 
 
+def test_result_handles_revoke_their_tasks(app: Canvas, serve: Any) -> None:
+    from canvas import group
+
+    worker = serve("w1@test")
+    add = app.tasks["proj.add"]
+    single = add.delay(1, 2)
+    members = group(add.s(1, 1), add.s(2, 2)).apply_async()
+    assert single.revoke(wait=True, timeout=5) == [
+        {"w1@test": {"ok": f"tasks {[single.id]} flagged as revoked"}}
+    ]
+    members.revoke()
+    chained = (add.s(1, 1) | add.s(2)).apply_async()
+    chained.workflow.revoke()
+    wanted = {single.id, *(m.id for m in members), chained.id, chained.parent.id}
+    wait_for(lambda: wanted <= set(worker.revoked), 10, "every revoke to arrive")
+
+
 def test_revoke_with_terminate_signals_only_running_tasks(app: Canvas, serve: Any) -> None:
     worker = serve("w1@test")
     worker.state.on_report({"op": "started", "id": "running", "pid": 4242})
