@@ -72,6 +72,8 @@ class TaskMonitor:
         self.queues_version = 0
         #: set by a "stop" order: the process finishes its task and stops fetching
         self.stop = stop if stop is not None else threading.Event()
+        #: task info between received and started (a dict: threads share one monitor)
+        self._pending: dict[str, dict[str, Any]] = {}
         self._sinks_cache: dict[str, list[str]] = {}
         self._finished: dict[str, bool] = {}
         self.events = EventDispatcher(
@@ -87,8 +89,12 @@ class TaskMonitor:
         return task_id in self.revoked
 
     def received(self, request: Request, queue: str, redelivered: bool) -> None:
+        # The supervisor hears of the task when it starts, a moment later (one report, not two:
+        # a pool process takes one message at a time, so "reserved" is only ever that moment).
         info = task_info(request, self.hostname, queue, redelivered)
-        self._report({"op": "received", "id": request.id, "info": info})
+        if len(self._pending) > 1000:  # started() never came for some (an error between)
+            self._pending.clear()
+        self._pending[str(request.id)] = info
         if self.events.enabled:
             self.events.send(
                 "task-received",
@@ -107,6 +113,7 @@ class TaskMonitor:
 
     def started(self, request: Request, acknowledged: bool) -> None:
         pid = os.getpid()
+        info = self._pending.pop(str(request.id), None)
         self._report(
             {
                 "op": "started",
@@ -114,6 +121,7 @@ class TaskMonitor:
                 "pid": pid,
                 "time_start": time.time(),
                 "acknowledged": acknowledged,
+                "info": info,
             }
         )
         if self.events.enabled:

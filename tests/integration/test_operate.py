@@ -76,13 +76,16 @@ class Ops:
     def finished(self, key: str) -> bool:
         return (self.dir / f"{key}.finished").exists()
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [*CANVAS, "-A", APP, *args],
             env={**os.environ, **self.env, "PYTHONPATH": str(Path(__file__).parents[2])},
             capture_output=True,
             text=True,
             timeout=60,
+            input=stdin,
         )
         if check:
             assert done.returncode == 0, done.stdout + done.stderr
@@ -265,6 +268,8 @@ def test_cli_purge_result_and_report(ops: Ops) -> None:
     assert "ValueError: boom" in traceback.stdout
     assert "ValueError" in ops.cli("result", failing.id).stdout
     assert "software -> canvas:" in ops.cli("report").stdout
+    shell = ops.cli("shell", "--python", stdin="print(add.name, app.main, chain.__name__)\n")
+    assert "ops.add ops chain" in shell.stdout
 
 
 # -- events from real workers ------------------------------------------------------------------
