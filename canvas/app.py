@@ -40,7 +40,7 @@ from canvas.transports import create as create_transport
 
 logger = logging.getLogger("canvas")
 
-_Connection = TypeVar("_Connection", Transport, Backend)
+_Connection = TypeVar("_Connection", Transport, Backend, Bus)
 #: a result handle (the class body's ``AsyncResult``/``GroupResult`` are methods)
 _Handle = AsyncResult | GroupResult
 
@@ -339,7 +339,7 @@ class Canvas:
     @property
     def bus(self) -> Bus:
         """Broadcast topics on the broker: remote control and events (``canvas.bus``)."""
-        bus: Bus = self._connection("bus", lambda: bus_for_transport(self.transport))
+        bus: Bus = self._connection("bus", lambda: self._secured(bus_for_transport(self.transport)))
         return bus
 
     @cached_property

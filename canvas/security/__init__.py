@@ -51,8 +51,10 @@ from typing import TYPE_CHECKING, overload
 
 from canvas import states
 from canvas.backends.base import Backend
+from canvas.bus.base import Bus
 from canvas.core import metas
 from canvas.exceptions import SecurityError
+from canvas.security.bus import SecureBus
 from canvas.security.sealer import (
     KEY_ID_HEADER,
     SIGNED_CONTENT_TYPE,
@@ -75,17 +77,21 @@ if TYPE_CHECKING:
 def wrap(app: Canvas, connection: Transport) -> Transport: ...
 @overload
 def wrap(app: Canvas, connection: Backend) -> Backend: ...
-def wrap(app: Canvas, connection: Transport | Backend) -> Transport | Backend:
-    """``connection`` (a transport or a store) wrapped for the app's ``security_*`` settings.
+@overload
+def wrap(app: Canvas, connection: Bus) -> Bus: ...
+def wrap(app: Canvas, connection: Transport | Backend | Bus) -> Transport | Backend | Bus:
+    """``connection`` (a transport, store or bus) wrapped for the app's ``security_*`` settings.
 
     Returns it unchanged when ``security_key`` is not set or when it is wrapped already. The
     replay cache of a transport counts nonces in ``app.backend`` (looked up on each use, so a
     forked process uses its own connection).
     """
     settings = SecuritySettings.from_conf(app.conf)
-    if settings is None or isinstance(connection, SecureTransport | SecureBackend):
+    if settings is None or isinstance(connection, SecureTransport | SecureBackend | SecureBus):
         return connection
     sealer = Sealer(settings)
+    if isinstance(connection, Bus):
+        return SecureBus(connection, sealer)
     if isinstance(connection, Transport):
         seen = None
         if settings.replay_cache:
@@ -111,6 +117,7 @@ def forged_meta(task_id: str, error: SecurityError) -> bytes:
 
 
 __all__ = [
+    "SecureBus",
     "KEY_ID_HEADER",
     "SIGNED_CONTENT_TYPE",
     "Opened",

@@ -329,3 +329,15 @@ def test_rate_forms() -> None:
     assert rate(None) == 0 and rate("0") == 0
     with pytest.raises(ValueError, match="10/x"):
         rate("10/x")
+
+
+def test_with_a_security_key_forged_commands_do_nothing(app: Canvas, serve: Any) -> None:
+    app.conf.security_key = "k" * 40
+    worker = serve("w1@test")
+    # Signed both ways: the app's own requests and replies go through
+    assert app.control.inspect(destination="w1@test", timeout=5).ping() == {"ok": "pong"}
+    # Given a shutdown published on the raw bus, unsigned, then the worker ignores it
+    raw = app.bus.inner  # type: ignore[attr-defined]
+    raw.publish(mailbox.control_topic("canvas"), mailbox.Request("shutdown").encode())
+    assert app.control.inspect(destination="w1@test", timeout=5).ping() == {"ok": "pong"}
+    assert not worker.stopping
