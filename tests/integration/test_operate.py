@@ -205,6 +205,7 @@ def test_revoking_a_workflow_by_its_id_stops_what_has_not_run(ops: Ops) -> None:
 
 
 # -- the rest of inspect and control -----------------------------------------------------------
+@pytest.mark.parametrize("ops", ["embedded", "redis"], indirect=True)
 def test_inspect_and_control_a_worker(ops: Ops) -> None:
     worker = ops.worker("-P", "prefork", "-c", "1")
     host = ops.host()
@@ -273,6 +274,7 @@ def test_cli_purge_result_and_report(ops: Ops) -> None:
 
 
 # -- events from real workers ------------------------------------------------------------------
+@pytest.mark.parametrize("ops", ["embedded", "redis"], indirect=True)
 def test_events_from_a_real_worker(ops: Ops) -> None:
     state = ops.app.events.State()
     seen: list[dict[str, Any]] = []
