@@ -79,9 +79,14 @@ class ControlServer:
             logger.info("Loaded %d revoked task ids", len(self.worker.revoked))
 
     def start(self) -> None:
-        """Subscribe (so a request sent after "ready" is heard) and start the thread."""
+        """Subscribe (so a request sent after "ready" is heard) and start the thread; with the
+        broker down, the thread keeps trying."""
         if self.remote_control:
-            self._subscribe()
+            try:
+                self._subscribe()
+            except Exception as exc:
+                self._failures = 1
+                logger.error("Remote control cannot reach the broker yet (%s); retrying", exc)
         self._thread = threading.Thread(target=self._run, name="canvas-control", daemon=True)
         self._thread.start()
 
