@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import threading
+import weakref
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
@@ -43,6 +44,19 @@ logger = logging.getLogger("canvas")
 _Connection = TypeVar("_Connection", Transport, Backend, Bus)
 #: a result handle (the class body's ``AsyncResult``/``GroupResult`` are methods)
 _Handle = AsyncResult | GroupResult
+
+
+_apps: weakref.WeakSet[Canvas] = weakref.WeakSet()
+
+
+def _fresh_locks() -> None:
+    """In a forked child: a thread of the parent (remote control, beat) may have held an app's
+    lock at the fork, and would never release the child's copy."""
+    for app in list(_apps):
+        app._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks)
 
 
 class TaskRegistry(dict[str, Task]):
@@ -87,6 +101,7 @@ class Canvas:
         self._autodiscover: list[tuple[Sequence[str] | None, str]] = []
         self._connections: dict[str, tuple[int, Any]] = {}
         self._lock = threading.RLock()
+        _apps.add(self)
         self._register_builtins()
         if set_as_current:
             _current.set_current(self)

@@ -219,13 +219,6 @@ class Operated:
         self.concurrency += delta
         banner.info("Pool %s to %s", "grows" if delta > 0 else "shrinks", self.concurrency)
 
-    def _forget_link(self, link: Link) -> None:
-        """A process closed its end: stop selecting on it (``_reap`` settles the rest)."""
-        for pid, held in list(self.links.items()):
-            if held is link:
-                self.links.pop(pid)
-                link.close()
-
     def _start_thread(self, monitor: TaskMonitor) -> None:
         raise NotImplementedError  # the Worker's: it runs its consume loop
 
@@ -233,15 +226,20 @@ class Operated:
         raise NotImplementedError  # the Worker's: it forks a pool process
 
     # -- prefork: reports, terminate -----------------------------------------------------------
+    def drain_reports(self) -> None:
+        """Apply every report the pool processes sent so far (any thread may call it)."""
+        for link in list(self.links.values()):
+            self.read_reports(link)
+
     def read_reports(self, link: Link) -> bool:
         """Apply what ``link`` brings; false when the process closed its end."""
         try:
             frames = link.receive()
         except (OSError, ValueError) as exc:
-            logger.warning("Dropping a broken line to a pool process: %s", exc)
-            frames = None
+            logger.debug("A line to a pool process broke: %s", exc)
+            return False
         for frame in frames or ():
-            self.state.on_report(frame)
+            self.state.on_report(frame, one_task_per_process=True)
         return frames is not None
 
     def _terminate(self, infos: list[dict[str, Any]], signum: str) -> None:

@@ -135,6 +135,9 @@ class Remote(Protocol):
 
     def pool_pids(self) -> list[int]: ...
 
+    def drain_reports(self) -> None:
+        """Take in what the pool reported so far (before answering)."""
+
     def order(self, command: dict[str, Any]) -> None:
         """Send an order to every consuming process (``TaskMonitor.apply``)."""
 

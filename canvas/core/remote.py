@@ -145,6 +145,7 @@ class ControlServer:
             )
             return
         logger.debug("Remote control: %s %r", request.method, request.arguments)
+        self.worker.drain_reports()  # answer from the pool's latest reports
         reply = panel.dispatch(self.state, request.method, request.arguments)
         if request.reply_to:
             of_app(self.app).publish(

@@ -21,6 +21,7 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -40,13 +41,15 @@ REVOKES_MAX = 50000
 
 
 class Revoked:
-    """Task id -> when it was revoked; ids expire after ``expires`` seconds. Thread-safe."""
+    """Task id -> when it was revoked; ids expire after ``expires`` seconds. Thread-safe, and
+    fork-safe: a pool process forked while the control thread held the lock gets a fresh one."""
 
     def __init__(self, expires: float = REVOKE_EXPIRES, maxlen: int = REVOKES_MAX) -> None:
         self.expires = float(expires)
         self.maxlen = int(maxlen)
         self._ids: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
+        _instances.add(self)
 
     def add(self, task_ids: Iterable[str], at: float | None = None) -> list[str]:
         """Add ids (revoked ``at``, default now); returns those that were new."""
@@ -97,6 +100,17 @@ class Revoked:
         ids = self._ids
         while ids and (len(ids) > self.maxlen or next(iter(ids.values())) + self.expires <= now):
             ids.popitem(last=False)
+
+
+_instances: weakref.WeakSet[Revoked] = weakref.WeakSet()
+
+
+def _fresh_locks() -> None:
+    for revoked in list(_instances):
+        revoked._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks)
 
 
 def revoke_expires(app: Canvas) -> float:

@@ -37,7 +37,7 @@ from canvas.beat.scheduler import run_beat
 from canvas.core import complete, metas
 from canvas.core.consumer import Handler, raise_soft_limit, release_due
 from canvas.core.execute import Outcome
-from canvas.core.link import Link, listen
+from canvas.core.link import DRAIN_INTERVAL, Link, listen
 from canvas.core.monitor import TaskMonitor
 from canvas.core.operate import Operated
 from canvas.exceptions import TimeLimitExceeded
@@ -444,22 +444,24 @@ class Worker(Operated):
         delay = 0.0
         try:
             while self.children or not self.stopping:
-                links = {link.fileno(): link for link in self.links.values()}
-                ready, _, _ = select.select([sig_r, park_r, *links], [], [], delay)
+                ready, _, _ = select.select([sig_r, park_r], [], [], min(delay, DRAIN_INTERVAL))
                 if sig_r in ready:
                     for number in os.read(sig_r, 512):
                         self._on_signal(number)
                 if park_r in ready:
                     with contextlib.suppress(BlockingIOError):
                         os.read(park_r, 4096)
-                for link in (links[fd] for fd in ready if fd in links):
-                    if not self.read_reports(link):
-                        self._forget_link(link)
+                self.drain_reports()
                 self.run_calls()
                 self.kill_stuck()
                 self._reap()
-                delay = self._tick_timer() if not self.stopping else 0.5
-                delay = min(delay, self._respawn_due())
+                # Pool reports wake this loop often: look at parked messages only when one was
+                # parked (the pipe) or the timer is due, not on every report.
+                now = time.monotonic()
+                if park_r in ready or now >= self.next_timer or self.stopping:
+                    wait = self._tick_timer() if not self.stopping else 0.5
+                    self.next_timer = now + wait
+                delay = min(max(0.0, self.next_timer - time.monotonic()), self._respawn_due())
         finally:
             signal.set_wakeup_fd(old_wakeup)
         signals.worker_shutdown.send(sender=self)

@@ -32,8 +32,9 @@ class WorkerState:
         self.failed = 0
         self.started_at = time.time()
 
-    def on_report(self, report: Mapping[str, Any]) -> None:
-        """Apply one report from a consuming process."""
+    def on_report(self, report: Mapping[str, Any], one_task_per_process: bool = False) -> None:
+        """Apply one report from a consuming process. ``one_task_per_process`` (prefork): a
+        process that starts a task has finished any other, even one whose report was lost."""
         op, task_id = report.get("op"), report.get("id")
         if not isinstance(task_id, str):
             return
@@ -47,6 +48,13 @@ class WorkerState:
                 info["time_start"] = report.get("time_start") or time.time()
                 info["worker_pid"] = report.get("pid")
                 info["acknowledged"] = bool(report.get("acknowledged", info.get("acknowledged")))
+                if one_task_per_process:
+                    for stale in [
+                        t
+                        for t, i in self.active.items()
+                        if i.get("worker_pid") == info["worker_pid"]
+                    ]:
+                        del self.active[stale]
                 self.active[task_id] = info
             elif op == "finished":
                 info = self.active.pop(task_id, {}) or self.reserved.pop(task_id, {})

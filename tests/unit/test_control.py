@@ -41,6 +41,9 @@ class StandIn:
     def pool_pids(self) -> list[int]:
         return [4242]
 
+    def drain_reports(self) -> None:
+        pass
+
     def order(self, command: dict[str, Any]) -> None:
         self.orders.append(command)
 
