@@ -82,7 +82,13 @@ def one(
         if not warm.get("ok"):
             return {"ok": False, "error": warm.get("error"), "log": worker.log_tail()}
         monitor = Monitor(env.broker) if events else None
+        before = worker_cpu(worker)
         result = harness.drive(env, "throughput", n=args.n, timeout=args.timeout)
+        if result.get("ok"):
+            # CPU seconds of the worker's processes per 1,000 tasks: steadier than throughput
+            # on a machine that other work shares.
+            spent = worker_cpu(worker) - before
+            result["metrics"]["cpu_s_per_1000"] = round(spent * 1000 / args.n, 3)
         if monitor is not None:
             deadline = time.monotonic() + 5  # the last batch is at most 0.1 s behind
             while monitor.counts.get("task-succeeded", 0) < args.n and time.monotonic() < deadline:
@@ -95,12 +101,25 @@ def one(
         worker.stop()
 
 
+def worker_cpu(worker: harness.Worker) -> float:
+    """User + system CPU seconds of the worker's supervisor and pool processes so far."""
+    total = 0.0
+    for pid in [worker.proc.pid, *harness._children(worker.proc.pid)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="canvas-bench-events-"))
     redis = harness.RedisServer(args.redis_url, workdir)
     env = harness.Env("canvas", redis.url, redis.url, workdir)
     rates: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
     runs: list[dict[str, Any]] = []
     try:
         one(redis, env, args, False)  # untimed: the first round on a fresh server is slower
@@ -115,20 +134,27 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 rate = float(result["metrics"]["tasks_per_s"])
                 rates[mode].append(rate)
+                cpu[mode].append(float(result["metrics"]["cpu_s_per_1000"]))
                 seen = result.get("events", {})
-                print(f"run {run} events {mode}: {rate:,.0f} tasks/s {seen or ''}", flush=True)
+                print(
+                    f"run {run} events {mode}: {rate:,.0f} tasks/s, "
+                    f"{cpu[mode][-1]:.3f} CPU s per 1,000 tasks {seen or ''}",
+                    flush=True,
+                )
     finally:
         redis.stop()
     if not rates["off"] or not rates["on"]:
         print("no comparison: a mode failed in every run")
         return 1
     off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
+    cpu_off, cpu_on = statistics.median(cpu["off"]), statistics.median(cpu["on"])
     drop = 1 - on / off
     verdict = "within" if drop < TARGET_DROP else "OVER"
     summary = (
         f"Redis, worker -c {args.concurrency}, {args.n} add tasks, median of {args.runs}: "
         f"events off {off:,.0f} tasks/s, events on {on:,.0f} tasks/s: drop {drop:.1%} "
-        f"({verdict} the {TARGET_DROP:.0%} target)"
+        f"({verdict} the {TARGET_DROP:.0%} target); worker CPU per 1,000 tasks "
+        f"{cpu_off:.3f} s off, {cpu_on:.3f} s on ({cpu_on / cpu_off - 1:+.1%})"
     )
     print(summary)
     args.out.mkdir(parents=True, exist_ok=True)
