@@ -41,9 +41,11 @@ $(BENCH_VENV)/bin/celery: $(VENV)/.installed
 
 bench: system-deps $(VENV)/.installed services $(BENCH_VENV)/bin/celery
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(PY) benchmarks/events.py
 
 bench-quick: system-deps $(VENV)/.installed services $(BENCH_VENV)/bin/celery
 	$(PY) benchmarks/run.py --quick --no-readme --out /tmp/canvas-bench-quick $(BENCH_ARGS)
+	$(PY) benchmarks/events.py --runs 1 --n 1000 --out /tmp/canvas-bench-quick
 
 chaos: system-deps $(VENV)/.installed services
 	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
