@@ -46,6 +46,13 @@ class RemoteGroup(click.Group):
         if local is not None:
             return local
         info = Panel.meta.get(name)
+        if info is None:
+            # A custom command registers when its module is imported: load the app's modules.
+            try:
+                app_from_context(ctx).finalize()
+            except click.UsageError:
+                return None
+            info = Panel.meta.get(name)
         if info is None or info.type != self.command_type:
             return None
         return _remote_command(info)

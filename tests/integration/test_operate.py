@@ -229,9 +229,11 @@ def test_inspect_and_control_a_worker(ops: Ops) -> None:
         {host: {"ok": f"add consumer {extra}"}}
     ]
     assert ops.module.add.apply_async((5, 5), queue=extra).get(timeout=20) == 10
-    # And a rate limit is set through the command line
+    # And time limits are set through the command line, and a custom command answers there
     done = ops.cli("control", "time_limit", "ops.work", "30", "60", "-d", host)
     assert "time limits set successfully" in done.stdout
+    custom = ops.cli("control", "ops_double", "21", "-d", host, "-j").stdout
+    assert json.loads(custom) == {host: {"ok": 42, "from": host}}
     assert control.shutdown(destination=[host], reply=True, timeout=10) == [
         {host: {"ok": "shutting down"}}
     ]

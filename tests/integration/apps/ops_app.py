@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from canvas import Canvas
+from canvas.core.panel import control_command
 
 DIR = Path(os.environ.get("CANVAS_OPS_DIR", "/tmp/canvas-ops"))
 EXCHANGE = os.environ.get("CANVAS_OPS_EXCHANGE", "canvas-ops")
@@ -59,3 +61,9 @@ def work(key: str, seconds: float) -> str:
 @app.task(name="ops.fail")
 def fail(message: str) -> None:
     raise ValueError(message)
+
+
+@control_command(args=[("n", int)], signature="[N=1]")
+def ops_double(state: Any, n: int = 1) -> dict[str, Any]:
+    """A custom remote-control command, as a project would add one."""
+    return {"ok": n * 2, "from": state.hostname}
