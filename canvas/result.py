@@ -287,7 +287,7 @@ class ResultSet:
     ) -> Any:
         """Revoke every member (one broadcast for all of them)."""
         return self.app.control.revoke(
-            [r.id for r in self.results],
+            [str(r.id) for r in self.results],
             terminate=terminate,
             signal=signal or "SIGTERM",
             reply=wait,

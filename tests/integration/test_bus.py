@@ -19,7 +19,7 @@ from canvas.bus import for_transport
 from canvas.bus.base import Bus, BusMessage, Subscription
 from canvas.bus.memory import MemoryBus
 from canvas.transports import create
-from tests.conftest import AMQP_URL, REDIS_URL, redis_db, require_service
+from tests.support.servers import AMQP_URL, REDIS_URL, redis_db, require_service
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,8 @@ import pytest
 
 from canvas import chord, states
 from canvas.exceptions import TaskRevokedError
-from tests.conftest import AMQP_URL, CANVAS, REDIS_URL, WorkerProcess, require_service, wait_for
+from tests.support.servers import AMQP_URL, REDIS_URL, require_service
+from tests.support.workers import CANVAS, WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from canvas.core.panel import control_command, rate
 from canvas.core.remote import ControlServer
 from canvas.core.revoked import Revoked, StateDB
 from canvas.core.worker_state import WorkerState
-from tests.conftest import wait_for
+from tests.support.workers import wait_for
 
 
 class StandIn:
