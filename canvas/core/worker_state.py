@@ -1,9 +1,11 @@
 """What a worker's supervisor knows about the tasks of its pool: the answers to ``inspect``.
 
-Each consuming process reports the steps of a task's life (``canvas.core.monitor``): received,
-started, finished, parked for an ETA, revoked. The supervisor keeps them here, so it can say what
-runs where (``active``, with the pid of the process), what waits (``reserved``, ``scheduled``),
-and how many of each task ran (``total``), even while every pool process is busy.
+Each consuming process reports the steps of a task's life (``canvas.core.monitor``): started,
+finished, parked for an ETA, revoked. The supervisor keeps them here, so it can say what runs
+where (``active``, with the pid of the process), what waits (``scheduled``), and how many of each
+task ran (``total``), even while every pool process is busy. ``reserved`` stays empty: a pool
+process takes a message when it can start it, and what the broker client prefetched is not
+the worker's yet (it goes back to the queue if the process dies).
 
 A report is a small dict ``{"op": ..., "id": ..., ...}``; ``info`` holds Celery's task info
 fields (``id``, ``name``, ``args``/``kwargs`` as their reprs, ``type``, ``hostname``,
@@ -39,11 +41,8 @@ class WorkerState:
         if not isinstance(task_id, str):
             return
         with self._lock:
-            if op == "received":
-                info = dict(report.get("info") or {})
+            if op == "started":
                 self.scheduled.pop(task_id, None)
-                self.reserved[task_id] = info
-            elif op == "started":
                 info = self.reserved.pop(task_id, {}) or dict(report.get("info") or {})
                 info["time_start"] = report.get("time_start") or time.time()
                 info["worker_pid"] = report.get("pid")

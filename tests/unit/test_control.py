@@ -138,8 +138,9 @@ def test_destination_replies_end_the_wait_early(app: Canvas, serve: Any) -> None
 def test_inspect_reads_what_the_pool_reported(app: Canvas, serve: Any) -> None:
     worker = serve("w1@test")
     info = {"id": "t1", "name": "proj.add", "args": "(1, 2)", "kwargs": "{}"}
-    worker.state.on_report({"op": "received", "id": "t1", "info": info})
-    worker.state.on_report({"op": "started", "id": "t1", "pid": 4242, "time_start": 1.0})
+    worker.state.on_report(
+        {"op": "started", "id": "t1", "pid": 4242, "time_start": 1.0, "info": info}
+    )
     inspect = app.control.inspect(destination=["w1@test"], timeout=5)
     active = inspect.active()["w1@test"]
     assert [(a["id"], a["args"], a["worker_pid"]) for a in active] == [("t1", "(1, 2)", 4242)]
