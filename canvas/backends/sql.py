@@ -548,10 +548,19 @@ class SQLBackend(Backend):
         return value
 
     # -- revokes -----------------------------------------------------------------------------
+    def _revoked_table(self) -> sa.Table:
+        table: sa.Table | None = getattr(self.tables, "revoked", None)
+        if table is None:  # a store laid over tables of its own (Django's) may have none
+            raise NotImplementedError(
+                f"The result store {type(self).__name__} has no table for revokes: they reach "
+                "running workers only. Use worker --statedb to keep them across restarts."
+            )
+        return table
+
     def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:
         if not task_ids:
             return
-        r = self.tables.revoked
+        r = self._revoked_table()
         with self._write() as conn:
             now = time.time()
             stmt = self._insert(r)
@@ -567,7 +576,7 @@ class SQLBackend(Backend):
             )
 
     def revoked_since(self, since: float) -> list[tuple[str, float]]:
-        r = self.tables.revoked
+        r = self._revoked_table()
         query = (
             sa.select(r.c.task_id, r.c.revoked_at)
             .where(r.c.revoked_at >= since, r.c.expires_at > time.time())
