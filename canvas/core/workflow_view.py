@@ -47,7 +47,7 @@ class WorkflowView:
         return self.app.control.revoke(self.id, terminate=terminate, signal=signal, reply=wait)
 
     def info(self) -> dict[str, Any]:
-        """What dispatch saved with the workflow (id, created, clusters, sinks); {} if unreadable."""
+        """What dispatch saved with the workflow (id, created, clusters, sinks), or {}."""
         data = self.app.backend.workflow_info(self.id)
         try:
             info = protocol.internal.loads(data) if data else {}
