@@ -83,7 +83,7 @@ def _text(value: Any) -> str | None:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def _queue_names(app: Canvas, queue: str | None) -> tuple[str, str]:
+def queue_names(app: Canvas, queue: str | None) -> tuple[str, str]:
     """The work queue and its dead-letter queue, from ``--queue`` (either name works)."""
     name = queue or str(app.conf.task_default_queue)
     if name.endswith(DLQ_SUFFIX):
@@ -160,7 +160,7 @@ _limit_option = click.option(
 def list_(ctx: click.Context, queue: str | None, limit: int, as_json: bool) -> None:
     """List dead letters: id, task, size and reason (never the arguments)."""
     app = app_from_context(ctx)
-    _, dlq = _queue_names(app, queue)
+    _, dlq = queue_names(app, queue)
     transport = unwrap(app.transport)
     total = transport.size(dlq)
     with holding(transport, dlq, limit) as held:
@@ -200,7 +200,7 @@ def show(
 ) -> None:
     """Show one dead letter's headers and reason (and its arguments with --args)."""
     app = app_from_context(ctx)
-    _, dlq = _queue_names(app, queue)
+    _, dlq = queue_names(app, queue)
     with holding(unwrap(app.transport), dlq, limit) as held:
         found = _select(held.deliveries, [task_id], every=False)
         if not found:
@@ -260,25 +260,46 @@ def replay(
     if not task_ids and not every:
         raise click.UsageError("Name the ids to replay, or give --all.")
     app = app_from_context(ctx)
-    target, dlq = _queue_names(app, queue)
+    outcome = replay_letters(app, queue, task_ids, every=every, limit=limit)
+    for task_id, reason in outcome.refused:
+        click.echo(f"refused {task_id}: {reason}", err=True)
+    refused = len(outcome.refused)
+    click.echo(
+        f"replayed {outcome.replayed} message(s) to {outcome.queue}"
+        + (f", refused {refused}" if refused else "")
+    )
+    if refused:
+        ctx.exit(1)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What ``replay_letters`` did: how many went back to ``queue``, and which were refused why."""
+
+    queue: str
+    replayed: int
+    refused: list[tuple[str | None, str]]
+
+
+def replay_letters(
+    app: Canvas, queue: str | None, task_ids: Sequence[str], *, every: bool, limit: int = 10_000
+) -> Replayed:
+    """Publish dead letters to their queue again; the ``replay`` command and the dashboard's."""
+    target, dlq = queue_names(app, queue)
     publisher = security.wrap(app, app.transport)  # signs when security_key is set
-    replayed = refused = 0
+    replayed = 0
+    refused: list[tuple[str | None, str]] = []
     with holding(unwrap(publisher), dlq, limit) as held:
         for delivery in _select(held.deliveries, task_ids, every):
             try:
                 message = _replayable(publisher, target, delivery)
             except SecurityError as exc:
-                refused += 1
-                click.echo(f"refused {delivery.headers.get('id')}: {exc}", err=True)
+                refused.append((_text(delivery.headers.get("id")), str(exc)))
                 continue
             publisher.publish([message])
             held.remove(delivery)
             replayed += 1
-    click.echo(
-        f"replayed {replayed} message(s) to {target}" + (f", refused {refused}" if refused else "")
-    )
-    if refused:
-        ctx.exit(1)
+    return Replayed(target, replayed, refused)
 
 
 def _replayable(publisher: Transport, queue: str, delivery: Delivery) -> OutgoingMessage:
@@ -310,7 +331,7 @@ def purge(
     if not task_ids and not every:
         raise click.UsageError("Name the ids to purge, or give --all.")
     app = app_from_context(ctx)
-    _, dlq = _queue_names(app, queue)
+    _, dlq = queue_names(app, queue)
     transport = unwrap(app.transport)
     if every:
         if not yes:
