@@ -28,6 +28,7 @@ COMMANDS = {
     "events": "canvas.cli.events:command",
     "dlq": "canvas.cli.dlq:command",
     "call": "canvas.cli.status:call",
+    "dashboard": "canvas.cli.dashboard:command",
 }
 
 

@@ -32,6 +32,10 @@ DEFERRABLE = (
     "canvas.security",
     "canvas.contrib.django",
     "IPython",
+    # the dashboard extra: Starlette, uvicorn, prometheus-client, rich (canvas dashboard/events)
+    "canvas.dashboard.monitor",
+    "canvas.dashboard.server",
+    "canvas.dashboard.terminal",
 )
 
 
