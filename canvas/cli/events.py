@@ -1,27 +1,32 @@
 """``canvas events``: the event stream of the cluster.
 
 ``--dump`` prints each event as it comes, one line each (``-j/--json`` for JSON lines), as
-``celery events --dump`` does. Without it, the live terminal view of ``canvas.dashboard``
-(workers, tasks per state, running workflows) runs when it is installed.
+``celery events --dump`` does. Without it, the live terminal view of ``canvas.dashboard.terminal``
+(workers, tasks per state with rates, running workflows, queues) redraws until interrupted; it
+needs the ``dashboard`` extra.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 from typing import Any
 
 import click
 
+from canvas import dashboard
 from canvas.cli.base import app_from_context
+from canvas.exceptions import ImproperlyConfigured
 
 
 @click.command("events")
 @click.option("-d", "--dump", is_flag=True, help="Print raw events as they come.")
 @click.option("-j", "--json", "as_json", is_flag=True, help="With --dump: one JSON object a line.")
-@click.option("-n", "--limit", type=int, help="Stop after this many events.")
-@click.option("-t", "--timeout", type=float, help="Stop when no event came for this long (s).")
+@click.option("-n", "--limit", type=int, help="With --dump: stop after this many events.")
+@click.option(
+    "-t", "--timeout", type=float, help="With --dump: stop when no event came for this long (s)."
+)
+@click.option("-Q", "--queues", help="Without --dump: comma-separated queues to show too.")
 @click.option("--no-wakeup", is_flag=True, help="Do not ask workers for a heartbeat at start.")
 @click.pass_context
 def command(
@@ -31,17 +36,19 @@ def command(
     limit: int | None,
     timeout: float | None,
     no_wakeup: bool,
+    queues: str | None,
 ) -> None:
     """Watch the events of workers and tasks (--dump prints them raw)."""
     app = app_from_context(ctx)
     if not dump:
         try:
-            terminal = importlib.import_module("canvas.dashboard.terminal")
-        except ModuleNotFoundError as exc:
-            raise click.UsageError(
-                "The live view needs canvas.dashboard; use 'canvas events --dump' meanwhile."
-            ) from exc
-        terminal.run(app, limit=limit, timeout=timeout, wakeup=not no_wakeup)
+            dashboard.require("rich", "prometheus_client")
+        except ImproperlyConfigured as exc:
+            raise click.ClickException(f"{exc} (or use 'canvas events --dump').") from None
+        # rich and prometheus-client come with the optional dashboard extra.
+        from canvas.dashboard import terminal
+
+        terminal.run(app, queue_names=[q for q in (queues or "").split(",") if q])
         return
 
     def show(event: dict[str, Any]) -> None:
