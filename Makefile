@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 BENCH_VENV := benchmarks/.venv-celery
 BENCH_ARGS ?=
 
-.PHONY: demo test lint typecheck bench bench-quick chaos services system-deps clean
+.PHONY: demo test lint typecheck bench bench-quick chaos services system-deps browser-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -17,13 +17,17 @@ $(VENV)/.installed: pyproject.toml
 system-deps:
 	@bash scripts/system-deps.sh
 
+# Debian's chromium, for the dashboard's browser tests (Playwright drives it; no browser download).
+browser-deps:
+	@bash scripts/system-deps.sh browser
+
 demo: system-deps $(VENV)/.installed
 	$(PY) examples/demo.py
 
 services:
 	@bash scripts/services.sh
 
-test: system-deps $(VENV)/.installed services
+test: system-deps browser-deps $(VENV)/.installed services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
