@@ -29,10 +29,12 @@ from canvas.bus import Bus
 from canvas.bus import for_transport as bus_for_transport
 from canvas.config import Settings
 from canvas.control import Control
-from canvas.core import dispatch, eager
+from canvas.core import dispatch, eager, joins
 from canvas.core.workflow_view import WorkflowView
 from canvas.events import Events
 from canvas.exceptions import ImproperlyConfigured, NotRegistered
+from canvas.primitives import chord
+from canvas.request import Request
 from canvas.result import AsyncResult, EagerResult, GroupResult, from_spec
 from canvas.signature import Signature, signature
 from canvas.task import Task
@@ -232,7 +234,13 @@ class Canvas:
             if self.conf.task_eager_propagates and result.failed():
                 result.get()
             return result
+        if dispatch.streams(sig):
+            return from_spec(joins.stream(self, cast(chord, sig), args, kwargs, options), self)
         return from_spec(dispatch.send(self, sig, args, kwargs, options), self)
+
+    def add_to_chord(self, request: Request, sig: Signature) -> AsyncResult | GroupResult:
+        """``Task.add_to_chord``: one more member for the chord ``request``'s task feeds."""
+        return from_spec(joins.add_member(self, request, sig), self)
 
     def apply_canvas(
         self,

@@ -44,6 +44,10 @@ DEFAULTS: dict[str, Any] = {
     "task_soft_time_limit": None,
     "task_annotations": None,
     "task_allow_join_result": False,
+    # As in Celery: chord.link_error() reaches the header's tasks too only when this is set.
+    "task_allow_error_cb_on_chord_header": False,
+    # As in Celery: what a task sends (its chain's next step too) takes its priority.
+    "task_inherit_parent_priority": False,
     # workers
     "worker_concurrency": None,
     # As in Celery: each pool process holds up to this many unacked messages (AMQP).

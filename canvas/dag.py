@@ -83,12 +83,12 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from canvas.exceptions import WorkflowError
-from canvas.primitives import chain, chord, chunks, group
+from canvas.primitives import chain, chord, chunks, group, unroll
 from canvas.signature import Signature
 
 if TYPE_CHECKING:
@@ -100,12 +100,8 @@ _T = TypeVar("_T")
 MAX_NODES = 250_000
 MAX_DEPTH = 200
 
-#: options that flow from a canvas down to every node it contains (routing and limits)
-INHERITED_OPTIONS = frozenset(
-    {"queue", "priority", "time_limit", "soft_time_limit", "expires", "headers", "routing_key"}
-)
-#: options that only the first nodes to run take (when the canvas starts)
-START_OPTIONS = frozenset({"countdown", "eta"})
+#: options that shape the workflow rather than travel with a call (never passed on)
+STRUCTURE_OPTIONS = frozenset({"link", "link_error", "task_id", "group_id"})
 
 TASK, GATHER, FORWARD, ERRBACK = "task", "gather", "forward", "errback"
 DATA, LINK, LINK_ERROR = "data", "link", "link_error"
@@ -131,6 +127,9 @@ class Node:
     group: str | None = None
     #: a forward node's replaced call: the node whose outcome it completes
     replaces: str | None = None
+    #: an errback of a chord's body hung on the chord's join: the body id it reports (it runs
+    #: when the header failed, the body never ran)
+    reports: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,6 +145,7 @@ class Node:
             "trigger": self.trigger,
             "group": self.group,
             "replaces": self.replaces,
+            "reports": self.reports,
         }
 
     @classmethod
@@ -163,6 +163,7 @@ class Node:
             trigger=data.get("trigger"),
             group=data.get("group"),
             replaces=data.get("replaces"),
+            reports=data.get("reports"),
         )
 
 
@@ -241,13 +242,15 @@ class _Out:
 
 @dataclass(frozen=True)
 class _At:
-    """Where a sub-canvas is built: what feeds it, its result's ``.parent``, how deep it is,
-    the routing options it inherits, the kind of its first edge, and its group (a member's)."""
+    """Where a sub-canvas is built: what feeds it, its result's ``.parent``, how deep it is, the
+    call options it takes (they win over its own), the errbacks each of its tasks takes (an
+    enclosing chain's), the kind of its first edge, and its group (a member's)."""
 
     inp: _Out | None = None
     parent: ResultSpec | None = None
     depth: int = 0
-    inherited: Mapping[str, Any] = field(default_factory=dict)
+    call: Mapping[str, Any] = field(default_factory=dict)
+    errbacks: tuple[Signature, ...] = ()
     edge_kind: str = DATA
     group_id: str | None = None
 
@@ -255,17 +258,22 @@ class _At:
         self,
         inp: _Out | None,
         parent: ResultSpec | None,
+        *,
+        call: Mapping[str, Any] | None = None,
+        errbacks: tuple[Signature, ...] | None = None,
         edge_kind: str = DATA,
         group_id: str | None = None,
     ) -> _At:
-        """The place of a part one level down, inheriting what this place inherits."""
-        return _At(inp, parent, self.depth + 1, self.inherited, edge_kind, group_id)
-
-    def entering(self, sig: Signature) -> _At:
-        """Inside a chain, group or chord: its own routing options flow to every node in it."""
-        own = {k: v for k, v in sig.options.items() if k in INHERITED_OPTIONS}
-        inherited = {**self.inherited, **own} if own else self.inherited
-        return replace(self, inherited=inherited, group_id=None)
+        """The place of a part one level down: it keeps the errbacks, not the call options."""
+        return _At(
+            inp,
+            parent,
+            self.depth + 1,
+            call or {},
+            self.errbacks if errbacks is None else errbacks,
+            edge_kind,
+            group_id,
+        )
 
 
 def _random_ids() -> Iterator[str]:
@@ -282,23 +290,29 @@ def _seeded_ids(seed: str) -> Iterator[str]:
 class _Compiler:
     def __init__(
         self,
-        start: Mapping[str, Any],
         max_nodes: int,
         max_depth: int,
         ids: Iterator[str] | None = None,
+        header_errbacks: bool = False,
     ) -> None:
         import networkx as nx  # heavy (~20 MB): loaded by the processes that compile canvases
 
         self.graph = nx.DiGraph()
         self.clusters: list[Cluster] = []
-        self.start = dict(start)
         self.max_nodes = max_nodes
         self.max_depth = max_depth
         self.used_ids: set[str] = set()
         self.ids = ids if ids is not None else _random_ids()
+        #: ``task_allow_error_cb_on_chord_header``: a chord's errbacks reach its header's tasks
+        self.header_errbacks = header_errbacks
 
     def new_id(self) -> str:
         return next(self.ids)
+
+    def fresh(self, wanted: str | None) -> str:
+        """``wanted`` when it is free, else a new id: a frozen signature used twice in one
+        canvas runs twice, as in Celery (the second use gets its own id)."""
+        return wanted if wanted and wanted not in self.used_ids else self.new_id()
 
     # -- nodes -----------------------------------------------------------------------------
     def add(self, node: Node, edge_kind: str = DATA) -> str:
@@ -330,9 +344,8 @@ class _Compiler:
             if not out.members and out.after is not None:
                 # An empty group still waits for its input; its value stays [].
                 inputs, ignore_inputs = self.materialize(out.after), True
-            gather_id = out.group if out.group and out.group not in self.used_ids else None
             node = Node(
-                gather_id or self.new_id(),
+                self.fresh(out.group),
                 GATHER,
                 inputs=inputs,
                 immutable=ignore_inputs,
@@ -340,12 +353,6 @@ class _Compiler:
             )
             out.gather = self.add(node)
         return (out.gather,)
-
-    def member_outputs(self, out: _Out) -> tuple[str, ...]:
-        """One node per direct member of a group (a nested group's gather), for errbacks."""
-        if out.node is not None:
-            return (out.node,)
-        return tuple(self.materialize(m)[0] for m in out.members)
 
     # -- canvases --------------------------------------------------------------------------
     def build(self, sig: Signature, at: _At) -> tuple[_Out, ResultSpec]:
@@ -362,11 +369,8 @@ class _Compiler:
     def build_task(self, sig: Signature, at: _At) -> tuple[_Out, ResultSpec]:
         if not sig.task:
             raise WorkflowError(f"Signature {sig!r} names no task.")
-        options = {**at.inherited, **_call_options(sig.options)}
-        inputs = self.materialize(at.inp)
-        if not inputs:
-            options = {**self.start, **options}
-        task_id = options.pop("task_id", None) or self.new_id()
+        options = {**_call_options(sig.options), **at.call}
+        task_id = self.fresh(options.pop("task_id", None))
         node = Node(
             task_id,
             TASK,
@@ -374,114 +378,178 @@ class _Compiler:
             sig.args,
             dict(sig.kwargs),
             options,
-            inputs,
+            self.materialize(at.inp),
             sig.immutable,
             group=at.group_id,
         )
         self.add(node, at.edge_kind)
         out = _Out(node=task_id)
-        self.attach_callbacks(sig, out, at)
+        self.attach_links(sig.options.get("link") or (), out, at)
+        errbacks = _unique([*(sig.options.get("link_error") or ()), *at.errbacks])
+        self.add_errbacks(errbacks, [(task_id, None)])
         return out, ResultSpec("task", task_id, at.parent)
 
-    def attach_callbacks(self, sig: Signature, out: _Out, at: _At) -> None:
-        """``link`` callbacks take ``out``'s value; ``link_error`` errbacks hang off the node
-        that ends ``out`` (a join, made only for them, when ``out`` is a group)."""
-        for callback in sig.options.get("link") or ():
-            self.build(callback, at.within(out, None, LINK))
-        errbacks = sig.options.get("link_error") or ()
-        if errbacks:
-            sources = self.materialize(out)
-            for errback in errbacks:
-                self.add_errback(errback, sources, at.inherited)
+    def attach_links(self, callbacks: Iterable[Signature], out: _Out, at: _At) -> None:
+        """``link`` callbacks take ``out``'s value; on a group's output, each member's (Celery
+        applies a group's links to every member)."""
+        for callback in callbacks:
+            if out.node is None:
+                for member in out.members:
+                    self.attach_links([callback], member, at)
+                continue
+            self.build(callback, at.within(out, None, errbacks=(), edge_kind=LINK))
 
-    def add_errback(
-        self, errback: Signature, sources: Sequence[str], inherited: Mapping[str, Any]
+    def add_errbacks(
+        self, errbacks: Sequence[Signature], sources: Sequence[tuple[str, str | None]]
     ) -> None:
-        if isinstance(errback, _COMPOSITES) or not errback.task:
-            raise WorkflowError(
-                f"link_error takes a task signature such as log_error.s(), not {errback!r}."
-            )
-        options = {**inherited, **_call_options(errback.options)}
-        options.pop("task_id", None)
-        for source in sources:
-            node_id = self.add(
-                Node(
-                    self.new_id(),
-                    ERRBACK,
-                    errback.task,
-                    errback.args,
-                    dict(errback.kwargs),
-                    options,
-                    inputs=(source,),
-                    immutable=errback.immutable,
-                    trigger=source,
-                ),
-                edge_kind=LINK_ERROR,
-            )
-            old = self.graph.nodes[source]["node"]
-            self.graph.nodes[source]["node"] = replace(old, errbacks=(*old.errbacks, node_id))
+        """One errback node per (errback, source): it runs when its source, a task, fails after
+        it ran; or, with ``reports`` set, when its source, a chord's join, failed."""
+        for errback in errbacks:
+            if isinstance(errback, _COMPOSITES) or not errback.task:
+                raise WorkflowError(
+                    f"link_error takes a task signature such as log_error.s(), not {errback!r}."
+                )
+            options = _call_options(errback.options)
+            options.pop("task_id", None)
+            for source, reports in sources:
+                node_id = self.add(
+                    Node(
+                        self.new_id(),
+                        ERRBACK,
+                        errback.task,
+                        errback.args,
+                        dict(errback.kwargs),
+                        options,
+                        inputs=(source,),
+                        immutable=errback.immutable,
+                        trigger=source,
+                        reports=reports,
+                    ),
+                    edge_kind=LINK_ERROR,
+                )
+                old = self.graph.nodes[source]["node"]
+                self.graph.nodes[source]["node"] = replace(old, errbacks=(*old.errbacks, node_id))
 
     def build_chain(self, sig: chain, at: _At) -> tuple[_Out, ResultSpec]:
-        at = at.entering(sig)
-        tasks = sig.tasks
-        if not tasks:
+        # The chain's options (and the call's, which win) go to its first step only; its
+        # errbacks to every task in it; its callbacks to its end.
+        call = {**flowing(sig.options), **at.call}
+        errbacks = _unique([*at.errbacks, *(sig.options.get("link_error") or ())])
+        steps = _steps(sig)
+        if not steps:
             raise WorkflowError("An empty chain() has nothing to run; give it a signature.")
         out, spec = at.inp, at.parent
         last_id = sig.options.get("task_id")
-        for index, task in enumerate(tasks):
-            if last_id and index == len(tasks) - 1:
-                task = _with_id(task, last_id)
-            kind = at.edge_kind if index == 0 else DATA
-            out, spec = self.build(task, at.within(out, spec, kind))
+        for index, step in enumerate(steps):
+            if last_id and index == len(steps) - 1:
+                step = _with_id(step, last_id)
+            first = index == 0
+            out, spec = self.build(
+                step,
+                at.within(
+                    out,
+                    spec,
+                    call=call if first else None,
+                    errbacks=errbacks,
+                    edge_kind=at.edge_kind if first else DATA,
+                ),
+            )
         assert out is not None and spec is not None
-        # A chain's callbacks hang off its end, joined into one node: they fire once.
-        self.attach_callbacks(sig, out, at)
+        self.attach_links(sig.options.get("link") or (), out, at)
         return out, spec
 
     def build_group(self, sig: group, at: _At) -> tuple[_Out, ResultSpec]:
-        at = at.entering(sig)
-        group_id = sig.options.get("group_id") or sig.options.get("task_id") or self.new_id()
-        members: list[_Out] = []
-        specs: list[ResultSpec] = []
-        for member in _flatten_group(sig):
-            out, spec = self.build(member, at.within(at.inp, at.parent, at.edge_kind, group_id))
-            members.append(out)
-            specs.append(spec)
-        out = _Out(group=group_id, members=members, after=None if members else at.inp)
-        member_ids = tuple(i for m in members for i in self.outputs(m))
-        self.clusters.append(Cluster(group_id, "group", member_ids))
-        for callback in sig.options.get("link") or ():
-            self.build(callback, at.within(out, None, LINK))
-        errbacks = sig.options.get("link_error") or ()
-        if errbacks:
-            sources = self.member_outputs(out)
-            for errback in errbacks:
-                self.add_errback(errback, sources, at.inherited)
+        call = {**flowing(sig.options), **at.call}
+        errbacks = _unique([*at.errbacks, *(sig.options.get("link_error") or ())])
+        group_id = self.fresh(sig.options.get("group_id") or sig.options.get("task_id"))
+        out, specs = self.build_members(_flatten_group(sig), at, group_id, call, errbacks)
+        self.attach_links(sig.options.get("link") or (), out, at)
+        if len(specs) == 1 and specs[0].kind == "group":
+            # Celery: a group whose one member ends in a group returns that inner group's result
+            return out, specs[0]
         return out, ResultSpec("group", group_id, at.parent, tuple(specs))
 
+    def build_members(
+        self,
+        members: Iterable[Signature],
+        at: _At,
+        group_id: str,
+        call: Mapping[str, Any],
+        errbacks: tuple[Signature, ...] | Callable[[Signature], tuple[Signature, ...]],
+    ) -> tuple[_Out, list[ResultSpec]]:
+        """The members of a group (or chord header), each fed by ``at.inp``."""
+        outs: list[_Out] = []
+        specs: list[ResultSpec] = []
+        for member in members:
+            own = errbacks(member) if callable(errbacks) else errbacks
+            place = at.within(
+                at.inp,
+                at.parent,
+                call=call,
+                errbacks=own,
+                edge_kind=at.edge_kind,
+                group_id=group_id,
+            )
+            out, spec = self.build(member, place)
+            outs.append(out)
+            specs.append(spec)
+        out = _Out(group=group_id, members=outs, after=None if outs else at.inp)
+        self.clusters.append(Cluster(group_id, "group", self.outputs(out)))
+        return out, specs
+
     def build_chord(self, sig: chord, at: _At) -> tuple[_Out, ResultSpec]:
-        at = at.entering(sig)
-        header: Signature = sig.header
-        if sig.options.get("group_id"):
-            header = header.clone()
-            header.options["group_id"] = sig.options["group_id"]
-        header_out, header_spec = self.build(header, at.within(at.inp, at.parent, at.edge_kind))
+        # The chord's options (and the call's) go to every header member and to the body; its
+        # errbacks to the body, to the header's tasks when header_errbacks is set, and to the
+        # chords in its header either way (Celery's chord.link_error).
+        call = {**flowing(sig.options), **at.call}
+        errbacks = _unique([*at.errbacks, *(sig.options.get("link_error") or ())])
+        copies = tuple(e.clone().set(immutable=True) for e in errbacks)
+
+        def header_errbacks(member: Signature) -> tuple[Signature, ...]:
+            own = copies if self.header_errbacks else ()
+            return _unique([*own, *errbacks]) if isinstance(member, chord) else own
+
+        group_id = self.fresh(sig.options.get("group_id"))
+        members = _flatten_group(sig.header)
+        header_out, specs = self.build_members(members, at, group_id, call, header_errbacks)
+        header_spec = ResultSpec("group", group_id, at.parent, tuple(specs))
         body = sig.body
         if body is None:
             return header_out, header_spec
         if sig.options.get("task_id"):
             body = _with_id(body, sig.options["task_id"])
         join = self.materialize(header_out)[0]
-        body_out, body_spec = self.build(body, at.within(_Out(node=join), header_spec))
-        for index, cluster in enumerate(self.clusters):
-            if cluster.id == header_out.group:
-                self.clusters[index] = Cluster(cluster.id, "chord", cluster.members, join)
-        self.attach_callbacks(sig, body_out, at)
+        body_at = at.within(_Out(node=join), header_spec, call=call, errbacks=errbacks)
+        body_out, body_spec = self.build(body, body_at)
+        # When the header fails the body does not run: its errbacks run from the join instead.
+        self.add_errbacks_on_failed_join(body, body_out, join, errbacks)
+        self.clusters = [
+            Cluster(c.id, "chord", c.members, join) if c.id == group_id else c
+            for c in self.clusters
+        ]
+        self.attach_links(sig.options.get("link") or (), body_out, at)
+        if at.depth == 0:
+            # A chord sent on its own: the result's parent is the header (Celery's handle).
+            body_spec = replace(body_spec, parent=header_spec)
         return body_out, body_spec
+
+    def add_errbacks_on_failed_join(
+        self, body: Signature, out: _Out, join: str, inherited: tuple[Signature, ...]
+    ) -> None:
+        """The errbacks a body runs when its chord's header failed, each reporting the body's
+        id: a task's, a chain's (reporting its end), each member's for a group."""
+        if isinstance(body, chord):
+            return  # its own header's tasks do not run: its own join reports for it
+        own = _unique([*inherited, *(body.options.get("link_error") or ())])
+        if isinstance(body, group):
+            for member, member_out in zip(_flatten_group(body), out.members, strict=True):
+                self.add_errbacks_on_failed_join(member, member_out, join, own)
+            return
+        self.add_errbacks(own, [(join, end) for end in self.outputs(out)])
 
     def build_chunks(self, sig: chunks, at: _At) -> tuple[_Out, ResultSpec]:
         # What runs is a group of starmap calls; it carries the chunks' options.
-        return self.build(sig.group(), at.within(at.inp, at.parent, at.edge_kind))
+        return self.build(sig.group(), at)
 
     def outputs(self, out: _Out) -> tuple[str, ...]:
         """Ids of the nodes that end ``out`` (a group's members, recursively)."""
@@ -503,7 +571,7 @@ _BUILDERS: dict[type[Signature], _Builder] = {
 
 
 #: options a caller may pass that belong to the act of sending, not to any node
-_TRANSIENT_OPTIONS = frozenset(
+TRANSIENT_OPTIONS = frozenset(
     {
         "connection",
         "producer",
@@ -526,34 +594,32 @@ def compile(  # shadows the builtin on purpose: the compiler's one verb
     *,
     max_nodes: int = MAX_NODES,
     max_depth: int = MAX_DEPTH,
+    header_errbacks: bool = False,
 ) -> Workflow:
     """Compile ``canvas`` (with call-time args and options) into a validated ``Workflow``.
 
-    The caller's canvas is never modified. Call options win over the canvas's own, as in
-    Celery's ``apply_async``; on a chain, group or chord they flow to every node inside it
-    that does not set its own (see ``INHERITED_OPTIONS``), and ``countdown``/``eta`` delay
-    the nodes that start the workflow.
+    The caller's canvas is never modified. Call options are the canvas's own options and win
+    over its parts' (Celery's ``apply_async``): a chain gives them to its first step, a group to
+    every member, a chord to its header's members and its body. ``header_errbacks`` is the
+    app's ``task_allow_error_cb_on_chord_header``.
     """
     if not isinstance(canvas, Signature):
         raise TypeError(
             f"compile() takes a signature or canvas such as add.s(1, 2), got "
             f"{type(canvas).__name__} {canvas!r}"
         )
-    call = {k: v for k, v in (options or {}).items() if k not in _TRANSIENT_OPTIONS}
+    call = {k: v for k, v in (options or {}).items() if k not in TRANSIENT_OPTIONS}
     extra = {key: _as_list(call.pop(key, None)) for key in ("link", "link_error")}
     canvas = canvas.clone(args, kwargs) if args or kwargs else canvas.clone()
     if isinstance(canvas, _COMPOSITES):
         _place_call_ids(canvas, call.pop("task_id", None), call.pop("group_id", None))
-        canvas.options.update(call)
-        start = {k: v for k, v in canvas.options.items() if k in START_OPTIONS}
-    else:
-        canvas.options.update(call)
-        start = {}
-    for errback in extra["link_error"]:
-        canvas.link_error(errback)
-    for callback in extra["link"]:
-        canvas.link(callback)
-    compiler = _Compiler(start, max_nodes, max_depth)
+    canvas.options.update(call)
+    for key, added in extra.items():
+        # Given to apply_async, they are the canvas's own: a chain's errbacks reach every task,
+        # a chord's its body (Celery's apply_async(link=..., link_error=...)).
+        if added:
+            canvas.options[key] = _unique([*(canvas.options.get(key) or ()), *added])
+    compiler = _Compiler(max_nodes, max_depth, header_errbacks=header_errbacks)
     _, spec = compiler.build(canvas, _At())
     workflow = Workflow(spec.id, compiler.graph, spec, compiler.clusters)
     validate(workflow.graph)
@@ -570,8 +636,8 @@ def compile_replacement(canvas: Signature, replaced: Node) -> Workflow:
     replaces itself again rebuilds the very same nodes, which the store's idempotent
     ``complete`` wires once.
     """
-    compiler = _Compiler({}, MAX_NODES, MAX_DEPTH, ids=_seeded_ids(replaced.id))
-    out, _ = compiler.build(canvas.clone(), _At())
+    compiler = _Compiler(MAX_NODES, MAX_DEPTH, ids=_seeded_ids(replaced.id))
+    out, _ = compiler.build(canvas.clone(), _At(depth=1))
     forward = Node(
         compiler.new_id(),
         FORWARD,
@@ -587,23 +653,53 @@ def compile_replacement(canvas: Signature, replaced: Node) -> Workflow:
     return workflow
 
 
+def compile_addition(
+    canvas: Signature,
+    join: Node,
+    seed: str,
+    call: Mapping[str, Any] | None = None,
+) -> tuple[Workflow, tuple[str, ...], ResultSpec]:
+    """Compile a canvas added to a running chord's header (``add_to_chord``), or one member of a
+    header read from a generator: its nodes, the ids of those that feed ``join`` (in order), and
+    its result's spec. ``call`` is what the chord gives each member (see ``build_chord``).
+
+    A group is flattened into the header, as a group in a header is; anything else is one
+    member. Ids derive from ``seed``, so a redelivered caller that adds the same canvas again
+    builds the very same nodes, which the store stores and wires once.
+    """
+    compiler = _Compiler(MAX_NODES, MAX_DEPTH, ids=_seeded_ids(seed))
+    members = list(_flatten_group(canvas)) if isinstance(canvas, group) else [canvas]
+    feeding: list[str] = []
+    specs: list[ResultSpec] = []
+    for member in members:
+        at = _At(depth=1, call=dict(call or {}), group_id=join.group)
+        out, spec = compiler.build(member.clone(), at)
+        feeding.extend(compiler.materialize(out))
+        specs.append(spec)
+    spec = specs[0] if len(specs) == 1 else ResultSpec("group", join.id, None, tuple(specs))
+    workflow = Workflow(spec.id, compiler.graph, spec, compiler.clusters)
+    validate(workflow.graph)
+    return workflow, tuple(feeding), spec
+
+
 # -- where ids land -----------------------------------------------------------------------------
 # One rule for freeze() and compile(): the id of a chain's result is its last task's, of a
 # chord's its body's, of a group's (or chunks') its group id; a chord's group_id is its header's.
+# An id already there stays (Celery's freeze never replaces one).
 
 
 def freeze(sig: Signature, result_id: str | None = None) -> ResultSpec:
     """Fix every task id inside ``sig`` in place (Celery's ``freeze``); the spec of its handle.
 
-    ``result_id`` is the id the handle gets (see ``assign_ids`` for where it lands). A plain call
-    is not compiled: its handle is its own task id.
+    ``result_id`` is the id the handle gets when it has none yet (see ``assign_ids`` for where
+    it lands). A plain call is not compiled: its handle is its own task id.
     """
     if not isinstance(sig, _COMPOSITES):
         if result_id is not None:
-            sig.options["task_id"] = result_id
+            sig.options.setdefault("task_id", result_id)
         return ResultSpec("task", sig.options.setdefault("task_id", str(uuid.uuid4())))
     if result_id is not None:
-        sig.options[_result_key(sig)] = result_id
+        sig.options.setdefault(_result_key(sig), result_id)
     assign_ids(sig)
     return compile(sig).result
 
@@ -611,9 +707,9 @@ def freeze(sig: Signature, result_id: str | None = None) -> ResultSpec:
 def assign_ids(sig: Signature) -> None:
     """Fix, in place, every task id inside ``sig`` that is not fixed yet (link callbacks too).
 
-    The one home of where a composite's id lands: the ``task_id`` of a chain is its last task's,
-    of a chord its body's, and of a group or chunks it becomes the ``group_id``; a chord's
-    ``group_id`` is its header's.
+    The one home of where a composite's id lands: the ``task_id`` of a chain is its last
+    task's (and stays the chain's ``id``), of a chord its body's (a chord's ``id`` is then its
+    header's group id, as in Celery), and of a group or chunks it becomes the ``group_id``.
     """
     _lookup(_ASSIGN, sig)(sig)
 
@@ -624,11 +720,13 @@ def _assign_task(sig: Signature) -> None:
 
 
 def _assign_chain(sig: chain) -> None:
-    last_id = sig.options.pop("task_id", None)
+    last_id = sig.options.get("task_id")
     for index, task in enumerate(sig.tasks):
         if last_id and index == len(sig.tasks) - 1:
-            task.options.setdefault("task_id", last_id)
+            task.options.setdefault(_result_key(task), last_id)
         assign_ids(task)
+    if sig.tasks:
+        sig.options["task_id"] = _result_id(sig.tasks[-1])
     _assign_links(sig)
 
 
@@ -641,15 +739,15 @@ def _assign_group(sig: group) -> None:
 
 
 def _assign_chord(sig: chord) -> None:
-    task_id = sig.options.pop("task_id", None)
-    group_id = sig.options.pop("group_id", None)
-    if group_id:
-        sig.header.options.setdefault("group_id", group_id)
-    assign_ids(sig.header)
+    task_id = sig.options.get("task_id")
+    group_id = sig.options.setdefault("group_id", str(uuid.uuid4()))
+    for task in sig.tasks:
+        assign_ids(task)
     if sig.body is not None:
-        if task_id:
-            sig.body.options.setdefault("task_id", task_id)
+        if task_id and task_id != group_id:
+            sig.body.options.setdefault(_result_key(sig.body), task_id)
         assign_ids(sig.body)
+    sig.options["task_id"] = group_id
 
 
 def _assign_chunks(sig: chunks) -> None:
@@ -660,6 +758,13 @@ def _assign_chunks(sig: chunks) -> None:
 def _assign_links(sig: Signature) -> None:
     for callback in sig.options.get("link") or ():
         assign_ids(callback)
+
+
+def _result_id(sig: Signature) -> str:
+    """The id of ``sig``'s result once its ids are fixed."""
+    if isinstance(sig, chord) and sig.body is not None:
+        return _result_id(sig.body)
+    return str(sig.options.get(_result_key(sig)))
 
 
 _COMPOSITES = (chain, group, chord, chunks)
@@ -688,9 +793,14 @@ def _result_key(sig: Signature) -> str:
 
 
 def _with_id(sig: Signature, result_id: str) -> Signature:
-    """A copy of ``sig`` whose result has ``result_id`` (a group's id, else the last task's)."""
+    """A copy of ``sig`` whose result has ``result_id`` unless it has an id of its own (the
+    last task of a chain, a chord's body: a frozen id stays, as in Celery)."""
     copy = sig.clone()
-    copy.options[_result_key(copy)] = result_id
+    if isinstance(copy, chord):
+        if copy.body is not None and not copy.options.get("task_id"):
+            copy.body = _with_id(copy.body, result_id)
+        return copy
+    copy.options.setdefault(_result_key(copy), result_id)
     return copy
 
 
@@ -744,9 +854,19 @@ def from_graph(graph: nx.DiGraph, workflow_id: str | None = None) -> Workflow:
     return Workflow(wid, graph, spec)
 
 
+def _steps(sig: chain) -> list[Signature]:
+    """A chain's steps as Celery runs them: a one-member group is that member, and an empty
+    group is skipped when there is anything else to run."""
+    steps = [unroll(step) for step in sig.tasks]
+    if len(steps) > 1:
+        steps = [s for s in steps if not (isinstance(s, group) and not s.is_lazy and not s.tasks)]
+    return steps
+
+
 def _flatten_group(sig: group) -> Iterator[Signature]:
+    """A group's members with nested groups unrolled into it (Celery's rule)."""
     for member in sig.tasks:
-        if type(member) is group and not member.options:
+        if type(member) is group:
             yield from _flatten_group(member)
         else:
             yield member
@@ -754,6 +874,21 @@ def _flatten_group(sig: group) -> Iterator[Signature]:
 
 def _call_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in ("link", "link_error", "group_id")}
+
+
+def flowing(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A chain's, group's or chord's own options that its parts take as call options."""
+    skip = STRUCTURE_OPTIONS | TRANSIENT_OPTIONS
+    return {k: v for k, v in options.items() if k not in skip}
+
+
+def _unique(sigs: Iterable[Signature]) -> tuple[Signature, ...]:
+    """Equal signatures once (linking one twice runs it once, as in Celery)."""
+    found: list[Signature] = []
+    for sig in sigs:
+        if sig not in found:
+            found.append(sig)
+    return tuple(found)
 
 
 def _as_list(value: Any) -> list[Signature]:
@@ -772,6 +907,7 @@ __all__ = [
     "Workflow",
     "assign_ids",
     "compile",
+    "compile_addition",
     "compile_replacement",
     "freeze",
     "from_graph",

@@ -37,6 +37,9 @@ class Request:
     is_eager: bool = False
     called_directly: bool = True
     timelimit: tuple[float | None, float | None] = (None, None)
+    #: Celery 5.3's stamps: name -> value, and the names (see ``canvas.stamping``)
+    stamps: dict[str, Any] = field(default_factory=dict)
+    stamped_headers: list[str] = field(default_factory=list)
     #: options to reuse when this call is sent again (retry)
     options: dict[str, Any] = field(default_factory=dict)
 

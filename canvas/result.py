@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from canvas import states
@@ -24,6 +24,7 @@ from canvas.request import current_request
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
+    from canvas.backends.base import Backend
     from canvas.core.eager import Settled
     from canvas.dag import ResultSpec
 
@@ -128,11 +129,25 @@ class AsyncResult:
         propagate: bool = True,
         interval: float = 0.5,
         disable_sync_subtasks: bool = True,
+        follow_parents: bool = True,
         **_: Any,
     ) -> Any:
-        """Wait for the result; re-raise the task's exception when ``propagate``."""
+        """Wait for the result; re-raise the task's exception when ``propagate``.
+
+        As in Celery, with ``follow_parents`` a failure raises the exception of the earliest
+        failed ``.parent`` first: a chord whose header failed raises the member's own error,
+        not the body's ``ChordError`` (``follow_parents=False`` gives that).
+        """
         if disable_sync_subtasks:
             _assert_will_not_block(self.app)
+        meta = self._wait(timeout)
+        if propagate and follow_parents and meta.get("status") in states.PROPAGATE_STATES:
+            raise_earliest_failure(self)
+        return self._outcome(meta, propagate)
+
+    wait = get
+
+    def _wait(self, timeout: float | None) -> dict[str, Any]:
         meta = self._cache
         if meta is None:
             # One read first: a result that is already there costs no subscription.
@@ -145,9 +160,24 @@ class AsyncResult:
                     f"(state {meta.get('status') if meta else states.PENDING})."
                 )
             self._cache = meta
-        return self._outcome(meta, propagate)
+        return meta
 
-    wait = get
+    def maybe_throw(self, propagate: bool = True, callback: Any = None) -> Any:
+        """Raise the task's exception if it failed (``propagate``); its value otherwise."""
+        meta = self._meta()
+        if meta.get("status") in states.READY_STATES:
+            value = self._outcome(meta, propagate)
+        else:
+            value = meta.get("result")
+        if callback is not None:
+            callback(self.id, value)
+        return value
+
+    maybe_reraise = maybe_throw
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """Celery's serializable form: ``((id, parent tuple), None)``."""
+        return _as_tuple(self)
 
     def _outcome(self, meta: dict[str, Any], propagate: bool) -> Any:
         status = meta.get("status")
@@ -216,6 +246,44 @@ class ResultSet:
 
     def __len__(self) -> int:
         return len(self.results)
+
+    # -- the set, as Celery's ------------------------------------------------------------------
+    def add(self, result: Any) -> None:
+        """Add ``result`` unless it is a member already."""
+        if result not in self.results:
+            self.results.append(result)
+
+    def remove(self, result: Any) -> None:
+        """Remove a member (a result or its id); ``KeyError`` when it is not one."""
+        if isinstance(result, str):
+            result = AsyncResult(result, app=self.app)
+        try:
+            self.results.remove(result)
+        except ValueError:
+            raise KeyError(result) from None
+
+    def discard(self, result: Any) -> None:
+        """Remove a member if it is one."""
+        try:
+            self.remove(result)
+        except KeyError:
+            pass
+
+    def update(self, results: Iterable[Any]) -> None:
+        """Add the results that are not members yet."""
+        self.results.extend(r for r in results if r not in self.results)
+
+    def clear(self) -> None:
+        """Remove every member (the same list, emptied)."""
+        self.results[:] = []
+
+    def maybe_throw(self, propagate: bool = True, callback: Any = None) -> None:
+        """Raise the exception of the first failed member, in member order."""
+        self._prefetch()
+        for member in self.results:
+            member.maybe_throw(propagate=propagate, callback=callback)
+
+    maybe_reraise = maybe_throw
 
     def __getitem__(self, index: int) -> AsyncResult | GroupResult:
         return self.results[index]
@@ -325,6 +393,49 @@ class GroupResult(ResultSet):
     def workflow(self) -> WorkflowView:
         return WorkflowView(self.app, self.id or "")
 
+    # -- saved groups, as Celery's ---------------------------------------------------------
+    def save(self, backend: Backend | None = None) -> GroupResult:
+        """Store this group (its id and members) for ``GroupResult.restore(id)``."""
+        meta = metas.make_meta(_group_key(self.id), states.SUCCESS, self.as_tuple())
+        (backend or self.app.backend).store(_group_key(self.id), states.SUCCESS, metas.encode(meta))
+        return self
+
+    @classmethod
+    def restore(
+        cls, id: str, backend: Backend | None = None, app: Canvas | None = None
+    ) -> GroupResult | None:
+        """The group saved under ``id``, or ``None``."""
+        app = app if app is not None else default_app()
+        meta = metas.decode((backend or app.backend).get([_group_key(id)])[0])
+        if meta is None:
+            return None
+        restored = result_from_tuple(meta["result"], app)
+        return restored if isinstance(restored, GroupResult) else None
+
+    def delete(self, backend: Backend | None = None) -> None:
+        """Remove the saved record of this group."""
+        (backend or self.app.backend).forget([_group_key(self.id)])
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """Celery's serializable form: ``((id, parent tuple), [member tuples])``."""
+        return _as_tuple(self)
+
+    def __bool__(self) -> bool:
+        return bool(self.id or self.results)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, GroupResult):
+            return other.id == self.id and other.results == self.results
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __str__(self) -> str:
+        return str(self.id)
+
     def __repr__(self) -> str:
         return f"<GroupResult: {self.id} [{', '.join(str(r.id) for r in self.results)}]>"
 
@@ -365,11 +476,14 @@ class EagerResult(AsyncResult):
         propagate: bool = True,
         interval: float = 0.5,
         disable_sync_subtasks: bool = True,
+        follow_parents: bool = True,
         **_: Any,
     ) -> Any:
         assert self._cache is not None
         if self._exc is not None:
             if propagate:
+                if follow_parents:
+                    raise_earliest_failure(self)
                 raise self._exc
             return self._exc
         return self._cache["result"]
@@ -379,6 +493,58 @@ class EagerResult(AsyncResult):
 
     def __repr__(self) -> str:
         return f"<EagerResult: {self.id}>"
+
+
+def raise_earliest_failure(result: AsyncResult) -> None:
+    """Raise the exception of the earliest failed result on ``result``'s ``.parent`` path
+    (a failed group raises its first failed member's); nothing if none failed."""
+    lineage: list[Any] = []
+    node = result.parent
+    while node is not None:
+        lineage.append(node)
+        node = node.parent
+    plain = [n for n in lineage if type(n) is AsyncResult and n._cache is None]
+    if plain:
+        ResultSet(plain, app=result.app)._prefetch()
+    for node in reversed(lineage):
+        node.maybe_throw()
+
+
+def result_from_tuple(data: Any, app: Canvas | None = None) -> AsyncResult | GroupResult:
+    """A handle from ``as_tuple()``'s form (or an id): Celery's ``result_from_tuple``."""
+    app = app if app is not None else default_app()
+    if isinstance(data, AsyncResult | GroupResult):
+        return data
+    if isinstance(data, str):
+        return AsyncResult(data, app=app)
+    head, members = data
+    result_id, parent = head if isinstance(head, list | tuple) else (head, None)
+    found = result_from_tuple(parent, app) if parent else None
+    if members is not None:
+        children = [result_from_tuple(m, app) for m in members]
+        return GroupResult(result_id, children, app=app, parent=found)
+    return AsyncResult(result_id, app=app, parent=found)
+
+
+def _as_tuple(result: Any) -> tuple[Any, ...]:
+    """Celery's nested tuple form, built along ``.parent`` without recursing on it (a chain of
+    thousands of steps has as many parents)."""
+    lineage = []
+    node = result
+    while node is not None:
+        lineage.append(node)
+        node = node.parent
+    built: tuple[Any, ...] | None = None
+    for item in reversed(lineage):
+        members = [_as_tuple(m) for m in item.results] if isinstance(item, ResultSet) else None
+        built = ((item.id, built), members)
+    assert built is not None
+    return built
+
+
+def _group_key(group_id: str | None) -> str:
+    """Where a saved group lives in the store, beside (never on) its members' results."""
+    return f"canvas-group-{group_id}"
 
 
 def from_spec(

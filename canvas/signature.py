@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from canvas._current import default_app
+from canvas.stamping import STAMPED_HEADERS, StampingVisitor, combine, stamps_of
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -54,6 +55,8 @@ class Signature:
     subtask_type: str | None = None
     #: ``subtask_type`` -> class, filled by ``register_type`` as the primitives are defined
     TYPES: ClassVar[dict[str, type[Signature]]] = {}
+    #: what ``a | b`` builds for a plain signature ``a``, set by ``canvas.primitives``
+    compose: ClassVar[Callable[[Signature, Signature], Signature] | None] = None
 
     @classmethod
     def register_type(cls, name: str | None = None) -> Callable[[_S], _S]:
@@ -163,16 +166,25 @@ class Signature:
         self.immutable = immutable
 
     def link(self, callback: Signature) -> Signature:
-        """Run ``callback`` with this call's result when it succeeds; returns the callback."""
+        """Run ``callback`` with this call's result when it succeeds; returns the callback.
+
+        An equal callback linked before is not linked again (Celery's rule): it runs once.
+        """
         check_signature(callback, "link")
-        self.options.setdefault("link", []).append(callback)
-        return callback
+        return self._add_to_list("link", callback)
 
     def link_error(self, errback: Signature) -> Signature:
-        """Run ``errback`` when this call fails; returns the errback."""
+        """Run ``errback`` when this call fails; returns the errback (linked once, as ``link``)."""
         check_signature(errback, "link_error")
-        self.options.setdefault("link_error", []).append(errback)
-        return errback
+        return self._add_to_list("link_error", errback)
+
+    def _add_to_list(self, key: str, sig: Signature) -> Signature:
+        items = self.options.setdefault(key, [])
+        if not isinstance(items, list):
+            items = self.options[key] = list(items) if isinstance(items, tuple) else [items]
+        if sig not in items:
+            items.append(sig)
+        return sig
 
     def on_error(self, errback: Signature) -> Signature:
         """Like ``link_error`` but returns self, for chaining calls."""
@@ -187,6 +199,47 @@ class Signature:
         ``.parent`` links, a ``GroupResult`` for a group (see ``canvas.dag.freeze``).
         """
         return self.app.freeze_canvas(self, _id)
+
+    # -- stamping (Celery 5.3; see canvas.stamping) -----------------------------------------
+    def stamp(
+        self,
+        visitor: StampingVisitor | None = None,
+        append_stamps: bool = False,
+        **headers: Any,
+    ) -> Signature:
+        """Stamp this call and its callbacks and errbacks with ``headers`` and the visitor's
+        stamps; returns self. Composites stamp every task inside them."""
+        self.stamp_links(visitor, append_stamps, **headers)
+        found = visitor.on_signature(self, **headers) if visitor is not None else None
+        self.options.update(self._stamps(headers, found, append_stamps))
+        return self
+
+    def stamp_links(
+        self,
+        visitor: StampingVisitor | None = None,
+        append_stamps: bool = False,
+        **headers: Any,
+    ) -> None:
+        """Stamp the callbacks (``on_callback``) and errbacks (``on_errback``) linked here."""
+        for key in ("link", "link_error"):
+            for linked in self.options.get(key) or ():
+                if not isinstance(linked, Signature):
+                    continue
+                if visitor is None:
+                    found = None
+                elif key == "link":
+                    found = visitor.on_callback(linked, **headers)
+                else:
+                    found = visitor.on_errback(linked, **headers)
+                shared = combine(headers, found, {}, append_stamps)
+                linked.stamp(visitor, append_stamps, **shared)
+
+    def _stamps(
+        self, given: Mapping[str, Any], found: Mapping[str, Any] | None, append: bool
+    ) -> dict[str, Any]:
+        """``given`` over the visitor's ``found`` over this signature's own stamps."""
+        own = {**stamps_of(self.options), STAMPED_HEADERS: self.options.get(STAMPED_HEADERS)}
+        return combine(given, found, own if own[STAMPED_HEADERS] else {}, append)
 
     # -- calling ---------------------------------------------------------------------------
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult | GroupResult:
@@ -219,16 +272,19 @@ class Signature:
         new_args, new_kwargs = self._partial(args, kwargs)
         return self.type(*new_args, **new_kwargs)
 
+    def __invert__(self) -> Any:
+        """``~sig``: send it and wait for its result (Celery's shorthand)."""
+        return self.apply_async().get()
+
     # -- composition -----------------------------------------------------------------------
     def __or__(self, other: Any) -> Signature:
+        """``a | b``: Celery's shapes (see ``canvas.primitives``), which set ``compose``: this
+        module never imports them."""
         if isinstance(other, Signature):
-            return self._compose("chain", self, other)
+            if Signature.compose is None:
+                raise RuntimeError("import canvas (or canvas.primitives) before composing")
+            return Signature.compose(self, other)
         return NotImplemented
-
-    def _compose(self, kind: str, *parts: Signature) -> Signature:
-        """A primitive of ``kind`` from ``parts``, looked up in ``TYPES`` (see the docstring)."""
-        make: Callable[..., Signature] = Signature.TYPES[kind]
-        return make(*parts, app=self._app)
 
     def __ror__(self, other: Any) -> Signature:
         return NotImplemented

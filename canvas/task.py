@@ -14,14 +14,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from canvas.core import metas
-from canvas.exceptions import MaxRetriesExceededError, Replace, Retry
-from canvas.primitives import chunks, xmap, xstarmap
+from canvas.exceptions import ImproperlyConfigured, MaxRetriesExceededError, Replace, Retry
+from canvas.primitives import chain, chunks, xmap, xstarmap
 from canvas.request import Request, current_request, reset_request, set_request
 from canvas.signature import Signature
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
-    from canvas.result import AsyncResult, EagerResult
+    from canvas.result import AsyncResult, EagerResult, GroupResult
+    from canvas.result import AsyncResult as _Handle  # the method AsyncResult shadows the name
 
 #: the options ``@app.task(...)`` accepts; anything else is an error naming it
 TASK_OPTIONS = frozenset(
@@ -270,10 +271,29 @@ class Task:
         raise retry
 
     def replace(self, sig: Signature) -> NoReturn:
-        """Swap this call for ``sig``: same task id, same place in the workflow."""
+        """Swap this call for ``sig``: same task id, same place in the workflow.
+
+        An empty chain fails the task with ``ImproperlyConfigured``, as in Celery; the
+        replacement takes this call's stamps.
+        """
         if not isinstance(sig, Signature):
             raise TypeError(f"replace() takes a signature, got {type(sig).__name__}")
+        if isinstance(sig, chain) and not sig.tasks:
+            raise ImproperlyConfigured("Cannot replace with an empty chain")
+        if self.request.stamps:
+            sig = sig.clone()
+            sig.stamp(**self.request.stamps)
         raise Replace(sig)
+
+    def add_to_chord(self, sig: Signature, lazy: bool = False) -> _Handle | GroupResult:
+        """Add ``sig`` to the chord this task is a header member of: the body waits for it and
+        gets its result too. ``ValueError`` outside a chord header, as in Celery."""
+        if lazy:
+            raise NotImplementedError(
+                "add_to_chord(lazy=True) is not supported: the added member is sent with the "
+                "chord; call add_to_chord(sig) instead."
+            )
+        return self.app.add_to_chord(self.request, sig)
 
     def update_state(
         self, task_id: str | None = None, state: str | None = None, meta: Any = None, **_: Any

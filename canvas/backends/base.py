@@ -25,6 +25,10 @@ from typing import Any
 
 from canvas import states
 
+#: the number of inputs a join is stored with until ``update_join`` gives the real one (a chord
+#: header still being read from a generator): completed inputs are counted, none can fire it
+OPEN_JOIN = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class NodeRecord:
@@ -98,6 +102,20 @@ class Backend(ABC):
         dropped), and a successor is returned exactly once: by the call that completed its last
         input. Calling it twice for one node returns nothing the second time.
         """
+
+    def update_join(self, workflow_id: str, node: NodeRecord) -> list[Fired]:
+        """Replace a stored join's record (its spec, successors and number of inputs) while its
+        inputs may be completing: a chord header read from a generator, closed once the
+        generator is exhausted, or a member added by ``add_to_chord``. The inputs done so far
+        count; the join is returned here if they are all done already, otherwise by the
+        ``complete`` of its last input: once either way, atomically with ``complete``.
+
+        Optional: a store without it cannot grow a running chord (``NotImplementedError``).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot grow a running chord's join (add_to_chord, chord "
+            "headers given as generators); use the Redis, SQL or in-memory store."
+        )
 
     # -- delayed messages --------------------------------------------------------------------
     @abstractmethod

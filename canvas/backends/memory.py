@@ -25,6 +25,8 @@ class _Workflow:
     done: set[str] = field(default_factory=set)
     #: node id -> ids of its inputs that completed
     inputs: dict[str, set[str]] = field(default_factory=dict)
+    #: joins handed out (by complete or update_join): each once
+    fired: set[str] = field(default_factory=set)
 
 
 class MemoryBackend(Backend):
@@ -137,9 +139,22 @@ class MemoryBackend(Backend):
                 inputs = workflow.inputs.setdefault(successor_id, set())
                 if node_id not in inputs:
                     inputs.add(node_id)
-                    if len(inputs) == successor.n_inputs:
+                    if len(inputs) == successor.n_inputs and successor_id not in workflow.fired:
+                        workflow.fired.add(successor_id)
                         fired.append(Fired(successor_id, successor.spec))
             return fired
+
+    def update_join(self, workflow_id: str, node: NodeRecord) -> list[Fired]:
+        with self._lock:
+            workflow = self._workflow(workflow_id)
+            if workflow is None:
+                return []
+            workflow.nodes[node.id] = node
+            done = workflow.inputs.get(node.id, set())
+            if node.id not in workflow.fired and len(done) >= node.n_inputs:
+                workflow.fired.add(node.id)
+                return [Fired(node.id, node.spec)]
+            return []
 
     # -- delayed messages --------------------------------------------------------------------
     def schedule(self, key: str, due: float, payload: bytes) -> None:

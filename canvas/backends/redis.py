@@ -80,7 +80,9 @@ local needs = hmget(fields)
 local fired, specs = {}, {}
 for k, id in ipairs(ids) do
   local need = tonumber(needs[k])
-  if need and (need <= 1 or redis.call('HINCRBY', KEYS[1], 'c:' .. id, 1) == need) then
+  -- f: marks a join handed out (update_join may resize one later: it must not fire it again)
+  if need and (need <= 1 or (redis.call('HINCRBY', KEYS[1], 'c:' .. id, 1) == need
+      and redis.call('HSETNX', KEYS[1], 'f:' .. id, '1') == 1)) then
     fired[#fired + 1] = id
     specs[#specs + 1] = 's:' .. id
   end
@@ -93,6 +95,21 @@ for k, id in ipairs(fired) do
   out[#out + 1] = values[k]
 end
 return out
+"""
+
+# Replace a join's record; fire it now if every input is done already (c: counts them: a join
+# stored with OPEN_JOIN inputs counts without ever firing). The o: order is kept if present.
+_UPDATE_JOIN = """
+local id = ARGV[2]
+local order = redis.call('HGET', KEYS[1], 'o:' .. id) or redis.call('HLEN', KEYS[1])
+redis.call('HSET', KEYS[1], 's:' .. id, ARGV[3], 'n:' .. id, ARGV[4], 'i:' .. id, ARGV[5],
+  'o:' .. id, order)
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local done = tonumber(redis.call('HGET', KEYS[1], 'c:' .. id) or '0')
+if done >= tonumber(ARGV[5]) and redis.call('HSETNX', KEYS[1], 'f:' .. id, '1') == 1 then
+  return {id, ARGV[3]}
+end
+return {}
 """
 
 _SCHEDULE = """
@@ -231,6 +248,7 @@ class RedisBackend(Backend):
                     for name, source in [
                         ("save", _SAVE),
                         ("complete", _COMPLETE),
+                        ("update_join", _UPDATE_JOIN),
                         ("schedule", _SCHEDULE),
                         ("claim", _CLAIM),
                         ("acquire", _ACQUIRE),
@@ -346,6 +364,14 @@ class RedisBackend(Backend):
             args += [node.id, node.spec, ",".join(node.successors), node.n_inputs]
         conn = self._conn()
         conn.scripts["save"](keys=[self._workflow_key(workflow_id)], args=args)
+
+    def update_join(self, workflow_id: str, node: NodeRecord) -> list[Fired]:
+        args: list[EncodableT] = [_ms(self.expires), node.id, node.spec]
+        args += [",".join(node.successors), node.n_inputs]
+        found = self._conn().scripts["update_join"](
+            keys=[self._workflow_key(workflow_id)], args=args
+        )
+        return [Fired(found[0].decode(), found[1])] if found else []
 
     def workflow_info(self, workflow_id: str) -> bytes | None:
         return cast(bytes | None, self._conn().client.hget(self._workflow_key(workflow_id), "info"))

@@ -472,6 +472,24 @@ class SQLBackend(Backend):
         order = won.successors.split(",") if won else []
         return [Fired(s, fired[s]) for s in order if s in fired]
 
+    def update_join(self, workflow_id: str, node: NodeRecord) -> list[Fired]:
+        """One transaction on the join's locked row: new spec and input count; it fires here if
+        its inputs done already reach the new count and never reached the old one."""
+        n = self.tables.nodes
+        this = (n.c.workflow_id == workflow_id) & (n.c.node_id == node.id)
+        query = sa.select(n.c.n_done, n.c.n_inputs).where(this)
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        with self._write() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return []
+            values = {"spec": node.spec, "successors": ",".join(node.successors)}
+            conn.execute(sa.update(n).where(this).values(n_inputs=node.n_inputs, **values))
+        if row.n_inputs > row.n_done >= node.n_inputs:
+            return [Fired(node.id, node.spec)]
+        return []
+
     # -- delayed messages --------------------------------------------------------------------
     def schedule(self, key: str, due: float, payload: bytes) -> None:
         s = self.tables.scheduled

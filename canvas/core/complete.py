@@ -8,9 +8,14 @@ wires its successors once and a chord body runs once.
 A ready successor is handled by kind: a task is published with its inputs' values prepended to
 its args; a gather or forward runs no code and is resolved here, which may make more successors
 ready (a loop, not recursion: long chains of joins stay flat). A successor with a failed input
-does not run: it takes the first failed input's outcome (input order), and its errbacks fire.
-Errbacks are successors in the store as well, handed out by the same atomic ``complete``: they
-are published when their node failed and dropped when it succeeded, once either way.
+does not run: it takes the first failed input's outcome (input order) — a task fed by a failed
+join (a chord's body) takes ``ChordError("Dependency <id> raised <exc>")`` naming the first
+failed member instead — and runs no errbacks (it did not run).
+
+Errbacks are successors in the store as well, handed out by the same atomic ``complete``: one
+runs when its task failed after running (or, hung on a chord's join, when the header failed: it
+reports the body's id), and is dropped otherwise, once either way. What a completion publishes
+inherits the finished task's root and takes it as parent (Celery's ``root_id``/``parent_id``).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, states
 from canvas.backends.base import Fired
 from canvas.core import messages, metas, protocol
-from canvas.exceptions import PayloadTooLarge
+from canvas.core.messages import Lineage
+from canvas.exceptions import ChordError, PayloadTooLarge
 from canvas.transports.base import OutgoingMessage
 
 if TYPE_CHECKING:
@@ -40,13 +47,21 @@ def settle(
     workflow_id: str,
     node: dag.Node,
     meta: Mapping[str, Any],
+    lineage: Lineage = Lineage(),  # noqa: B008 - a frozen dataclass: shared safely
 ) -> None:
-    """Record ``meta`` as the node's outcome, then handle every successor it makes ready."""
+    """Record ``meta`` as the outcome of ``node``, a task that ran (its errbacks run if it
+    failed), then handle every successor it makes ready. ``lineage`` is the task's own (its
+    root and priority): what it makes ready inherits them."""
     fired = app.backend.complete(workflow_id, node.id, meta["status"], metas.encode(meta))
-    _wire(app, workflow_id, node, meta, fired)
+    _wire(app, workflow_id, [_Done(node, meta, fired, node.id, ran=True)], lineage)
 
 
-def rewire(app: Canvas, workflow_id: str, node_id: str) -> None:
+def rewire(
+    app: Canvas,
+    workflow_id: str,
+    node_id: str,
+    lineage: Lineage = Lineage(),  # noqa: B008 - a frozen dataclass: shared safely
+) -> None:
     """Hand out again what a completed node made ready, when its message comes back.
 
     The worker that completed the node may have died after ``complete`` and before publishing:
@@ -80,39 +95,44 @@ def rewire(app: Canvas, workflow_id: str, node_id: str) -> None:
             settled = [metas.decode(m) for m in inputs]
             if all(m is not None and m.get("status") in states.READY_STATES for m in settled):
                 ready.append(Fired(sid, succ_spec))
-        _wire(app, workflow_id, dag.Node.from_dict(data), meta, ready)
+        node = dag.Node.from_dict(data)
+        _wire(app, workflow_id, [_Done(node, meta, ready, node.id, ran=False)], lineage)
 
 
-def _wire(
-    app: Canvas,
-    workflow_id: str,
-    node: dag.Node,
-    meta: Mapping[str, Any],
-    fired: list[Fired],
-) -> None:
-    """Publish or resolve the successors in ``fired``, following resolved nodes onwards."""
-    queue: deque[tuple[dag.Node, Mapping[str, Any], list[Fired]]] = deque()
-    queue.append((node, meta, fired))
+@dataclass(frozen=True)
+class _Done:
+    """A settled node and what it made ready. ``sender`` is the task to name as the parent of
+    what it publishes (the node itself, the task that resolved a join, the replaced task);
+    ``ran`` says it ran (its errbacks run when it failed) rather than being skipped."""
+
+    node: dag.Node
+    meta: Mapping[str, Any]
+    ready: list[Fired]
+    sender: str | None
+    ran: bool
+
+
+def _wire(app: Canvas, workflow_id: str, settled: list[_Done], lineage: Lineage) -> None:
+    """Publish or resolve the successors made ready, following resolved nodes onwards."""
+    queue: deque[_Done] = deque(settled)
     outgoing = []
     while queue:
-        done, done_meta, ready = queue.popleft()
-        for item in ready:
+        done = queue.popleft()
+        sent = Lineage(lineage.root_id, done.sender, lineage.priority)
+        for item in done.ready:
             successor = load_node(item.spec)
             if successor.kind == dag.ERRBACK:
                 # Handed out once, by the complete() that settled its trigger.
-                if done_meta["status"] != states.SUCCESS:
-                    outgoing.append(errback_message(app, workflow_id, successor, done, done_meta))
+                if done.meta["status"] != states.SUCCESS and (done.ran or successor.reports):
+                    outgoing.append(errback_message(app, workflow_id, successor, done, sent))
                 continue
-            inputs = _input_metas(app, successor, done, done_meta)
-            failed = next((m for m in inputs if m.get("status") != states.SUCCESS), None)
+            inputs = _input_metas(app, successor, done.node, done.meta)
+            failed = next(
+                (i for i, m in enumerate(inputs) if m.get("status") != states.SUCCESS), None
+            )
             if failed is not None:
-                outcome = metas.make_meta(
-                    successor.id,
-                    failed.get("status", states.FAILURE),
-                    failed.get("result"),
-                    traceback=failed.get("traceback"),
-                    task=successor.task,
-                    workflow=workflow_id,
+                outcome = _skipped(
+                    app, workflow_id, successor, successor.inputs[failed], inputs[failed]
                 )
             elif successor.kind in (dag.GATHER, dag.FORWARD):
                 outcome = metas.make_meta(
@@ -124,7 +144,7 @@ def _wire(
                 )
             else:
                 try:
-                    outgoing.append(_task_message(app, workflow_id, successor, inputs, done.id))
+                    outgoing.append(_task_message(app, workflow_id, successor, inputs, sent))
                     continue
                 except (PayloadTooLarge, TypeError) as exc:
                     # Its input's value cannot travel (too big, or not serializable): the node
@@ -139,16 +159,54 @@ def _wire(
             more = app.backend.complete(
                 workflow_id, successor.id, outcome["status"], metas.encode(outcome)
             )
-            queue.append((successor, outcome, more))
+            queue.append(_Done(successor, outcome, more, done.sender, ran=False))
             if successor.replaces is not None:
-                # The end of a replacement: the replaced call takes its outcome.
+                # The end of a replacement: the replaced call takes its outcome, as its own.
                 replaced = dag.Node(successor.replaces, dag.TASK, successor.task)
                 meta = {**outcome, "task_id": replaced.id}
                 more = app.backend.complete(
                     workflow_id, replaced.id, meta["status"], metas.encode(meta)
                 )
-                queue.append((replaced, meta, more))
+                queue.append(_Done(replaced, meta, more, replaced.id, ran=True))
     messages.publish(app, outgoing)
+
+
+def _skipped(
+    app: Canvas, workflow_id: str, node: dag.Node, failed_id: str, failed: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The outcome of a node that does not run because its input ``failed_id`` failed.
+
+    A join passes the failure on, naming the member it came from (``culprit``); a task or
+    forward fed by a failed join (a chord's body) fails with Celery's ``ChordError`` naming it.
+    """
+    culprit = failed.get("culprit")
+    if node.kind != dag.GATHER and culprit is not None:
+        return metas.make_meta(
+            node.id,
+            states.FAILURE,
+            exc=chord_error(app, culprit, failed),
+            task=node.task,
+            workflow=workflow_id,
+        )
+    return metas.make_meta(
+        node.id,
+        failed.get("status", states.FAILURE),
+        failed.get("result"),
+        traceback=failed.get("traceback"),
+        task=node.task,
+        workflow=workflow_id,
+        extra={"culprit": failed_id} if node.kind == dag.GATHER else None,
+    )
+
+
+def chord_error(app: Canvas, culprit: str, failed: Mapping[str, Any]) -> ChordError:
+    """Celery's error for a chord body whose header failed, naming the first failed member."""
+    result = failed.get("result")
+    if isinstance(result, dict) and "exc_type" in result:
+        cause: Any = metas.exception_from_dict(app, result)
+    else:
+        cause = result
+    return ChordError(f"Dependency {culprit} raised {cause!r}")
 
 
 def resolve(node: dag.Node, values: list[Any]) -> Any:
@@ -162,23 +220,50 @@ def resolve(node: dag.Node, values: list[Any]) -> Any:
     return [] if node.immutable else values
 
 
-def settle_value(app: Canvas, workflow_id: str, node: dag.Node, value: Any) -> None:
-    """Resolve a node that runs no code (an empty chord header) with ``value``."""
-    meta = metas.make_meta(node.id, states.SUCCESS, value, workflow=workflow_id)
-    settle(app, workflow_id, node, meta)
+def settle_value(
+    app: Canvas,
+    workflow_id: str,
+    node: dag.Node,
+    value: Any,
+    lineage: Lineage = Lineage(),  # noqa: B008 - a frozen dataclass: shared safely
+) -> None:
+    """Resolve a node that runs no code (an empty chord header) with ``value``; what it makes
+    ready is sent by ``lineage``'s sender."""
+    resolve_join(app, workflow_id, node, metas.make_meta(node.id, states.SUCCESS, value), lineage)
 
 
-def _input_metas(
-    app: Canvas, node: dag.Node, done: dag.Node, done_meta: Mapping[str, Any]
-) -> list[Mapping[str, Any]]:
-    if node.inputs == (done.id,):
-        return [done_meta]
-    stored = app.backend.get(node.inputs)
+def resolve_join(
+    app: Canvas,
+    workflow_id: str,
+    node: dag.Node,
+    meta: Mapping[str, Any],
+    lineage: Lineage,
+) -> None:
+    """Record the outcome of a node that runs no code, then wire what it makes ready."""
+    meta = {**meta, "workflow": workflow_id}
+    fired = app.backend.complete(workflow_id, node.id, meta["status"], metas.encode(meta))
+    _wire(app, workflow_id, [_Done(node, meta, fired, lineage.parent_id, ran=False)], lineage)
+
+
+def wire_fired(app: Canvas, workflow_id: str, fired: list[Fired], lineage: Lineage) -> None:
+    """Resolve joins that a store handed out outside ``complete`` (``update_join``)."""
+    for item in fired:
+        join = load_node(item.spec)
+        inputs = metas_of(app, join.inputs)
+        failed = next((i for i, m in enumerate(inputs) if m.get("status") != states.SUCCESS), None)
+        if failed is not None:
+            meta = _skipped(app, workflow_id, join, join.inputs[failed], inputs[failed])
+        else:
+            meta = metas.make_meta(
+                join.id, states.SUCCESS, resolve(join, [m.get("result") for m in inputs])
+            )
+        resolve_join(app, workflow_id, join, meta, lineage)
+
+
+def metas_of(app: Canvas, ids: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The stored outcomes of ``ids``; a missing one reads as a failure naming it."""
     found: list[Mapping[str, Any]] = []
-    for input_id, data in zip(node.inputs, stored, strict=True):
-        if input_id == done.id:
-            found.append(done_meta)
-            continue
+    for input_id, data in zip(ids, app.backend.get(ids), strict=True):
         meta = metas.decode(data)
         if meta is None:
             # Completed inputs are stored before they are marked done; an absent meta means the
@@ -192,45 +277,61 @@ def _input_metas(
     return found
 
 
+def _input_metas(
+    app: Canvas, node: dag.Node, done: dag.Node, done_meta: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    if node.inputs == (done.id,):
+        return [done_meta]
+    others = [i for i in node.inputs if i != done.id]
+    stored = dict(zip(others, metas_of(app, others), strict=True))
+    return [done_meta if i == done.id else stored[i] for i in node.inputs]
+
+
 def _task_message(
     app: Canvas,
     workflow_id: str,
     node: dag.Node,
     inputs: Sequence[Mapping[str, Any]],
-    parent_id: str,
+    lineage: Lineage,
 ) -> OutgoingMessage:
     args: tuple[Any, ...] = node.args
     if inputs and not node.immutable:
         args = (inputs[0].get("result"), *node.args)
-    return messages.for_node(app, workflow_id, node, args, parent_id=parent_id)
+    return messages.for_node(app, workflow_id, node, args, lineage)
 
 
 def errback_message(
     app: Canvas,
     workflow_id: str,
     errback: dag.Node,
-    failed: dag.Node,
-    meta: Mapping[str, Any],
+    done: _Done,
+    lineage: Lineage,
 ) -> OutgoingMessage:
-    """The message of an errback of a failed node: old style gets the failed task's id, new style
+    """The message of an errback: old style gets the failed task's id, new style
     ``(request, exc, traceback)`` (decided by the worker that runs it, from the task's arity).
 
-    An immutable errback gets its own arguments only, in either style.
+    An errback hung on a chord's join reports the body's id and its ``ChordError``. An
+    immutable errback gets its own arguments only, in either style.
     """
     assert errback.task is not None
+    failed, meta = done.node, done.meta
+    failed_id = errback.reports or failed.id
+    exc: Any = meta.get("result")
+    if errback.reports is not None and meta.get("culprit") is not None:
+        exc = metas.exception_to_dict(chord_error(app, meta["culprit"], meta))
     extra = None
     args: tuple[Any, ...] = errback.args
     if not errback.immutable:
         # JSON in one header: every transport carries a string header unchanged.
         about = {
-            "id": failed.id,
+            "id": failed_id,
             "task": failed.task,
-            "exc": meta.get("result"),
-            "traceback": meta.get("traceback"),
+            "exc": exc,
+            "traceback": meta.get("traceback") if errback.reports is None else None,
             "status": meta.get("status"),
         }
         extra = {"errback_for": json.dumps(about, default=repr)}
-        args = (failed.id, *errback.args)
+        args = (failed_id, *errback.args)
     return messages.build(
         app,
         errback.task,
@@ -238,7 +339,7 @@ def errback_message(
         args,
         errback.kwargs,
         errback.options,
-        root_id=workflow_id,
-        parent_id=failed.id,
+        root_id=lineage.root_id or failed_id,
+        parent_id=failed_id,
         extra=extra,
     )

@@ -28,6 +28,7 @@ from canvas.core.execute import (
     errback_takes_request,
     run_call,
 )
+from canvas.core.messages import Lineage
 from canvas.core.monitor import TaskMonitor
 from canvas.exceptions import SoftTimeLimitExceeded, TaskRejectedError, TaskRevokedError
 from canvas.request import Request
@@ -184,6 +185,7 @@ class Handler:
                 "redelivered": bool(delivery.redelivered),
                 "routing_key": delivery.queue,
                 "queue": delivery.queue,
+                "priority": h.get("priority"),
             },
             headers=dict(h),
             argsrepr=h.get("argsrepr"),
@@ -191,6 +193,8 @@ class Handler:
             origin=h.get("origin"),
             called_directly=False,
             timelimit=(h.get("time_limit"), h.get("soft_time_limit")),
+            stamps=dict(h.get("stamps") or {}),
+            stamped_headers=list(h.get("stamped_headers") or ()),
         )
 
     def errback_args(self, task: Task, args: list[Any], about: dict[str, Any]) -> list[Any]:
@@ -280,7 +284,7 @@ class Handler:
         )
         if request.workflow:
             node = self.node(request)
-            complete.settle(self.app, request.workflow, node, meta)
+            complete.settle(self.app, request.workflow, node, meta, self.lineage(request))
             return
         ignore = request.headers.get("ignore_result")
         if ignore is None:
@@ -290,6 +294,13 @@ class Handler:
         if ignore and not (state != states.SUCCESS and task.store_errors_even_if_ignored):
             return
         self.app.backend.store(request.id, state, metas.encode(meta))
+
+    def lineage(self, request: Request) -> Lineage:
+        """What the calls this one makes ready inherit: its root, and its priority when the
+        app says so (``task_inherit_parent_priority``)."""
+        inherit = self.app.conf.task_inherit_parent_priority
+        priority = request.delivery_info.get("priority") if inherit else None
+        return Lineage(request.root_id or request.id, request.id, priority)
 
     def node(self, request: Request) -> dag.Node:
         assert request.workflow is not None and request.id is not None
@@ -375,7 +386,8 @@ class Handler:
             meta = metas.make_meta(
                 task_id, states.REJECTED, exc=exc, task=request.task, workflow=workflow
             )
-            complete.settle(self.app, workflow, self.node(request), meta)
+            request.root_id = headers.get("root_id")
+            complete.settle(self.app, workflow, self.node(request), meta, self.lineage(request))
 
     def duplicate(self, delivery: Delivery) -> bool:
         """A second first-delivery of one workflow node run: ack it, its twin owns the run.
@@ -385,7 +397,8 @@ class Handler:
         of a claimed copy (its worker died) are not duplicates and run.
         """
         headers = delivery.headers
-        key = f"claim:{headers['id']}:{headers.get('retries') or 0}"
+        # Per workflow: a frozen signature sent in two canvases runs in both (as in Celery).
+        key = f"claim:{headers.get('workflow')}:{headers['id']}:{headers.get('retries') or 0}"
         if self.app.backend.incr(key, self.app.conf.result_expires) <= 1:
             return False
         logger.info("Task %s: a duplicate message of a claimed run, not run", headers["id"])
@@ -399,10 +412,16 @@ class Handler:
         meta = metas.decode(self.app.backend.get([task_id])[0])
         if not meta or meta.get("status") not in states.READY_STATES:
             return False
-        logger.info("Task %s delivered again, already %s: not run again", task_id, meta["status"])
         workflow = delivery.headers.get("workflow")
+        if meta.get("workflow") != workflow and (workflow or meta.get("workflow")):
+            # The same task id run by another canvas (a frozen signature sent twice): this
+            # one's outcome is not recorded yet.
+            return False
+        logger.info("Task %s delivered again, already %s: not run again", task_id, meta["status"])
         if isinstance(workflow, str):
-            complete.rewire(self.app, workflow, task_id)
+            headers = delivery.headers
+            root = headers.get("root_id") or task_id
+            complete.rewire(self.app, workflow, task_id, Lineage(root, task_id))
         delivery.ack()
         return True
 

@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 from canvas import dag
 from canvas.backends.base import NodeRecord
 from canvas.core import complete, messages, monitor, protocol
+from canvas.core.messages import Lineage
 from canvas.exceptions import ImproperlyConfigured, PayloadTooLarge
+from canvas.request import current_request
 from canvas.signature import Signature
+from canvas.stamping import STAMPED_HEADERS
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -63,7 +66,8 @@ _KNOWN_OPTIONS = frozenset(
 
 
 def check_options(options: Mapping[str, Any]) -> None:
-    unknown = sorted(set(options) - _KNOWN_OPTIONS)
+    stamps = set(options.get(STAMPED_HEADERS) or ()) | {STAMPED_HEADERS}
+    unknown = sorted(set(options) - _KNOWN_OPTIONS - stamps)
     if unknown:
         raise TypeError(
             f"apply_async() got unknown option(s) {', '.join(map(repr, unknown))}; known: "
@@ -78,27 +82,63 @@ def send(
     kwargs: Mapping[str, Any] | None,
     options: Mapping[str, Any],
 ) -> dag.ResultSpec:
-    """Send any canvas; returns the spec of its last result's handle (``canvas.result``)."""
+    """Send any canvas; returns the spec of its last result's handle (``canvas.result``).
+
+    Sent from inside a running task, the calls take that task's root and it as their parent
+    (and its priority with ``task_inherit_parent_priority``), as in Celery.
+    """
     check_options(options)
+    lineage = Lineage.of(current_request(), bool(app.conf.task_inherit_parent_priority))
     if type(sig) is Signature and not _has_callbacks(sig, options):
         merged = {**sig.options, **options}
         call_args, call_kwargs = sig._partial(args, kwargs)
         task_id = merged.pop("task_id", None) or str(uuid.uuid4())
         if not sig.task:
             raise ImproperlyConfigured(f"Signature {sig!r} names no task.")
-        message = messages.build(app, sig.task, task_id, call_args, call_kwargs, merged)
+        if merged.get("priority") is None and lineage.priority is not None:
+            merged["priority"] = lineage.priority
+        message = messages.build(
+            app,
+            sig.task,
+            task_id,
+            call_args,
+            call_kwargs,
+            merged,
+            root_id=lineage.root_id,
+            parent_id=lineage.parent_id,
+        )
         messages.publish(app, [message])
         return dag.ResultSpec("task", task_id, name=sig.task)
-    workflow = dag.compile(
+    workflow = compile_for(app, sig, args, kwargs, options)
+    start(app, workflow, lineage)
+    return workflow.result
+
+
+def compile_for(
+    app: Canvas,
+    sig: Signature,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+) -> dag.Workflow:
+    """Compile ``sig`` with the app's limits and chord-errback setting."""
+    return dag.compile(
         sig,
         args,
         kwargs,
         options,
         max_nodes=app.conf.canvas_max_nodes,
         max_depth=app.conf.canvas_max_depth,
+        header_errbacks=bool(app.conf.task_allow_error_cb_on_chord_header),
     )
-    start(app, workflow)
-    return workflow.result
+
+
+def streams(sig: Signature) -> bool:
+    """Is ``sig`` a chord whose header is a generator nothing has read yet? Sent as it is, its
+    members are published as the generator yields them (Celery #3021): ``canvas.core.joins``
+    sends it, not ``send``."""
+    header = getattr(sig, "header", None)
+    return bool(getattr(header, "is_lazy", False))
 
 
 def _has_callbacks(sig: Signature, options: Mapping[str, Any]) -> bool:
@@ -110,22 +150,42 @@ def _has_callbacks(sig: Signature, options: Mapping[str, Any]) -> bool:
     )
 
 
-def node_record(workflow: dag.Workflow, node: dag.Node) -> NodeRecord:
-    """A node as the store keeps it: its spec (with successors and links) and its join count."""
+def node_record(
+    workflow: dag.Workflow,
+    node: dag.Node,
+    feeds: Sequence[str] = (),
+    n_inputs: int | None = None,
+) -> NodeRecord:
+    """A node as the store keeps it: its spec (with successors and links) and its join count.
+
+    ``feeds`` names successors outside ``workflow`` (the join a chord member added later
+    feeds); ``n_inputs`` overrides the count (a join left open while its header is read).
+    """
     # Errbacks are successors in the store too: the one atomic ``complete`` that settles a
     # node also hands out its errbacks, so a redelivered failure fires them once.
-    successors = (*workflow.successors(node.id), *node.errbacks)
+    inside = workflow.successors(node.id)
+    successors = (*inside, *feeds, *node.errbacks)
     edges = workflow.graph.adj[node.id]
-    links = [s for s in successors if edges[s].get("kind") == dag.LINK]
+    links = [s for s in inside if edges[s].get("kind") == dag.LINK]
     spec = protocol.internal.dumps(
         {**node.to_dict(), "successors": list(successors), "links": links}
     )
-    return NodeRecord(node.id, spec, successors, len(node.inputs))
+    count = len(node.inputs) if n_inputs is None else n_inputs
+    return NodeRecord(node.id, spec, successors, count)
 
 
-def start(app: Canvas, workflow: dag.Workflow) -> None:
-    """Store the workflow once, then publish its ready nodes (and resolve empty joins)."""
-    records = [node_record(workflow, node) for node in workflow.nodes]
+def start(
+    app: Canvas,
+    workflow: dag.Workflow,
+    lineage: Lineage = Lineage(),  # noqa: B008 - a frozen dataclass: shared safely
+    records: Sequence[NodeRecord] | None = None,
+) -> None:
+    """Store the workflow once, then publish its ready nodes (and resolve empty joins).
+
+    ``records`` replaces the records made from the workflow (a join left open: see joins).
+    """
+    if records is None:
+        records = [node_record(workflow, node) for node in workflow.nodes]
     limit = app.conf.task_max_payload_bytes
     for record in records if limit else ():
         if len(record.spec) > limit:  # a node's own arguments dominate its spec
@@ -137,11 +197,12 @@ def start(app: Canvas, workflow: dag.Workflow) -> None:
             )
     # Build the first messages before storing anything: a refusal leaves no trace.
     first = [
-        messages.for_node(app, workflow.id, node, node.args)
+        messages.for_node(app, workflow.id, node, node.args, lineage)
         for node in workflow.roots()
         if node.kind == dag.TASK
     ]
-    empty_joins = [node for node in workflow.roots() if node.kind != dag.TASK]
+    opened = {r.id for r in records if r.n_inputs != len(workflow.node(r.id).inputs)}
+    empty_joins = [n for n in workflow.roots() if n.kind != dag.TASK and n.id not in opened]
     clusters = [[c.id, c.kind, list(c.members), c.join] for c in workflow.clusters]
     # The end nodes, so that a worker can tell when the whole workflow settled (events).
     sinks = [
@@ -159,4 +220,4 @@ def start(app: Canvas, workflow: dag.Workflow) -> None:
         monitor.announce_workflow(app, workflow.id, tasks, name)
     messages.publish(app, first)
     for node in empty_joins:
-        complete.settle_value(app, workflow.id, node, [])
+        complete.settle_value(app, workflow.id, node, [], lineage)

@@ -12,17 +12,39 @@ import fnmatch
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, signals
 from canvas.core import monitor, protocol
 from canvas.exceptions import PayloadTooLarge
+from canvas.request import Request
+from canvas.stamping import STAMPED_HEADERS
 from canvas.transports.base import OutgoingMessage
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
 
 HOSTNAME = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Who sends a batch of calls, as Celery records it: the ``root_id`` they inherit (``None``:
+    each is its own root), the ``parent_id`` of the first calls, and the ``priority`` that calls
+    without one inherit (with ``task_inherit_parent_priority``)."""
+
+    root_id: str | None = None
+    parent_id: str | None = None
+    priority: int | None = None
+
+    @classmethod
+    def of(cls, request: Request | None, inherit_priority: bool = False) -> Lineage:
+        """The lineage of calls sent by the task running ``request`` (none outside a task)."""
+        if request is None or request.called_directly or request.id is None:
+            return cls()
+        priority = request.delivery_info.get("priority") if inherit_priority else None
+        return cls(request.root_id or request.id, request.id, priority)
 
 
 def route(app: Canvas, task_name: str, options: Mapping[str, Any]) -> str:
@@ -97,6 +119,11 @@ def build(
     for key in ("time_limit", "soft_time_limit", "ignore_result", "group"):
         if options.get(key) is not None:
             headers[key] = options[key]
+    stamped = list(options.get(STAMPED_HEADERS) or ())
+    if stamped:
+        # Celery's two headers: the names, and each stamp's value by name.
+        headers["stamped_headers"] = stamped
+        headers["stamps"] = {name: options.get(name) for name in stamped}
     if workflow is not None:
         headers["workflow"] = workflow
     if extra:
@@ -104,6 +131,9 @@ def build(
     priority = options.get("priority")
     if priority is None and task is not None:
         priority = task.priority
+    if priority is not None:
+        # The broker orders by it; the header gives the worker self.request.delivery_info's.
+        headers["priority"] = priority
     return OutgoingMessage(
         queue=route(app, task_name, options),
         body=body,
@@ -140,12 +170,17 @@ def for_node(
     workflow_id: str,
     node: dag.Node,
     args: Sequence[Any],
+    lineage: Lineage = Lineage(),
     parent_id: str | None = None,
 ) -> OutgoingMessage:
+    """The message of a node: its root is the lineage's (or itself), its parent ``parent_id``
+    (or the lineage's: what sent it)."""
     assert node.task is not None
     options = dict(node.options)
     if node.group:
         options["group"] = node.group
+    if options.get("priority") is None and lineage.priority is not None:
+        options["priority"] = lineage.priority
     return build(
         app,
         node.task,
@@ -154,6 +189,6 @@ def for_node(
         node.kwargs,
         options,
         workflow=workflow_id,
-        root_id=workflow_id,
-        parent_id=parent_id,
+        root_id=lineage.root_id or node.id,
+        parent_id=parent_id or lineage.parent_id,
     )

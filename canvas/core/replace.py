@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from canvas import dag
 from canvas.core import complete, dispatch, messages, protocol
+from canvas.core.messages import Lineage
 from canvas.request import Request
 from canvas.signature import Signature
 
@@ -26,20 +27,28 @@ if TYPE_CHECKING:
 
 
 def replace_node(app: Canvas, request: Request, sig: Signature) -> None:
+    """Store and start ``sig`` in place of the running call: its first tasks have the replaced
+    call as parent and its root (as Celery sends a replacement from inside the task)."""
     assert request.id is not None
     workflow_id = request.workflow or request.id
     replaced = dag.Node(request.id, dag.TASK, request.task, group=request.group)
     sub = dag.compile_replacement(sig, replaced)
     records = [dispatch.node_record(sub, node) for node in sub.nodes]
-    info = protocol.internal.dumps({"id": workflow_id, "replaced": request.id})
+    # A workflow keeps its info (clusters); a plain call replaced starts one.
+    info = app.backend.workflow_info(workflow_id) or protocol.internal.dumps(
+        {"id": workflow_id, "replaced": request.id}
+    )
     app.backend.save_workflow(workflow_id, records, info)
+    inherit = app.conf.task_inherit_parent_priority
+    priority = request.delivery_info.get("priority") if inherit else None
+    lineage = Lineage(request.root_id or request.id, request.id, priority)
     roots = sub.roots()
     first = [
-        messages.for_node(app, workflow_id, node, node.args, parent_id=request.id)
+        messages.for_node(app, workflow_id, node, node.args, lineage)
         for node in roots
         if node.kind == dag.TASK
     ]
     messages.publish(app, first)
     for node in roots:
         if node.kind == dag.GATHER:
-            complete.settle_value(app, workflow_id, node, [])
+            complete.settle_value(app, workflow_id, node, [], lineage)

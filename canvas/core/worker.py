@@ -144,10 +144,11 @@ class _Keeper(threading.Thread):
         try:
             workflow = delivery.headers.get("workflow")
             if workflow:
-                node = Handler(self.app, self.hostname).node(
-                    _request_for(delivery.headers, workflow)
+                handler = Handler(self.app, self.hostname)
+                request = _request_for(delivery.headers, workflow)
+                complete.settle(
+                    self.app, workflow, handler.node(request), meta, handler.lineage(request)
                 )
-                complete.settle(self.app, workflow, node, meta)
             else:
                 self.app.backend.store(task_id, states.FAILURE, metas.encode(meta))
         finally:
@@ -160,7 +161,13 @@ class _Keeper(threading.Thread):
 
 
 def _request_for(headers: dict[str, Any], workflow: str | None) -> Request:
-    return Request(id=headers.get("id"), task=headers.get("task"), workflow=workflow)
+    return Request(
+        id=headers.get("id"),
+        task=headers.get("task"),
+        workflow=workflow,
+        root_id=headers.get("root_id"),
+        delivery_info={"priority": headers.get("priority")},
+    )
 
 
 class _Backoff:

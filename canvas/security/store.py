@@ -103,6 +103,12 @@ class SecureBackend(Backend):
         fired = self.inner.complete(workflow_id, node_id, status, sealed)
         return [Fired(f.id, self._spec(workflow_id, f.id, f.spec)) for f in fired]
 
+    def update_join(self, workflow_id: str, node: NodeRecord) -> list[Fired]:
+        sealed = self.sealer.seal_record(node.spec, f"spec:{workflow_id}:{node.id}")
+        record = NodeRecord(node.id, sealed, node.successors, node.n_inputs)
+        fired = self.inner.update_join(workflow_id, record)
+        return [Fired(f.id, self._spec(workflow_id, f.id, f.spec)) for f in fired]
+
     def _spec(self, workflow_id: str, node_id: str, spec: bytes) -> bytes:
         return self.sealer.open_record(spec, f"spec:{workflow_id}:{node_id}")
 

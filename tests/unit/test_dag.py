@@ -121,14 +121,14 @@ TABLE: list[tuple[str, Any, set[str], dict[str, tuple[str, ...]]]] = [
     ),
     (
         "group(a, b) | c",
-        lambda: group(s("a"), s("b"), group_id="g") | s("c"),
+        lambda: (group(s("a"), s("b")) | s("c")).set(group_id="g"),
         {"a->g", "b->g", "g->c"},
         {"g": ("a", "b")},
     ),
-    ("group(a) | c", lambda: group(s("a"), group_id="g") | s("c"), {"a->g", "g->c"}, {}),
+    ("group(a) | c", lambda: (group(s("a")) | s("c")).set(group_id="g"), {"a->g", "g->c"}, {}),
     (
         "group(a, b) | group(c, d)",
-        lambda: group(s("a"), s("b"), group_id="g") | group(s("c"), s("d")),
+        lambda: (group(s("a"), s("b")) | group(s("c"), s("d"))).set(group_id="g"),
         {"a->g", "b->g", "g->c", "g->d"},
         {"g": ("a", "b")},
     ),
@@ -179,14 +179,14 @@ TABLE: list[tuple[str, Any, set[str], dict[str, tuple[str, ...]]]] = [
     (
         "chain(a, group(b, c)).link_error(e)",
         lambda: chain(s("a"), group(s("b"), s("c"), group_id="g")).on_error(Signature("t.e")),
-        {"a->b", "a->c", "b->g", "c->g", "g-err->t.e!g"},
-        {"g": ("b", "c")},
+        {"a->b", "a->c", "a-err->t.e!a", "b-err->t.e!b", "c-err->t.e!c"},
+        {},
     ),
     (
         "group.link(b)",
         lambda: _linked(group(s("a"), s("c"), group_id="g"), s("b")),
-        {"a->g", "c->g", "g-link->b"},
-        {"g": ("a", "c")},
+        {"a-link->b"},
+        {},
     ),
     (
         "group.link_error(e)",
@@ -197,7 +197,7 @@ TABLE: list[tuple[str, Any, set[str], dict[str, tuple[str, ...]]]] = [
     (
         "chord.link(b) / link_error(e)",
         lambda: _linked(chord([s("a")], s("c"), group_id="g"), s("b")).on_error(Signature("t.e")),
-        {"a->g", "g->c", "c-link->b", "c-err->t.e!c"},
+        {"a->g", "g->c", "c-link->b", "c-err->t.e!c", "g-err->t.e!g"},
         {},
     ),
     (
@@ -255,14 +255,19 @@ def test_nested_chains_flatten_at_construction() -> None:
     assert len((s("a") | s("b") | s("c")).tasks) == 3  # type: ignore[attr-defined]
 
 
-def test_nested_chain_with_options_stays_nested_and_still_runs_in_order() -> None:
+def test_an_inner_chain_is_flattened_and_its_own_options_apply_as_celery_applies_them() -> None:
     # Given an inner chain carrying its own queue
     inner = chain(s("b"), s("c")).set(queue="inner")
-    workflow = compile(chain(s("a"), inner))
-    # Then the inner chain's nodes take its queue and the edges still run a -> b -> c
-    assert edges(workflow) == {"a->b", "b->c"}
-    assert workflow.node("b").options["queue"] == "inner"
-    assert "queue" not in workflow.node("a").options
+    # When chained into another with chain(...) (Celery folds it with |: its options drop)
+    folded = compile(chain(s("a"), inner))
+    # Then it runs a -> b -> c and no node takes the inner queue
+    assert edges(folded) == {"a->b", "b->c"}
+    assert all("queue" not in n.options for n in folded.nodes)
+    # And kept nested (a chain built with options), its queue goes to its first task only
+    nested = compile(chain(s("a"), inner, queue="outer"))
+    assert edges(nested) == {"a->b", "b->c"}
+    queues = {n.id: n.options.get("queue") for n in nested.nodes}
+    assert queues == {"a": "outer", "b": "inner", "c": None}
 
 
 def test_nested_groups_flatten_in_group_and_in_chord_header() -> None:
@@ -334,18 +339,19 @@ def test_compile_never_modifies_the_callers_canvas() -> None:
 
 
 # -- options ---------------------------------------------------------------------------------
-def test_routing_options_flow_into_composites_and_a_node_keeps_its_own() -> None:
-    # Given a chain with a queue set on it, one of whose tasks sets its own queue
-    canvas = chain(s("a"), s("b").set(queue="own"), group(s("c"), s("d"))).set(queue="q")
-    # When compiled
-    workflow = compile(canvas)
-    # Then every node takes the chain's queue except the one that set its own
-    assert {n.id: n.options.get("queue") for n in workflow.nodes if n.kind == TASK} == {
-        "a": "q",
-        "b": "own",
-        "c": "q",
-        "d": "q",
-    }
+def test_options_reach_a_chains_first_task_a_groups_members_and_a_chords_header_and_body() -> None:
+    # Given options set on a chain, on a group and on a chord, as Celery applies them
+    chained = chain(s("a"), s("b").set(queue="own"), group(s("c"), s("d"))).set(queue="q")
+    grouped = group(s("a"), s("b").set(queue="own")).set(queue="q")
+    chorded = chord([s("a"), s("b").set(queue="own")], s("c")).set(queue="q")
+
+    def queues(canvas: Signature) -> dict[str, Any]:
+        return {n.id: n.options.get("queue") for n in compile(canvas).nodes if n.kind == TASK}
+
+    # Then a chain's go to its first task only; a group's and a chord's win over every part's
+    assert queues(chained) == {"a": "q", "b": "own", "c": None, "d": None}
+    assert queues(grouped) == {"a": "q", "b": "q"}
+    assert queues(chorded) == {"a": "q", "b": "q", "c": "q"}
 
 
 def test_call_options_win_over_the_composites_own() -> None:
@@ -355,13 +361,15 @@ def test_call_options_win_over_the_composites_own() -> None:
     assert {workflow.node(i).options["priority"] for i in "ab"} == {5}
 
 
-def test_countdown_delays_only_the_nodes_that_start_the_workflow() -> None:
-    # Given a chain sent with a countdown
-    workflow = compile(chain(group(s("a"), s("b")), s("c")), options={"countdown": 10})
-    # Then the roots carry it and the later node does not
-    assert workflow.node("a").options["countdown"] == 10
-    assert workflow.node("b").options["countdown"] == 10
-    assert "countdown" not in workflow.node("c").options
+def test_countdown_follows_the_option_rules() -> None:
+    # Given a chain sent with a countdown, and a chord sent with one
+    chained = compile(chain(s("x"), group(s("a"), s("b")), s("c")), options={"countdown": 10})
+    chorded = compile(chord([s("a"), s("b")], s("c")), options={"countdown": 10})
+    # Then the chain's first task carries it, the later ones do not
+    assert chained.node("x").options["countdown"] == 10
+    assert all("countdown" not in chained.node(n).options for n in "abc")
+    # And a chord delays its header's members and its body (Celery's rule)
+    assert all(chorded.node(n).options["countdown"] == 10 for n in "abc")
 
 
 def test_options_given_to_a_single_task_with_a_link_stay_on_that_task() -> None:
@@ -524,10 +532,13 @@ def test_compiling_a_non_signature_is_a_type_error() -> None:
         compile([s("a")])  # type: ignore[arg-type]
 
 
-def test_a_frozen_id_used_twice_is_refused() -> None:
+def test_a_frozen_id_used_twice_runs_twice() -> None:
+    # Given one frozen signature used twice in one canvas
     a = s("a")
-    with pytest.raises(WorkflowError, match="used twice"):
-        compile(group(a, a))
+    workflow = compile(group(a, a))
+    # Then both run (as in Celery): the first keeps its id, the second gets its own
+    tasks = [n for n in workflow.nodes if n.kind == TASK]
+    assert len(tasks) == 2 and tasks[0].id == "a" and tasks[1].id != "a"
 
 
 def test_link_error_takes_a_task_signature() -> None:

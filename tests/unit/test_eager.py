@@ -239,11 +239,12 @@ def test_link_callback_gets_the_result(t: Tasks) -> None:
     assert t.calls.runs == [("linked", 5)]
 
 
-def test_group_link_runs_once_with_the_list(t: Tasks) -> None:
+def test_group_link_runs_once_after_the_first_member(t: Tasks) -> None:
+    # Celery links an immutable copy to the first member: it runs once, with its own args
     g = group(t.add.s(1, 1), t.add.s(2, 2))
-    g.link(t.record.s(tag="after-group"))
+    g.link(t.record.s("done", tag="after-group"))
     assert g.apply().get() == [2, 4]
-    assert t.calls.runs == [("after-group", [2, 4])]
+    assert t.calls.runs == [("after-group", "done")]
 
 
 # -- map, starmap, chunks ------------------------------------------------------------------------
@@ -280,7 +281,10 @@ def test_failed_chord_header_raises_the_first_failing_member_in_order(t: Tasks) 
         # Then get() raises the original exception of the first failure by position, every time
         with pytest.raises(Oops, match="second"):
             result.get()
-        assert not isinstance(result.result, ChordError)
+        # ... the body's own result being Celery's ChordError naming that member
+        failed = result.parent.results[1]
+        assert isinstance(result.result, ChordError)
+        assert str(result.result) == f"Dependency {failed.id} raised Oops('second')"
 
 
 def test_old_style_errback_gets_the_failed_task_id(t: Tasks) -> None:

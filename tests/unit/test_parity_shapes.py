@@ -25,8 +25,8 @@ from canvas import (
     chord,
     compile_workflow,
     group,
-    signature,
     signals,
+    signature,
     xmap,
     xstarmap,
 )
@@ -87,7 +87,7 @@ def stamps(self: Task, *_: Any) -> Any:
 
 
 @APP.task(name="pu.on_error")
-def on_error(task_id: str, tag: str = "") -> None:
+def on_error(task_id: str, *, tag: str = "") -> None:
     with _LOCK:
         ERRBACKS.append((tag, "old", task_id, ""))
 
@@ -710,7 +710,7 @@ def test_group_result_save_restore_delete() -> None:
 
 
 def test_an_empty_group_result_is_truthy_and_saves() -> None:
-    result = run(group([]))
+    result = run(group([], app=APP))
     assert isinstance(result, GroupResult) and bool(result) and result.get(timeout=1) == []
     result.save()
     assert GroupResult.restore(result.id, app=APP).results == []

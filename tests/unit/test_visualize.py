@@ -142,7 +142,7 @@ SHAPES = [
         id="chord of chains: the whole chain is in the box",
     ),
     pytest.param(
-        lambda: t("x") | group(t("a"), t("b"), group_id="G") | t("y"),
+        lambda: t("x") | chord([t("a"), t("b")], t("y"), group_id="G"),
         {"chord-G": {"a", "b", "G"}},
         {("x", "a"), ("x", "b"), ("a", "G"), ("b", "G"), ("G", "y")},
         id="fan-out and in: what comes before stays outside",

@@ -93,7 +93,7 @@ def make_app(broker: str | None, backend: str | None, queue: str, directory: str
         return i
 
     @app.task(name="pa.on_error")
-    def on_error(task_id: str, tag: str = "") -> None:
+    def on_error(task_id: str, *, tag: str = "") -> None:
         append_record("errbacks.log", {"tag": tag, "style": "old", "id": task_id, "exc": None})
 
     @app.task(name="pa.on_error_new")
