@@ -858,9 +858,14 @@ def _steps(sig: chain) -> list[Signature]:
     """A chain's steps as Celery runs them: a one-member group is that member, and an empty
     group is skipped when there is anything else to run."""
     steps = [unroll(step) for step in sig.tasks]
-    if len(steps) > 1:
-        steps = [s for s in steps if not (isinstance(s, group) and not s.is_lazy and not s.tasks)]
-    return steps
+    kept: list[Signature] = []
+    for index in range(len(steps) - 1, -1, -1):
+        step = steps[index]
+        empty = isinstance(step, group) and not step.is_lazy and not step.tasks
+        if empty and (index > 0 or kept):
+            continue
+        kept.append(step)
+    return kept[::-1]
 
 
 def _flatten_group(sig: group) -> Iterator[Signature]:

@@ -211,15 +211,31 @@ def _who(kind: str, k: int) -> Signature:
 whos = st.builds(_who, st.sampled_from(["s", "si"]), st.integers(0, 9))
 
 
+def _without_joins(children: st.SearchStrategy[Signature]) -> st.SearchStrategy[Signature]:
+    """Chains (perhaps ending in a group) and groups: no task waits on a join, whose sender is
+    the member that happens to finish last (Celery's rule, not the same on every run)."""
+    steps = st.lists(whos, min_size=1, max_size=3)
+    tail = st.lists(children, max_size=3)
+    return st.one_of(
+        st.tuples(steps, tail).map(
+            lambda p: (
+                chain(*p[0], group(*p[1], app=APP), app=APP) if p[1] else chain(*p[0], app=APP)
+            )
+        ),
+        st.lists(children, min_size=1, max_size=3).map(lambda ts: group(*ts, app=APP)),
+    )
+
+
 @settings(
     max_examples=60,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(st.recursive(whos, _canvases, max_leaves=6))
+@given(st.recursive(whos, _without_joins, max_leaves=8))
 def test_eager_and_distributed_give_the_same_root_and_parent_ids(canvas: Signature) -> None:
-    # Given a random canvas of tasks that return their own root_id and parent_id, frozen
+    # Given a random canvas of tasks that return their own root_id and parent_id, frozen (a
+    # chord body's parent is whichever header task finished last: the unit tests check it)
     canvas.freeze()
     # When it runs eagerly and through the real engine
     eager = APP.apply_canvas(canvas)
