@@ -422,7 +422,7 @@ def test_result_sets_and_saved_group_results(h: WorkerHarness) -> None:
     assert restored.get(timeout=DEADLINE) == [2, 4]
     restored.delete()
     assert GroupResult.restore(sent.id, app=h.app) is None
-    empty = h.send(group([]))
+    empty = h.send(group([], app=h.app))
     empty.save()
     assert GroupResult.restore(empty.id, app=h.app).results == []
     assert bool(empty) and empty.get(timeout=DEADLINE) == []
