@@ -2,81 +2,93 @@
 
 Pure: no I/O, no clock, no broker. Task ids are fixed here, up front, so result handles exist
 before anything is sent. Each node is one task call (``task``), a gather point that runs no code
-(``gather``: its value is the list of its inputs' values, in order), a forward point that ends
-the replacement of a task (``forward``: its value is its one input's value, and it completes the
-replaced node ``replaces`` with it), or an errback
-(``errback``: its one input is its ``trigger``; it runs only when the trigger fails).
+(``gather``: its value is the list of its inputs' values, in order; a chord's join), a forward
+point that ends the replacement of a task (``forward``: its value is its one input's value, and
+it completes the replaced node ``replaces`` with it), or an errback (``errback``: its one input
+is its ``trigger``; it runs only when the trigger fails).
 
-Composition rules, in one table (``RULES`` below is the same table, printed by the docs):
+Every rule is Celery 5.7's (``canvas.primitives`` builds the same shapes from ``|``), except the
+few listed at the end. Composition rules, in one table (``RULES`` below is the same table,
+printed by the docs):
 
 ======================================  ======================================================
 canvas                                  compiles to
 ======================================  ======================================================
 ``a | b``                               edge a -> b; b gets a's result prepended to its args
 ``a.si() | b`` / ``a | b.si()``         b waits for a but ignores its result (immutable)
-``chain(chain(a, b), c)``               flattened: a -> b -> c
+``chain(chain(a, b), c)``               flattened: a -> b -> c (the inner chain's callbacks
+                                        go to b, its errbacks to a and b, its options drop)
 ``chain()``                             ``WorkflowError``: nothing to run
+``x | group(a)``                        a group of one is unrolled: x -> a
+``x | group()``                         an empty group is skipped: the result is x's
 ``group(a, b)``                         two roots; the result is a GroupResult in member order
 ``group(group(a, b), c)``               flattened: group(a, b, c)
 ``group()``                             a GroupResult of no members; ``get()`` is ``[]``
+``group(a | group(b, c))``              the result is the inner group's: ``[rb, rc]``
 ``x | group(a, b)``                     x -> a and x -> b; both get x's result
-``group(a, b) | c``                     a chord: a, b -> gather -> c; c gets ``[ra, rb]``
+``group(a, b) | c``                     a chord: a, b -> join -> c; c gets ``[ra, rb]``
 ``group(a) | c``                        a chord of one member: c gets ``[ra]``
-``group(a, b) | group(c, d)``           c and d each get ``[ra, rb]``
-``chord([], c)``                        a gather with no inputs: c runs at once with ``[]``
-``x | chord([], c)``                    the empty gather waits for x: c gets ``[]`` after x
+``group(a, b) | group(c, d)``           a chord with a group body: c and d get ``[ra, rb]``
+``chord([], c)``                        a join with no inputs: c runs at once with ``[]``
+``x | chord([], c)``                    the empty join waits for x: c gets ``[]`` after x
 ``chord([chain(a, b), c], d)``          a chain contributes its last value: d gets ``[rb, rc]``
 ``chord([group(a, b), c], d)``          flattened header: d gets ``[ra, rb, rc]``
 ``chord([a | group(b, c)], d)``         a chain ending in a group: d gets ``[[rb, rc]]``
-``chord(h, b) | c``                     h -> gather -> b -> c
+``chord(h, b) | c``                     the body becomes b | c: h -> join -> b -> c
 args given to a chain                   reach its first task (every member if it is a group)
 args given to a group or chord          reach every member of the (header) group
 ``a | 10``                              ``TypeError`` (only signatures compose)
 ``group.apply_async(link=...)``         ``TypeError``: use ``group.link()`` or a chord
 ``a.link(b)``                           edge a -> b (kind ``link``): b gets a's result
-``a.link_error(e)``                     errback node e -> runs with a's failure
-``chain.link(b)`` / ``link_error(e)``   attached to the chain's end (its gather if it ends in a
-                                        group): fires once
-``group.link(b)``                       b runs once after *all* members, with the list
-``group.link_error(e)``                 attached to every member: once per failing member
-``chord.link(b)`` / ``link_error(e)``   attached to the body: fires once (also when the header
-                                        fails and the body does not run)
+``a.link_error(e)``                     errback node e: runs once if a runs and fails
+``chain.link(b)``                       on the chain's end (each member of a final group)
+``chain.link_error(e)``                 on every task of the chain: the one that fails runs it
+``group.link(b)``                       an immutable copy of b on the first member
+``group.link_error(e)``                 a copy on every member: once per failing member
+``chord.link(b)`` / ``link_error(e)``   on the body; e also on the join, for a failed header
+                                        (and on the header tasks with the chord-header setting)
 ``T.map(xs)`` / ``T.starmap(xs)``       one immutable task call of the builtin map
 ``T.chunks(xs, n)``                     a group of starmap calls of n items each
-options on a chain/group/chord          ``queue``, ``priority``, limits, ``expires``, headers
-                                        flow to every node inside that does not set its own
-``countdown`` / ``eta`` on the call     delay the nodes that start the workflow
+options on a chain                      its first step takes them, over its own options
+options on a group or chord             every member (and a chord's body) takes them
 ======================================  ======================================================
+
+Options are those of ``apply_async`` and those set on a canvas with ``.set()`` (``queue``,
+``priority``, limits, ``countdown``/``eta``...): a chord's ``countdown`` delays its body too.
+``chord.link_error(e)`` reaches the header's tasks (as immutable copies) only with
+``task_allow_error_cb_on_chord_header``, and chords nested in the header either way.
 
 Results: ``apply_async()`` returns the last node's handle with Celery's ``.parent`` chain: an
 ``AsyncResult`` for a task, a ``GroupResult`` (members in order) for a chain ending in a group,
-and for a chord the body's result whose ``.parent`` is the header's ``GroupResult``.
+and for a chord the body's result whose ``.parent`` is the header's ``GroupResult`` (for a
+chord sent on its own, directly: tasks in the middle of a chain body are not on the path).
+``get()`` raises the exception of the earliest failed ``.parent`` first, as in Celery.
 
-Failure rule: a node whose input failed does not run; it fails with the exception of the first
-failed input *in input order*, once all its inputs are settled (so a chord body raises the
-exception of the first failing header member by position, the same on every run). Its errbacks
-fire. Nothing waits for ever: every failure reaches the workflow's end nodes.
+Failure rule: a node whose input failed does not run; it takes the outcome of the first failed
+input *in input order*, once all its inputs are settled. A task fed by a failed join (a chord
+body) fails with ``ChordError("Dependency <id> raised <exc>")`` naming the first failed header
+member. Errbacks run for a task that ran and failed, once per failure; a task that did not run
+runs none, except a chord body, whose errbacks run from the failed join, with its id.
 
-Where we deliberately differ from Celery:
+Ids: a call's ``root_id`` is the root of the call that sent it (itself when sent from outside a
+task), its ``parent_id`` that call: the previous task of a chain, the header task that finished
+last for a chord body, the replaced task for what followed it.
+
+Where canvas differs from Celery (each a hang, a loss, a duplicate or message growth there):
 
 * Messages carry no canvas: no rest-of-chain, no chord body, no ``link`` lists. The workflow is
-  stored once; a message is one node's arguments, whatever the size of the workflow.
-* ``group.link(b)`` runs b once, after all members, with the list of their results (a chord
-  without its result). Celery links an immutable copy of b to the first member only.
-* ``chain.link_error(e)`` is attached to the chain's end, not to every task in it: it fires
-  once, with the end node's id, whose result holds the original exception (Celery passes the
-  id of the task that raised). Errbacks of nodes that did not run because an input failed fire
-  too (Celery does this for chord bodies only), with the original exception.
-* A failed chord header fails the body with the original exception of the first failing member
-  in header order, after every member settled (Celery raises ``ChordError("Dependency ...
-  raised ...")`` from whichever failure it saw first).
-* Routing options (``queue``, ``priority``, ``time_limit`` ...) set on a chain, group or chord or
-  given to its ``apply_async`` reach every node inside it that does not set its own; a node's
-  own option wins. Celery passes them to the first task of a chain, and lets them override
-  each member of a group.
-* ``x | chord([], body)`` and ``x | group()``: the empty header still waits for x.
-* A frozen task id used twice in one canvas is a ``WorkflowError``; nested chains flatten only
-  when the inner chain has no options of its own.
+  stored once; a message is one node's arguments, whatever the size of the workflow (Celery's
+  grow with it: celery#5000, celery#9202, celery#5286).
+* A failure settles every node after it as FAILURE, so every handle becomes ready and ``get()``
+  returns. In Celery the tasks after a failure stay PENDING: a group after a failed task never
+  completes (celery#6437), an early failure in a chain in a chord header retries
+  ``chord_unlock`` for ever (celery#9674, celery#6220).
+* A chord whose header holds a failing chord settles its own body as FAILURE and runs its
+  errbacks: Celery leaves that body PENDING for ever (celery#9107 made the inner errback run),
+  so an errback linked to both chords runs twice here, once there.
+* One frozen signature used twice in one canvas runs twice, the second call under an id of its
+  own: Celery gives both the same id, and a chord header holding both never fires
+  (reproduced on 5.7.0; celery#893).
 """
 
 from __future__ import annotations
