@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # imported where LISTEN needs it: 0.2 s that SQLite users nev
 
 #: rows per ``IN (...)`` list, well under SQLite's bound-parameter limit
 _CHUNK = 500
+#: a growing workflow's rows are given its new expiry only when this many seconds older
+_REFRESH_SLACK = 60.0
 #: idle LISTEN connections kept for later waits
 _MAX_IDLE_LISTENERS = 8
 
@@ -384,11 +386,19 @@ class SQLBackend(Backend):
                 sa.select(sa.func.max(n.c.seq)).where(n.c.workflow_id == workflow_id)
             )
             if base is not None:  # growing a workflow: its older rows live as long
+                # Rows written in the last minute are left alone: a workflow that grows while it
+                # runs (a chord header read from a generator) does not lock the rows its running
+                # nodes are completing.
+                stale = expires_at - _REFRESH_SLACK
                 conn.execute(
-                    sa.update(n).where(n.c.workflow_id == workflow_id).values(expires_at=expires_at)
+                    sa.update(n)
+                    .where(n.c.workflow_id == workflow_id, n.c.expires_at < stale)
+                    .values(expires_at=expires_at)
                 )
                 conn.execute(
-                    sa.update(i).where(i.c.workflow_id == workflow_id).values(expires_at=expires_at)
+                    sa.update(i)
+                    .where(i.c.workflow_id == workflow_id, i.c.expires_at < stale)
+                    .values(expires_at=expires_at)
                 )
             if not nodes:
                 return

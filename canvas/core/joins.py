@@ -20,6 +20,7 @@ then, otherwise at the ``complete`` of its last input.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
     from canvas.app import Canvas
 
 NOT_IN_A_CHORD = "Current task is not member of any chord"
+#: a generator header's members are stored and published this many at a time at most...
+STREAM_BATCH = 100
+#: ... or sooner, once this many seconds passed since the last batch (a slow generator)
+STREAM_WAIT = 0.05
 
 
 def stream(
@@ -61,14 +66,22 @@ def stream(
     call = dag.flowing({**sig.options, **options})
     feeding: list[str] = []
     specs: list[dag.ResultSpec] = []
+    batch: list[tuple[dag.Workflow, tuple[str, ...]]] = []
+    flushed = time.monotonic()
     try:
         for index, member in enumerate(sig.header.iter_members()):
             if args or kwargs:
                 member = member.clone(args, kwargs)
             sub, outputs, spec = dag.compile_addition(member, join, f"{join.id}/{index}", call)
-            _store_and_publish(app, workflow.id, sub, outputs, join, info, lineage)
+            batch.append((sub, outputs))
             feeding.extend(outputs)
             specs.append(spec)
+            # The first member goes at once, then batches: a slow generator's members go one
+            # by one, a fast one's a hundred at a time (one store write, one publish each).
+            if index == 0 or len(batch) >= STREAM_BATCH or time.monotonic() - flushed > STREAM_WAIT:
+                _store_and_publish(app, workflow.id, batch, join, info, lineage)
+                batch, flushed = [], time.monotonic()
+        _store_and_publish(app, workflow.id, batch, join, info, lineage)
     except Exception as exc:
         # The generator failed: so does the chord, rather than waiting for ever.
         failed = metas.make_meta(join.id, states.FAILURE, exc=exc)
@@ -108,7 +121,7 @@ def add_member(app: Canvas, request: Request, sig: Signature) -> dag.ResultSpec:
     spec = protocol.internal.dumps({**old, **grown.to_dict()})
     record = NodeRecord(join.id, spec, tuple(old.get("successors") or ()), len(grown.inputs))
     # Stored before the join counts them, published after: a fast member finds its join ready.
-    first = _store(app, workflow_id, sub, outputs, join, info, lineage)
+    first = _store(app, workflow_id, [(sub, outputs)], join, info, lineage)
     complete.wire_fired(app, workflow_id, app.backend.update_join(workflow_id, record), lineage)
     messages.publish(app, first)
     return result
@@ -122,19 +135,24 @@ def _successors(spec: bytes) -> list[str]:
 def _store(
     app: Canvas,
     workflow_id: str,
-    sub: dag.Workflow,
-    outputs: Sequence[str],
+    added: Sequence[tuple[dag.Workflow, Sequence[str]]],
     join: dag.Node,
     info: bytes,
     lineage: Lineage,
 ) -> list[Any]:
-    """Store the added nodes (their outputs feeding ``join``); their first messages."""
+    """Store added canvases (the nodes that end each feeding ``join``) in one write; their
+    first messages."""
     records = [
-        dispatch.node_record(sub, n, feeds=(join.id,) if n.id in outputs else ()) for n in sub.nodes
+        dispatch.node_record(sub, n, feeds=(join.id,) if n.id in outputs else ())
+        for sub, outputs in added
+        for n in sub.nodes
     ]
+    if not records:
+        return []
     app.backend.save_workflow(workflow_id, records, info)
     return [
         messages.for_node(app, workflow_id, n, n.args, lineage)
+        for sub, _ in added
         for n in sub.roots()
         if n.kind == dag.TASK
     ]
@@ -143,16 +161,16 @@ def _store(
 def _store_and_publish(
     app: Canvas,
     workflow_id: str,
-    sub: dag.Workflow,
-    outputs: Sequence[str],
+    added: Sequence[tuple[dag.Workflow, Sequence[str]]],
     join: dag.Node,
     info: bytes,
     lineage: Lineage,
 ) -> None:
-    messages.publish(app, _store(app, workflow_id, sub, outputs, join, info, lineage))
-    for node in sub.roots():
-        if node.kind == dag.GATHER:
-            complete.settle_value(app, workflow_id, node, [], lineage)
+    messages.publish(app, _store(app, workflow_id, added, join, info, lineage))
+    for sub, _ in added:
+        for node in sub.roots():
+            if node.kind == dag.GATHER:
+                complete.settle_value(app, workflow_id, node, [], lineage)
 
 
 __all__ = ["NOT_IN_A_CHORD", "add_member", "stream"]

@@ -468,14 +468,27 @@ def test_a_generator_header_is_sent_while_it_is_consumed() -> None:
 
     def members() -> Iterator[Signature]:
         for i in range(4):
-            # Each member after the first finds the earlier ones already on the queue
+            # What is on the queue when the generator is asked for each member
             seen.append(APP.transport.size(queue))
             yield add.si(i, 0)
 
     result = chord(members(), tsum.s()).apply_async()
-    assert seen == [0, 1, 2, 3]
+    # The first member was published before the generator was asked for the second
+    assert seen[0] == 0 and seen[1] >= 1
     drain(APP)
     assert result.get(timeout=1) == 6
+
+
+def test_a_generator_header_that_raises_fails_the_chord() -> None:
+    def members() -> Iterator[Signature]:
+        yield add.si(1, 1)
+        raise RuntimeError("the generator broke")
+
+    with pytest.raises(RuntimeError, match="broke"):
+        chord(members(), tsum.s(), app=APP).apply_async(task_id="broken-chord")
+    drain(APP)
+    body = APP.AsyncResult("broken-chord")
+    assert body.state == "FAILURE" and isinstance(body.result, RuntimeError)
 
 
 # -- options ---------------------------------------------------------------------------------

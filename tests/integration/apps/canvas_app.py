@@ -141,8 +141,8 @@ def _measure(sender: Any = None, body: bytes = b"", headers: Any = None, **_: An
 _settle = complete.settle
 
 
-def _settle_and_log(app: Canvas, workflow_id: str, node: Any, meta: Any) -> None:
-    _settle(app, workflow_id, node, meta)
+def _settle_and_log(app: Canvas, workflow_id: str, node: Any, meta: Any, *rest: Any) -> None:
+    _settle(app, workflow_id, node, meta, *rest)
     _append("settled.log", {"id": node.id})
 
 
