@@ -19,9 +19,9 @@ import pytest
 from canvas import GroupResult, ResultSet
 from canvas.canvas import StampingVisitor, chain, chord, group, signature
 from canvas.exceptions import ChordError, ImproperlyConfigured
-from tests.conftest import AMQP_URL, REDIS_URL, redis_db
 from tests.integration.apps import parity_app
-from tests.support.worker_harness import DEADLINE, WorkerHarness, check_servers, start
+from tests.support.servers import AMQP_URL, REDIS_URL, check_amqp, check_redis, redis_db
+from tests.support.worker_harness import DEADLINE, WorkerHarness, start
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,11 @@ def h(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerHarness]:
     broker, backend = PAIRS[request.param]
-    check_servers(broker, backend)
+    check_redis(backend)
+    if broker.startswith("amqp"):
+        check_amqp()
+    else:
+        check_redis(broker)
     directory = tmp_path_factory.mktemp(request.param.replace("+", "-"))
     harness = start(
         request.param,

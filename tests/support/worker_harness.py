@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 from kombu.connection import Connection
@@ -33,25 +32,6 @@ CANVAS = str(Path(sys.executable).with_name("canvas"))
 
 #: seconds a whole workflow may take before a test fails (nothing here takes a tenth of it)
 DEADLINE = 30.0
-
-
-def check_servers(*urls: str | None) -> None:
-    """Fail (never skip) with a clear line when a server does not answer."""
-    for url in {u for u in urls if u}:
-        try:
-            if url.startswith("redis"):
-                redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-            elif url.startswith("amqp"):
-                with Connection(url, connect_timeout=3) as conn:
-                    conn.ensure_connection(max_retries=1)
-            else:
-                psycopg.connect(url, connect_timeout=3).close()
-        except Exception as exc:
-            pytest.fail(
-                f"{url} is not answering ({type(exc).__name__}: {exc}). Start the server or "
-                "point CANVAS_TEST_REDIS / CANVAS_TEST_AMQP / CANVAS_TEST_POSTGRES at one.",
-                pytrace=False,
-            )
 
 
 def read_records(directory: Path, name: str) -> list[dict[str, Any]]:
