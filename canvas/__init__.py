@@ -15,7 +15,8 @@ from canvas.app import Canvas, default_app
 # composition
 from canvas.dag import Workflow
 from canvas.dag import compile as compile_workflow
-from canvas.primitives import chain, chord, chunks, group, xmap, xstarmap
+from canvas.maps import chunks, xmap, xstarmap
+from canvas.primitives import chain, chord, group
 
 # results
 from canvas.result import AsyncResult, EagerResult, GroupResult, ResultSet, allow_join_result

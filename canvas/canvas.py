@@ -7,7 +7,8 @@ class names (``isinstance(x, _chain)`` is true of every chain here).
 
 from __future__ import annotations
 
-from canvas.primitives import chain, chord, chunks, group, xmap, xstarmap
+from canvas.maps import chunks, xmap, xstarmap
+from canvas.primitives import chain, chord, group
 from canvas.signature import Signature, maybe_signature, signature, subtask
 from canvas.stamping import StampingVisitor
 

@@ -100,7 +100,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from canvas.exceptions import WorkflowError
-from canvas.primitives import chain, chord, chunks, group, unroll
+from canvas.maps import chunks
+from canvas.primitives import chain, chord, group, unroll
 from canvas.signature import Signature
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""The composition primitives: ``chain``, ``group``, ``chord``, ``chunks``, ``xmap``, ``xstarmap``.
+"""The composition primitives: ``chain``, ``group`` and ``chord`` (the maps are ``canvas.maps``).
 
 Each is a ``Signature`` whose kwargs hold its parts, registered in ``Signature.TYPES`` under its
 ``subtask_type`` so ``Signature.from_dict`` rebuilds it. They only *build* shapes; what a shape
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,7 +33,6 @@ from canvas.signature import (
     check_signature,
     drop_repeated_module,
     repr_call,
-    shorten,
 )
 from canvas.stamping import StampingVisitor, combine
 
@@ -116,7 +114,7 @@ class chain(Signature):  # lowercase: Celery's name
         app: Canvas | None,
     ) -> Signature:
         tasks = [Signature.from_dict(t, app) for t in kwargs.get("tasks", ())]
-        return _restored(chain._of(tasks, app), data, options)
+        return restored(chain._of(tasks, app), data, options)
 
     @property
     def tasks(self) -> list[Signature]:
@@ -262,7 +260,7 @@ class group(Signature):  # lowercase: Celery's name
         app: Canvas | None,
     ) -> Signature:
         tasks = [Signature.from_dict(t, app) for t in kwargs.get("tasks", ())]
-        return _restored(group(tasks, app=app), data, options)
+        return restored(group(tasks, app=app), data, options)
 
     @property
     def tasks(self) -> list[Signature]:
@@ -456,7 +454,7 @@ class chord(Signature):  # lowercase: Celery's name
         )
         if isinstance(members, list):
             sig.header.tasks = members  # the rebuilt members themselves, not copies
-        return _restored(sig, data, options)
+        return restored(sig, data, options)
 
     def to_dict(self) -> dict[str, Any]:
         """Celery's shape: the header as a list of member dicts, beside the body."""
@@ -636,132 +634,11 @@ def _leaves(sig: Signature) -> int:
     return 1
 
 
-@Signature.register_type()
-class xmap(Signature):  # lowercase: Celery's name
-    """``T.map(items)``: one message that calls ``T(item)`` for each item in order.
-
-    Immutable, as in Celery: in a chain it ignores the previous result (its items are fixed).
-    """
-
-    subtask_type = "xmap"
-    builtin = "canvas.map"
-
-    @classmethod
-    def _from_parts(
-        cls,
-        data: Mapping[str, Any],
-        kwargs: dict[str, Any],
-        options: dict[str, Any],
-        app: Canvas | None,
-    ) -> Signature:
-        # Ours keep (task, items) in args; Celery's dict keeps them in kwargs task/it.
-        task_name, items = data["args"] if data.get("args") else (kwargs["task"], kwargs["it"])
-        return cls(task_name, items, app=app, **options)
-
-    def __init__(
-        self,
-        task: str | Signature | Mapping[str, Any],
-        it: Iterable[Any],
-        app: Canvas | None = None,
-        **options: Any,
-    ) -> None:
-        options.pop("immutable", None)
-        super().__init__(
-            self.builtin, (_task_name(task), list(it)), {}, options, immutable=True, app=app
-        )
-
-    def __repr__(self) -> str:
-        task, items = self.args
-        return f"[{task}(x) for x in {shorten(items)}]"
-
-
-@Signature.register_type()
-class xstarmap(xmap):  # lowercase: Celery's name
-    """``T.starmap(items)``: one message that calls ``T(*item)`` for each item in order."""
-
-    subtask_type = "xstarmap"
-    builtin = "canvas.starmap"
-
-    def __repr__(self) -> str:
-        task, items = self.args
-        return f"[{task}(*x) for x in {shorten(items)}]"
-
-
-@Signature.register_type()
-class chunks(Signature):  # lowercase: Celery's name
-    """``T.chunks(items, n)``: the items split into messages of ``n`` calls each."""
-
-    subtask_type = "chunks"
-
-    @classmethod
-    def _from_parts(
-        cls,
-        data: Mapping[str, Any],
-        kwargs: dict[str, Any],
-        options: dict[str, Any],
-        app: Canvas | None,
-    ) -> Signature:
-        sig = chunks(kwargs["task"], kwargs["it"], kwargs["n"], app=app)
-        return _restored(sig, data, options)
-
-    def __init__(
-        self,
-        task: str | Signature | Mapping[str, Any],
-        it: Iterable[Any],
-        n: int,
-        app: Canvas | None = None,
-        **options: Any,
-    ) -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"chunks(): chunk size must be a positive int, got {n!r}")
-        options.pop("immutable", None)
-        kwargs = {"task": _task_name(task), "it": list(it), "n": n}
-        super().__init__("canvas.chunks", (), kwargs, options, immutable=True, app=app)
-
-    def group(self) -> group:
-        """The chunks as a group of ``starmap`` calls (what runs).
-
-        Once the chunks are frozen (a ``group_id``), the member ids derive from it, so the
-        group built at send time has the ids that ``freeze()`` returned.
-        """
-        items = self.kwargs["it"]
-        n = self.kwargs["n"]
-        parts = [items[i : i + n] for i in range(0, len(items), n)]
-        options = {k: v for k, v in self.options.items() if k != "task_id"}
-        group_id = options.get("group_id") or self.options.get("task_id")
-        members = []
-        for index, part in enumerate(parts):
-            member = xstarmap(self.kwargs["task"], part, app=self._app)
-            if group_id:
-                member.options["task_id"] = str(uuid.uuid5(uuid.UUID(int=0), f"{group_id}:{index}"))
-            members.append(member)
-        if group_id:
-            options["group_id"] = group_id
-        return group(members, app=self._app, **options)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> GroupResult:
-        return cast("GroupResult", self.apply_async())
-
-    def __repr__(self) -> str:
-        return f"chunks({self.kwargs['task']}, {shorten(self.kwargs['it'])}, {self.kwargs['n']})"
-
-
-def _task_name(task: str | Signature | Mapping[str, Any]) -> str:
-    """A map's task as a name: Celery passes ``T.s()`` (or its dict) where we keep the name."""
-    if isinstance(task, Signature):
-        return str(task.task)
-    if isinstance(task, Mapping):
-        return str(task["task"])
-    if not isinstance(task, str):
-        raise TypeError(f"map/chunks: expected a task name or signature, got {shorten(task)}")
-    return task
-
-
-def _restored(sig: Signature, data: Mapping[str, Any], options: dict[str, Any]) -> Signature:
+def restored(sig: Signature, data: Mapping[str, Any], options: dict[str, Any]) -> Signature:
     """A primitive rebuilt from its dict takes the dict's options and immutability too."""
     sig.options.update(options)
     sig.immutable = bool(data.get("immutable")) or sig.immutable
     return sig
 
 
-__all__ = ["as_signature", "chain", "chord", "chunks", "group", "unroll", "xmap", "xstarmap"]
+__all__ = ["as_signature", "chain", "chord", "group", "restored", "unroll"]

@@ -1,8 +1,9 @@
 """``Signature``: one task call waiting to happen (a task name, partial arguments, call options).
 
-The composition primitives (``chain``, ``group``, ``chord``, ``chunks``, the maps) subclass it in
-``canvas.primitives`` and register their ``subtask_type`` in ``Signature.TYPES`` (as in Celery),
-which ``from_dict`` and ``|`` look up: this module never imports them. Composition only *builds*
+The composition primitives (``chain``, ``group``, ``chord`` in ``canvas.primitives``; ``chunks``
+and the maps in ``canvas.maps``) subclass it and register their ``subtask_type`` in
+``Signature.TYPES`` (as in Celery), which ``from_dict`` and ``|`` look up: this module never
+imports them. Composition only *builds*
 shapes; what a shape means when it runs is decided in one place, ``canvas.dag``. A signature
 reaches the engine only through its app (``self.app``): ``delay``, ``apply_async``, ``apply`` and
 ``freeze`` are one call each on ``canvas.app.Canvas``.

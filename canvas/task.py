@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from canvas.core import metas
 from canvas.exceptions import ImproperlyConfigured, MaxRetriesExceededError, Replace, Retry
-from canvas.primitives import chain, chunks, xmap, xstarmap
+from canvas.maps import chunks, xmap, xstarmap
+from canvas.primitives import chain
 from canvas.request import Request, current_request, reset_request, set_request
 from canvas.signature import Signature
 

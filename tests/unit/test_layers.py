@@ -18,7 +18,16 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "canvas"
 
 #: the model: what a canvas *is*; it never reaches the engine or the application
-MODEL = ("canvas.signature", "canvas.primitives", "canvas.dag", "canvas._current", "canvas.request")
+MODEL = (
+    "canvas.signature",
+    "canvas.primitives",
+    "canvas.maps",
+    "canvas.stamping",
+    "canvas.canvas",
+    "canvas.dag",
+    "canvas._current",
+    "canvas.request",
+)
 #: the edges: transports and stores know nothing of the engine, the model or the application
 EDGES = ("canvas.transports", "canvas.backends", "canvas.bus")
 APPLICATION = ("canvas.app", "canvas.task", "canvas.result", "canvas.cli")
