@@ -110,6 +110,11 @@ def replace_with_nothing(self: Task, *_: Any) -> Any:
     return self.replace(chain())
 
 
+@APP.task(name="pu.fail_replaced", bind=True)
+def fail_replaced(self: Task, *args: Any) -> Any:
+    return self.replace(fail.si(*args))
+
+
 @APP.task(name="pu.add_to_chord", bind=True)
 def add_members(self: Task, numbers: list[int], value: int) -> int:
     for number in numbers:
@@ -627,6 +632,17 @@ def test_chain_link_on_a_final_group_runs_per_member() -> None:
     canvas.link(record.s(tag="per member"))
     assert run(canvas).get(timeout=1) == [3, 4]
     assert sorted(RUNS) == [("per member", [3]), ("per member", [4])]
+
+
+def test_a_replaced_task_runs_its_errback_once_when_its_replacement_fails() -> None:
+    # Given a chain whose first task replaces itself with a failing task, and has an errback
+    first = fail_replaced.si()
+    first.link_error(on_error.s(tag="replaced"))
+    result = run(chain(first, identity.si(42)))
+    # Then the chain fails with the replacement's error and the errback ran once, for it
+    with pytest.raises(ParityError):
+        result.get(timeout=1)
+    assert ERRBACKS == [("replaced", "old", result.parent.id, "")]
 
 
 def test_replacing_a_task_with_an_empty_chain_fails_it_clearly() -> None:
