@@ -126,6 +126,7 @@ def _wire(app: Canvas, workflow_id: str, settled: list[_Done], lineage: Lineage)
                 if done.meta["status"] != states.SUCCESS and (done.ran or successor.reports):
                     outgoing.append(errback_message(app, workflow_id, successor, done, sent))
                 continue
+            own = False  # a failure of the node itself (not of an input) runs its errbacks
             inputs = _input_metas(app, successor, done.node, done.meta)
             failed = next(
                 (i for i, m in enumerate(inputs) if m.get("status") != states.SUCCESS), None
@@ -149,6 +150,7 @@ def _wire(app: Canvas, workflow_id: str, settled: list[_Done], lineage: Lineage)
                 except (PayloadTooLarge, TypeError) as exc:
                     # Its input's value cannot travel (too big, or not serializable): the node
                     # fails visibly rather than waiting for ever.
+                    own = True
                     outcome = metas.make_meta(
                         successor.id,
                         states.FAILURE,
@@ -159,7 +161,7 @@ def _wire(app: Canvas, workflow_id: str, settled: list[_Done], lineage: Lineage)
             more = app.backend.complete(
                 workflow_id, successor.id, outcome["status"], metas.encode(outcome)
             )
-            queue.append(_Done(successor, outcome, more, done.sender, ran=False))
+            queue.append(_Done(successor, outcome, more, done.sender, ran=own))
             if successor.replaces is not None:
                 # The end of a replacement: the replaced call takes its outcome, as its own.
                 replaced = dag.Node(successor.replaces, dag.TASK, successor.task)
