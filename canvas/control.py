@@ -12,7 +12,8 @@ answered within ``timeout``).
 
 Revokes are also written to the result store (kept ``worker_revoke_expires`` seconds, default
 three hours), so a worker started later, or restarted, still refuses the revoked tasks. Revoking
-a workflow's id revokes every node of it that has not finished.
+a workflow's id revokes every node of it that has not finished; ``revoke_by_stamped_headers``
+revokes the tasks that carry a stamp (``canvas.stamping``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from canvas import states
 from canvas.bus import of_app
 from canvas.core import mailbox
 from canvas.core.revoked import keep_revokes
+from canvas.stamping import revoke_keys
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -230,6 +232,28 @@ class Control:
             "revoke",
             destination=destination,
             arguments={"task_id": ids, "terminate": bool(terminate), "signal": name},
+            **kwargs,
+        )
+
+    def revoke_by_stamped_headers(
+        self,
+        headers: dict[str, Any],
+        destination: str | Sequence[str] | None = None,
+        terminate: bool = False,
+        signal: str | int = TERM_SIGNAME,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        """Revoke the tasks stamped with any of ``headers`` (``{name: value or [values]}``):
+        those not started never run, whenever they are sent, as long as revokes are kept.
+
+        Kept and sent as revoke entries (``stamp:<name>=<value>``) beside task ids; the worker
+        refuses a message whose stamps match one. ``terminate`` signals only tasks revoked by id.
+        """
+        return self.revoke(
+            revoke_keys(headers),
+            destination=destination,
+            terminate=terminate,
+            signal=signal,
             **kwargs,
         )
 

@@ -15,6 +15,7 @@ are collected in a list instead.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -93,6 +94,16 @@ def stamps_of(options: Mapping[str, Any]) -> dict[str, Any]:
     return {name: options.get(name) for name in options.get(STAMPED_HEADERS) or ()}
 
 
+def revoke_keys(stamps: Mapping[str, Any] | None) -> list[str]:
+    """The revoke entries naming ``stamps`` (one per value of a stamp that has several): a task
+    stamped with any of them is refused as revoked (``revoke_by_stamped_headers``)."""
+    keys = []
+    for name, value in (stamps or {}).items():
+        for one in value if isinstance(value, list | tuple) else [value]:
+            keys.append(f"stamp:{name}={json.dumps(one, sort_keys=True, default=repr)}")
+    return keys
+
+
 def _names(stamps: Mapping[str, Any]) -> list[str]:
     listed: Iterable[str] = stamps.get(STAMPED_HEADERS) or [
         key for key in stamps if key != STAMPED_HEADERS
@@ -104,4 +115,4 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-__all__ = ["STAMPED_HEADERS", "StampingVisitor", "combine", "stamps_of"]
+__all__ = ["STAMPED_HEADERS", "StampingVisitor", "combine", "revoke_keys", "stamps_of"]

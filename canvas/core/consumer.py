@@ -33,6 +33,7 @@ from canvas.core.monitor import TaskMonitor
 from canvas.exceptions import SoftTimeLimitExceeded, TaskRejectedError, TaskRevokedError
 from canvas.request import Request
 from canvas.signature import shorten
+from canvas.stamping import revoke_keys
 from canvas.transports.base import Delivery, OutgoingMessage
 
 if TYPE_CHECKING:
@@ -90,7 +91,9 @@ class Handler:
                 f"delivered more than worker_max_deliveries={self.max_deliveries} times "
                 "(it may be killing its worker)",
             )
-        if self.monitor.is_revoked(task_id):
+        if self.monitor.is_revoked(task_id) or any(
+            self.monitor.is_revoked(key) for key in revoke_keys(headers.get("stamps"))
+        ):
             return self.revoke(delivery, task, "revoked")
         now = time.time()
         expires = headers.get("expires")

@@ -18,7 +18,7 @@ import pytest
 
 from canvas import GroupResult, ResultSet
 from canvas.canvas import StampingVisitor, chain, chord, group, signature
-from canvas.exceptions import ChordError, ImproperlyConfigured
+from canvas.exceptions import ChordError, ImproperlyConfigured, TaskRevokedError
 from tests.integration.apps import parity_app
 from tests.support.servers import AMQP_URL, REDIS_URL, check_amqp, check_redis, redis_db
 from tests.support.worker_harness import DEADLINE, WorkerHarness, start
@@ -403,6 +403,24 @@ def test_stamps_reach_every_task_of_a_canvas_and_survive_a_retry(h: WorkerHarnes
     retried = a.retry_stamps.si()
     retried.stamp(visitor=Stamp42())
     assert h.send(retried).get(timeout=DEADLINE) == {"stamp": 42}
+
+
+def test_revoke_by_stamped_headers_refuses_the_stamped_tasks(h: WorkerHarness) -> None:
+    a = t(h)
+    tenant = tag()
+    # Given the stamp tenant=<tenant> revoked on the workers
+    replies = h.app.control.revoke_by_stamped_headers({"tenant": tenant}, reply=True)
+    assert replies
+    # When a task stamped with it is sent (parked a moment, then delivered), and one without
+    stamped = a.stamps.si().set(countdown=1)
+    stamped.stamp(tenant=tenant)
+    other = a.stamps.si()
+    other.stamp(tenant=f"not-{tenant}")
+    revoked, kept = h.send(stamped), h.send(other)
+    # Then the stamped one never runs, and the other does
+    with pytest.raises(TaskRevokedError):
+        revoked.get(timeout=DEADLINE)
+    assert kept.get(timeout=DEADLINE) == {"tenant": f"not-{tenant}"}
 
 
 # -- add_to_chord, result sets, saved groups ------------------------------------------------------
