@@ -59,8 +59,11 @@ class Request:
         }
 
 
-_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar("canvas_request")
-_request.set(None)
+# A default (not a module-level ``set``): a new thread starts with an empty context, and
+# ``get()`` there must answer ``None``, not raise LookupError.
+_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+    "canvas_request", default=None
+)
 
 
 def current_request() -> Request | None:
