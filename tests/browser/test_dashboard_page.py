@@ -148,7 +148,9 @@ def test_queues_and_beat_entries_are_listed(tasks: ModuleType, page: Page) -> No
     entry.wait_for(timeout=10_000)
     cells = entry.locator("td").all_inner_texts()
     assert cells[:3] == ["tick-every-minute", "dashboard_tasks.add", "<freq: 1.00 minutes>"]
-    assert cells[3] == "never" and cells[4].startswith("in ")
+    # (a slot reached between the page's refresh and this read shows as due, not as past)
+    assert cells[3] == "never"
+    assert cells[4].startswith("in ") or cells[4] == "due now", cells[4]
 
 
 def test_with_a_token_the_page_and_its_stream_run_on_the_cookie(

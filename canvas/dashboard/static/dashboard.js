@@ -400,7 +400,13 @@ function renderBeat() {
       el("td", { class: "mono" }, entry.schedule),
       el("td", { title: entry.last_run || "" }, entry.last_run ? ago(sinceIso(entry.last_run)) : "never"),
       el("td", { title: entry.next_run || "" },
-         entry.error ? el("span", { class: "empty" }, entry.error) : ago(sinceIso(entry.next_run))))));
+         entry.error ? el("span", { class: "empty" }, entry.error) : untilNext(entry.next_run)))));
+}
+
+// A slot that passed since the last refresh is due, not "s ago": beat sends it on its next tick.
+function untilNext(iso) {
+  const seconds = sinceIso(iso);
+  return seconds !== null && seconds >= 0 ? "due now" : ago(seconds);
 }
 
 // -- start -----------------------------------------------------------------------------------
