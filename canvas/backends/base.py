@@ -118,22 +118,27 @@ class Backend(ABC):
         )
 
     # -- delayed messages --------------------------------------------------------------------
+    # ``space`` names the broker a parked message returns to (``Transport.space``): apps on
+    # different brokers may share one store, and a message released by a worker of another
+    # broker would be published where nobody consumes it.
     @abstractmethod
-    def schedule(self, key: str, due: float, payload: bytes) -> None:
+    def schedule(self, key: str, due: float, payload: bytes, space: str = "") -> None:
         """Park ``payload`` until the epoch time ``due``; ``key`` is unique (the task id)."""
 
     @abstractmethod
-    def claim_due(self, now: float, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
-        """Take up to ``limit`` payloads due by ``now``; they reappear after ``lease`` seconds
-        unless ``ack_scheduled`` removes them first."""
+    def claim_due(
+        self, now: float, lease: float, limit: int = 100, space: str = ""
+    ) -> list[tuple[str, bytes]]:
+        """Take up to ``limit`` payloads of ``space`` due by ``now``; they reappear after
+        ``lease`` seconds unless ``ack_scheduled`` removes them first."""
 
     @abstractmethod
-    def ack_scheduled(self, keys: Sequence[str]) -> None:
+    def ack_scheduled(self, keys: Sequence[str], space: str = "") -> None:
         """Remove claimed payloads once they were published."""
 
     @abstractmethod
-    def next_due(self) -> float | None:
-        """Epoch time of the earliest parked payload, ``None`` when there is none."""
+    def next_due(self, space: str = "") -> float | None:
+        """Epoch time of the earliest parked payload of ``space``, ``None`` when there is none."""
 
     # -- leases ------------------------------------------------------------------------------
     @abstractmethod

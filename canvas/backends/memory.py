@@ -38,7 +38,7 @@ class MemoryBackend(Backend):
         self._changed = threading.Condition(self._lock)
         self._metas: dict[str, tuple[str, bytes, float]] = {}
         self._workflows: dict[str, _Workflow] = {}
-        self._scheduled: dict[str, tuple[float, bytes, float]] = {}
+        self._scheduled: dict[tuple[str, str], tuple[float, bytes, float]] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._counters: dict[str, tuple[int, float]] = {}
         self._revoked: dict[str, tuple[float, float]] = {}  # id -> (revoked at, expires at)
@@ -157,32 +157,39 @@ class MemoryBackend(Backend):
             return []
 
     # -- delayed messages --------------------------------------------------------------------
-    def schedule(self, key: str, due: float, payload: bytes) -> None:
+    def schedule(self, key: str, due: float, payload: bytes, space: str = "") -> None:
         with self._lock:
-            self._scheduled[key] = (due, payload, max(due, time.time()) + self.expires)
+            self._scheduled[space, key] = (due, payload, max(due, time.time()) + self.expires)
 
-    def claim_due(self, now: float, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+    def claim_due(
+        self, now: float, lease: float, limit: int = 100, space: str = ""
+    ) -> list[tuple[str, bytes]]:
         with self._lock:
             wall = time.time()
-            for key in [k for k, v in self._scheduled.items() if v[2] <= wall]:
-                del self._scheduled[key]
-            due = sorted((v[0], k) for k, v in self._scheduled.items() if v[0] <= now)[:limit]
+            for item in [k for k, v in self._scheduled.items() if v[2] <= wall]:
+                del self._scheduled[item]
+            due = sorted(
+                (v[0], k) for (s, k), v in self._scheduled.items() if s == space and v[0] <= now
+            )[:limit]
             claimed = []
             for _, key in due:
-                _, payload, expires_at = self._scheduled[key]
-                self._scheduled[key] = (now + lease, payload, expires_at)
+                _, payload, expires_at = self._scheduled[space, key]
+                self._scheduled[space, key] = (now + lease, payload, expires_at)
                 claimed.append((key, payload))
             return claimed
 
-    def ack_scheduled(self, keys: Sequence[str]) -> None:
+    def ack_scheduled(self, keys: Sequence[str], space: str = "") -> None:
         with self._lock:
             for key in keys:
-                self._scheduled.pop(key, None)
+                self._scheduled.pop((space, key), None)
 
-    def next_due(self) -> float | None:
+    def next_due(self, space: str = "") -> float | None:
         with self._lock:
             wall = time.time()
-            return min((v[0] for v in self._scheduled.values() if v[2] > wall), default=None)
+            return min(
+                (v[0] for (s, _), v in self._scheduled.items() if s == space and v[2] > wall),
+                default=None,
+            )
 
     # -- leases ------------------------------------------------------------------------------
     def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:

@@ -8,8 +8,8 @@ Keys (``p`` is the prefix)::
     p-task-meta-<task id>          string  b"<status>\\n<meta>"; also the pub/sub channel
     p-workflow-{<workflow id>}     hash    info, per node s:/n:/i:/o: (spec, successors,
                                            n_inputs, order), d: (done) and c: (inputs done)
-    p-{scheduled}                  zset    delayed message keys by due time
-    p-{scheduled}-payloads         hash    delayed message payloads
+    p-{scheduled}-<space>          zset    delayed message keys by due time, per broker
+    p-{scheduled}-<space>-payloads hash    delayed message payloads
     p-lease-<name>, p-counter-<key>
     p-{revoked}, p-{revoked}-expiry  zsets  revoked task ids by revoke time, by expiry
 
@@ -276,8 +276,9 @@ class RedisBackend(Backend):
     def _workflow_key(self, workflow_id: str) -> str:
         return f"{self.prefix}-workflow-{{{workflow_id}}}"
 
-    def _scheduled_keys(self) -> list[str]:
-        return [f"{self.prefix}-{{scheduled}}", f"{self.prefix}-{{scheduled}}-payloads"]
+    def _scheduled_keys(self, space: str = "") -> list[str]:
+        zset = f"{self.prefix}-{{scheduled}}" + (f"-{space}" if space else "")
+        return [zset, f"{zset}-payloads"]
 
     # -- task meta ---------------------------------------------------------------------------
     def store(self, task_id: str, status: str, meta: bytes) -> None:
@@ -417,30 +418,33 @@ class RedisBackend(Backend):
         return [Fired(reply[i].decode(), reply[i + 1]) for i in range(0, len(reply), 2)]
 
     # -- delayed messages --------------------------------------------------------------------
-    def schedule(self, key: str, due: float, payload: bytes) -> None:
+    def schedule(self, key: str, due: float, payload: bytes, space: str = "") -> None:
         # The set lives at least ``expires`` past the latest due time it holds.
         ttl = _ms(max(0.0, due - time.time()) + self.expires)
         args: list[EncodableT] = [repr(due), key, payload, ttl]
-        self._conn().scripts["schedule"](keys=self._scheduled_keys(), args=args)
+        self._conn().scripts["schedule"](keys=self._scheduled_keys(space), args=args)
 
-    def claim_due(self, now: float, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+    def claim_due(
+        self, now: float, lease: float, limit: int = 100, space: str = ""
+    ) -> list[tuple[str, bytes]]:
         args: list[EncodableT] = [repr(now), repr(now + lease), min(limit, _MAX_CLAIM)]
-        reply: list[bytes] = self._conn().scripts["claim"](keys=self._scheduled_keys(), args=args)
+        keys = self._scheduled_keys(space)
+        reply: list[bytes] = self._conn().scripts["claim"](keys=keys, args=args)
         return [(reply[i].decode(), reply[i + 1]) for i in range(0, len(reply), 2)]
 
-    def ack_scheduled(self, keys: Sequence[str]) -> None:
+    def ack_scheduled(self, keys: Sequence[str], space: str = "") -> None:
         if not keys:
             return
-        zset, payloads = self._scheduled_keys()
+        zset, payloads = self._scheduled_keys(space)
         pipe = self._conn().client.pipeline(transaction=False)
         pipe.zrem(zset, *keys)
         pipe.hdel(payloads, *keys)
         pipe.execute()
 
-    def next_due(self) -> float | None:
+    def next_due(self, space: str = "") -> float | None:
         first = cast(
             list[tuple[bytes, float]],
-            self._conn().client.zrange(self._scheduled_keys()[0], 0, 0, withscores=True),
+            self._conn().client.zrange(self._scheduled_keys(space)[0], 0, 0, withscores=True),
         )
         return float(first[0][1]) if first else None
 

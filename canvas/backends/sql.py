@@ -501,18 +501,25 @@ class SQLBackend(Backend):
         return []
 
     # -- delayed messages --------------------------------------------------------------------
-    def schedule(self, key: str, due: float, payload: bytes) -> None:
+    # A row's key is ``<space>|<key>``: one table holds every broker's parked messages.
+    def schedule(self, key: str, due: float, payload: bytes, space: str = "") -> None:
         s = self.tables.scheduled
         row = {"due": due, "payload": payload, "expires_at": max(due, time.time()) + self.expires}
         with self._write() as conn:
-            stmt = self._insert(s).values(key=key, **row)
+            stmt = self._insert(s).values(key=f"{space}|{key}", **row)
             conn.execute(stmt.on_conflict_do_update(index_elements=[s.c.key], set_=row))
 
-    def claim_due(self, now: float, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+    def claim_due(
+        self, now: float, lease: float, limit: int = 100, space: str = ""
+    ) -> list[tuple[str, bytes]]:
         s = self.tables.scheduled
         query = (
             sa.select(s.c.key, s.c.payload)
-            .where(s.c.due <= now, s.c.expires_at > time.time())
+            .where(
+                s.c.key.startswith(f"{space}|", autoescape=True),
+                s.c.due <= now,
+                s.c.expires_at > time.time(),
+            )
             .order_by(s.c.due)
             .limit(limit)
         )
@@ -524,17 +531,19 @@ class SQLBackend(Backend):
             if rows:
                 keys = [key for key, _ in rows]
                 conn.execute(sa.update(s).where(s.c.key.in_(keys)).values(due=now + lease))
-        return rows
+        return [(key.split("|", 1)[1], payload) for key, payload in rows]
 
-    def ack_scheduled(self, keys: Sequence[str]) -> None:
+    def ack_scheduled(self, keys: Sequence[str], space: str = "") -> None:
         s = self.tables.scheduled
         with self._write() as conn:
-            for chunk in _chunks(keys):
+            for chunk in _chunks([f"{space}|{key}" for key in keys]):
                 conn.execute(sa.delete(s).where(s.c.key.in_(chunk)))
 
-    def next_due(self) -> float | None:
+    def next_due(self, space: str = "") -> float | None:
         s = self.tables.scheduled
-        query = sa.select(sa.func.min(s.c.due)).where(s.c.expires_at > time.time())
+        query = sa.select(sa.func.min(s.c.due)).where(
+            s.c.key.startswith(f"{space}|", autoescape=True), s.c.expires_at > time.time()
+        )
         with self._read() as conn:
             due = conn.scalar(query)
         return None if due is None else float(due)

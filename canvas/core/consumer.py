@@ -369,7 +369,7 @@ class Handler:
             }
         )
         key = f"{delivery.headers['id']}:{delivery.headers.get('retries') or 0}"
-        self.app.backend.schedule(key, eta, record)
+        self.app.backend.schedule(key, eta, record, space=self.app.transport.space)
         delivery.ack()
         self.monitor.parked(delivery.headers, delivery.queue, eta)
         if self.on_park is not None:
@@ -435,7 +435,8 @@ class Handler:
 
 def release_due(app: Canvas, now: float, lease: float = 30.0) -> int:
     """Publish parked messages that are due; the store's lease covers a crash in between."""
-    claimed = app.backend.claim_due(now, lease)
+    space = app.transport.space
+    claimed = app.backend.claim_due(now, lease, space=space)
     if not claimed:
         return 0
     messages = []
@@ -447,7 +448,7 @@ def release_due(app: Canvas, now: float, lease: float = 30.0) -> int:
             )
         )
     app.transport.publish(messages)
-    app.backend.ack_scheduled([key for key, _ in claimed])
+    app.backend.ack_scheduled([key for key, _ in claimed], space=space)
     return len(claimed)
 
 

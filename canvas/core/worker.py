@@ -426,7 +426,7 @@ class Worker(Operated):
         now = time.time()
         try:
             release_due(self.app, now)
-            due = self.app.backend.next_due()
+            due = self.app.backend.next_due(space=self.app.transport.space)
         except Exception:
             logger.exception("Timer could not reach the result store; retrying")
             return 1.0

@@ -113,26 +113,28 @@ class SecureBackend(Backend):
         return self.sealer.open_record(spec, f"spec:{workflow_id}:{node_id}")
 
     # -- delayed messages --------------------------------------------------------------------
-    def schedule(self, key: str, due: float, payload: bytes) -> None:
-        self.inner.schedule(key, due, self.sealer.seal_record(payload, f"parked:{key}"))
+    def schedule(self, key: str, due: float, payload: bytes, space: str = "") -> None:
+        self.inner.schedule(key, due, self.sealer.seal_record(payload, f"parked:{key}"), space)
 
-    def claim_due(self, now: float, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+    def claim_due(
+        self, now: float, lease: float, limit: int = 100, space: str = ""
+    ) -> list[tuple[str, bytes]]:
         claimed, forged = [], []
-        for key, payload in self.inner.claim_due(now, lease, limit):
+        for key, payload in self.inner.claim_due(now, lease, limit, space):
             try:
                 claimed.append((key, self.sealer.open_record(payload, f"parked:{key}")))
             except SecurityError as exc:
                 logger.error("Parked message %s failed verification, dropped: %s", key, exc)
                 forged.append(key)
         if forged:
-            self.inner.ack_scheduled(forged)
+            self.inner.ack_scheduled(forged, space)
         return claimed
 
-    def ack_scheduled(self, keys: Sequence[str]) -> None:
-        self.inner.ack_scheduled(keys)
+    def ack_scheduled(self, keys: Sequence[str], space: str = "") -> None:
+        self.inner.ack_scheduled(keys, space)
 
-    def next_due(self) -> float | None:
-        return self.inner.next_due()
+    def next_due(self, space: str = "") -> float | None:
+        return self.inner.next_due(space)
 
     # -- leases and counters -----------------------------------------------------------------
     def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:

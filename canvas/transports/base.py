@@ -16,10 +16,13 @@ A consumer object belongs to one thread. Producers may be shared by threads.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 DLQ_SUFFIX = ".dlq"
 #: header that ``reject(requeue=False, reason=...)`` sets on the dead-lettered copy
@@ -109,5 +112,25 @@ class Transport(ABC):
         """Name of the dead-letter queue that holds what ``queue`` rejected."""
         return queue + DLQ_SUFFIX
 
+    @cached_property
+    def space(self) -> str:
+        """A short name of the broker this transport reaches, the same for every process.
+
+        Countdown/ETA messages parked in a result store are released only by workers of the
+        same ``space``: apps on different brokers may share one store.
+        """
+        return _digest(self.where())
+
+    def where(self) -> str:
+        """The broker's address without credentials (``space`` is its digest)."""
+        parts = urlsplit(self.url)
+        host = (parts.hostname or "").lower()
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release producer connections."""
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()

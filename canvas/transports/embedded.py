@@ -104,6 +104,9 @@ class EmbeddedTransport(Transport):
         self._inherited: list[sqlite3.Connection] = []
         self._closed = False
 
+    def where(self) -> str:
+        return f"embedded://{self.path.resolve()}"
+
     def _path_from_url(self, url: str) -> Path:
         scheme, _, rest = url.partition("://")
         if scheme == "memory":

@@ -279,6 +279,26 @@ class BackendContract:
         backend.ack_scheduled(["k3"])
         assert backend.next_due() is None
 
+    def test_parked_messages_are_released_only_to_their_own_broker(self, backend: Backend) -> None:
+        # Given two apps on different brokers sharing this store, each parking a message
+        now = time.time()
+        backend.schedule("same-id:0", now - 5, b"for broker a", space="a")
+        backend.schedule("same-id:0", now - 4, b"for broker b", space="b")
+        backend.schedule("x|y%_", now - 3, b"odd key", space="a")
+        # When broker a's worker looks, it sees and takes only its own
+        assert backend.next_due(space="a") == pytest.approx(now - 5)
+        assert backend.claim_due(now, lease=30, space="a") == [
+            ("same-id:0", b"for broker a"),
+            ("x|y%_", b"odd key"),
+        ]
+        # Then broker b's message waits for broker b, untouched by a's claim and ack
+        backend.ack_scheduled(["same-id:0", "x|y%_"], space="a")
+        assert backend.next_due(space="a") is None
+        assert backend.next_due() is None
+        assert backend.claim_due(now, lease=30, space="b") == [("same-id:0", b"for broker b")]
+        backend.ack_scheduled(["same-id:0"], space="b")
+        assert backend.next_due(space="b") is None
+
     def test_claim_due_honours_limit(self, backend: Backend) -> None:
         now = time.time()
         for k in range(5):
