@@ -9,7 +9,7 @@ PYTEST_WORKERS ?= 3
 BENCH_VENV := benchmarks/.venv-celery
 BENCH_ARGS ?=
 
-.PHONY: demo test lint typecheck bench bench-quick chaos services system-deps browser-deps clean
+.PHONY: demo test install-smoke lint typecheck bench bench-quick chaos services system-deps browser-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,10 @@ services:
 
 test: system-deps browser-deps $(VENV)/.installed services
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+# The package as a user installs it (no dev extras) in a bare venv: a worker on each transport.
+install-smoke: system-deps services
+	bash scripts/install-smoke.sh
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check canvas tests examples benchmarks
