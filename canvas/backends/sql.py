@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -148,9 +149,28 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout = 30000")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    _use_wal(cursor)
     cursor.execute("PRAGMA synchronous = NORMAL")  # safe in WAL: a crash loses no commit
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL once (the mode is kept in the file).
+
+    Processes opening a file that is not in WAL yet (Django's migrations make it in rollback
+    mode) race for the switch; SQLite answers the losers "database is locked" at once, without
+    waiting out the busy timeout, so they try again while the file is still not in WAL.
+    """
+    for attempt in range(100):
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.01 + 0.002 * attempt)  # back off: another process is switching it
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -522,6 +523,34 @@ class TestSQLite(ProcessContract):
                 conn.scalar(select(func.count()).select_from(t)) for t in backend.tables.expiring
             ]
         assert counts == [0] * len(counts)
+
+
+def _open_store(url: str, go: Any, out: Any) -> None:
+    def body() -> list[bytes | None]:
+        go.wait(10)
+        backend = SQLBackend(url)
+        try:
+            return backend.get(["none"])
+        finally:
+            backend.close()
+
+    _reporting(body, out)
+
+
+def test_processes_opening_a_rollback_journal_file_together_all_switch_it_to_wal(
+    tmp_path: Any,
+) -> None:
+    # Given SQLite files in rollback-journal mode (as Django's migrations leave them), when
+    # several processes open each at once, then none fails with "database is locked".
+    ctx = multiprocessing.get_context("fork")
+    for n in range(5):
+        path = tmp_path / f"rollback-{n}.db"
+        sqlite3.connect(path).close()
+        go, out = ctx.Event(), ctx.Queue()
+        procs = [
+            ctx.Process(target=_open_store, args=(f"sqlite:///{path}", go, out)) for _ in range(6)
+        ]
+        assert _gather(procs, go, out) == [[None]] * 6
 
 
 class TestPostgreSQL(ProcessContract):
