@@ -384,12 +384,15 @@ class BackendContract:
         assert again == [first] and dict(backend.revoked_since(before))[first] > seen[later]
 
     def test_records_expire(self, factory: Factory) -> None:
-        backend = factory(expires=0.3)
+        # (long enough that a loaded machine still reads the record before it expires)
+        backend = factory(expires=1.5)
         task_id, wf = _uid(), _uid()
         backend.store(task_id, states.SUCCESS, b"meta")
         backend.save_workflow(wf, [_node("a")], b"info")
         assert backend.get([task_id]) == [b"meta"]
-        _until(lambda: backend.get([task_id]) == [None] and backend.workflow_info(wf) is None)
+        _until(
+            lambda: backend.get([task_id]) == [None] and backend.workflow_info(wf) is None, 15
+        )
         assert backend.workflow_nodes(wf) == []
         assert backend.wait(task_id, 0) is None
 
