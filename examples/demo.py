@@ -40,7 +40,7 @@ def main() -> int:
         print(f"result:   {value} (in {elapsed:.2f} s, on a real worker process)")
         assert value == 125, value
         counts = dict(result.workflow.counts())
-        print(f"nodes:    {counts}")
+        print(f"nodes:    {counts} (13 tasks and the join that collects the chord)")
         render = [sys.executable, "-m", "canvas.cli.main"]
         subprocess.run(
             [*render, "render", "proj:workflow", "-o", str(OUT / "workflow.svg")],
