@@ -22,6 +22,8 @@ DEFAULTS: dict[str, Any] = {
     "result_expires": 86400.0,
     "result_serializer": "msgpack",
     "result_extended": False,
+    # a result larger than this (encoded) is stored as a FAILURE saying so (0: no limit)
+    "result_max_payload_bytes": 8 * 1024 * 1024,
     # messages
     "task_serializer": "msgpack",
     "accept_content": ["msgpack", "json"],

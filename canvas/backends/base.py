@@ -30,6 +30,11 @@ from canvas import states
 OPEN_JOIN = 2**31 - 1
 
 
+#: what a store hands out in place of a node spec it cannot vouch for (it failed verification):
+#: ``canvas.core.complete.load_node`` refuses it, naming the reason that follows the marker
+UNREADABLE_SPEC = b"\x00canvas-unreadable\x00"
+
+
 @dataclass(frozen=True)
 class NodeRecord:
     """One workflow node as stored: ``spec`` is opaque to the store."""

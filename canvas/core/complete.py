@@ -27,19 +27,47 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, states
-from canvas.backends.base import Fired
+from canvas.backends.base import UNREADABLE_SPEC, Fired
 from canvas.core import messages, metas, protocol
 from canvas.core.messages import Lineage
-from canvas.exceptions import ChordError, PayloadTooLarge
+from canvas.exceptions import ChordError, PayloadTooLarge, WorkflowError
 from canvas.transports.base import OutgoingMessage
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
 
 
+class UnreadableNode(WorkflowError):
+    """A node record in the store that cannot be read (corrupted, or failed verification)."""
+
+
 def load_node(spec: bytes) -> dag.Node:
-    data = protocol.internal.loads(spec)
-    return dag.Node.from_dict(data)
+    """The node a stored spec describes; ``UnreadableNode`` naming the fault otherwise."""
+    if spec.startswith(UNREADABLE_SPEC):
+        reason = spec[len(UNREADABLE_SPEC) :].decode(errors="replace")
+        raise UnreadableNode(f"node record refused: {reason}")
+    try:
+        data = protocol.internal.loads(spec)
+        node = dag.Node.from_dict(data)
+        if not isinstance(node.id, str) or not isinstance(node.kind, str):
+            raise TypeError("id and kind must be strings")
+        return node
+    except Exception as exc:
+        raise UnreadableNode(f"node record is corrupted ({type(exc).__name__}: {exc})") from None
+
+
+def unreadable_outcome(
+    workflow_id: str, node_id: str, error: UnreadableNode, task: str | None = None
+) -> dict[str, Any]:
+    """The FAILURE a node takes when its own record cannot be read: it settles, and so does the
+    workflow, instead of its message being redelivered for ever."""
+    return metas.make_meta(
+        node_id,
+        states.FAILURE,
+        exc=UnreadableNode(f"workflow {workflow_id} node {node_id}: {error}"),
+        task=task,
+        workflow=workflow_id,
+    )
 
 
 def settle(
@@ -76,7 +104,11 @@ def rewire(
         meta = metas.decode(app.backend.get([current])[0])
         if spec is None or meta is None:
             continue
-        data = protocol.internal.loads(spec)
+        try:
+            node = load_node(spec)
+            data = protocol.internal.loads(spec)
+        except UnreadableNode:
+            continue  # its own outcome is stored already: nothing more can be wired from it
         successors = [s for s in data.get("successors") or () if isinstance(s, str)]
         ready = []
         for sid, succ_spec in zip(
@@ -84,7 +116,11 @@ def rewire(
         ):
             if succ_spec is None:
                 continue
-            successor = load_node(succ_spec)
+            try:
+                successor = load_node(succ_spec)
+            except UnreadableNode:
+                ready.append(Fired(sid, succ_spec))  # _wire fails it, with the reason
+                continue
             if successor.kind == dag.ERRBACK:
                 continue
             own, *inputs = app.backend.get([sid, *successor.inputs])
@@ -95,7 +131,6 @@ def rewire(
             settled = [metas.decode(m) for m in inputs]
             if all(m is not None and m.get("status") in states.READY_STATES for m in settled):
                 ready.append(Fired(sid, succ_spec))
-        node = dag.Node.from_dict(data)
         _wire(app, workflow_id, [_Done(node, meta, ready, node.id, ran=False)], lineage)
 
 
@@ -120,7 +155,16 @@ def _wire(app: Canvas, workflow_id: str, settled: list[_Done], lineage: Lineage)
         done = queue.popleft()
         sent = Lineage(lineage.root_id, done.sender, lineage.priority)
         for item in done.ready:
-            successor = load_node(item.spec)
+            try:
+                successor = load_node(item.spec)
+            except UnreadableNode as exc:
+                # Fail it (and so the workflow) with the reason; what it feeds settles too.
+                outcome = unreadable_outcome(workflow_id, item.id, exc)
+                more = app.backend.complete(
+                    workflow_id, item.id, outcome["status"], metas.encode(outcome)
+                )
+                queue.append(_Done(dag.Node(item.id, dag.TASK), outcome, more, done.sender, False))
+                continue
             if successor.kind == dag.ERRBACK:
                 # Handed out once, by the complete() that settled its trigger.
                 if done.meta["status"] != states.SUCCESS and (done.ran or successor.reports):

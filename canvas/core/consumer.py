@@ -18,7 +18,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, signals, states
-from canvas.core import complete, messages, metas, protocol, replace
+from canvas.core import complete, envelope, messages, metas, protocol, replace
+from canvas.core.envelope import BadMessage
 from canvas.core.execute import (
     IGNORED,
     REJECTED,
@@ -30,7 +31,12 @@ from canvas.core.execute import (
 )
 from canvas.core.messages import Lineage
 from canvas.core.monitor import TaskMonitor
-from canvas.exceptions import SoftTimeLimitExceeded, TaskRejectedError, TaskRevokedError
+from canvas.exceptions import (
+    PayloadTooLarge,
+    SoftTimeLimitExceeded,
+    TaskRejectedError,
+    TaskRevokedError,
+)
 from canvas.request import Request
 from canvas.signature import shorten
 from canvas.stamping import revoke_keys
@@ -44,6 +50,8 @@ logger = logging.getLogger("canvas.worker")
 
 #: an ETA closer than this runs at once rather than taking a trip through the store
 ETA_SLACK = 0.005
+#: longest repr of a result in the log line of a success (Celery's ``resultrepr_maxsize``)
+RESULT_REPR_MAXSIZE = 1024
 
 
 class Handler:
@@ -66,13 +74,17 @@ class Handler:
         self.on_park = on_park
         self.accept = protocol.accepted_content_types(app.conf.accept_content)
         self.max_deliveries = int(app.conf.worker_max_deliveries or 0)
+        self.max_payload = int(app.conf.task_max_payload_bytes or 0)
 
     def handle(self, delivery: Delivery) -> None:
-        headers = delivery.headers
-        name = headers.get("task")
-        task_id = headers.get("id")
-        if not isinstance(name, str) or not isinstance(task_id, str):
-            return self.dead_letter(delivery, "message has no task name or id headers")
+        if delivery.error is not None:
+            return self.dead_letter(delivery, f"cannot decode message: {delivery.error}")
+        try:
+            headers = envelope.check(delivery.headers)
+            envelope.check_size(delivery.body, self.max_payload)
+        except BadMessage as exc:
+            return self.dead_letter(delivery, str(exc))
+        name, task_id = headers["task"], headers["id"]
         task = self.app.tasks.get(name)
         if task is None:
             signals.task_unknown.send(sender=self, name=name, id=task_id, message=delivery)
@@ -80,17 +92,19 @@ class Handler:
         track_started = task.track_started
         if track_started is None:
             track_started = self.app.conf.task_track_started
+        # Counted before any step that can fail (a store read, a corrupted record), so that a
+        # message failing there too ends in the dead-letter queue instead of coming back.
+        if delivery.redelivered and self.max_deliveries and self._too_many(task_id):
+            return self.dead_letter(
+                delivery,
+                f"delivered more than worker_max_deliveries={self.max_deliveries} times "
+                "(it may be killing its worker, or failing before it runs)",
+            )
         # A redelivered call may have finished before its worker died (and a duplicate message
         # may arrive after its twin ran): look before running, and before overwriting a final
         # state with STARTED. A plain first delivery skips the read.
         if (delivery.redelivered or track_started) and self.already_done(delivery):
             return None
-        if delivery.redelivered and self.max_deliveries and self._too_many(task_id):
-            return self.dead_letter(
-                delivery,
-                f"delivered more than worker_max_deliveries={self.max_deliveries} times "
-                "(it may be killing its worker)",
-            )
         if self.monitor.is_revoked(task_id) or any(
             self.monitor.is_revoked(key) for key in revoke_keys(headers.get("stamps"))
         ):
@@ -205,7 +219,8 @@ class Handler:
         if not errback_takes_request(task) or not args:
             return args
         failed = Request(id=about.get("id"), task=about.get("task"), called_directly=False)
-        exc = metas.exception_from_dict(self.app, about.get("exc") or {})
+        stored = about.get("exc")
+        exc = metas.exception_from_dict(self.app, stored if isinstance(stored, dict) else {})
         return [failed, exc, about.get("traceback"), *args[1:]]
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -219,9 +234,16 @@ class Handler:
     ) -> None:
         """Act on how the call ended; ``settled`` says the message was acked before it ran."""
         assert request.id is not None
-        shown = f"{task.name}[{request.id}]"
+        shown = f"{task.name}[{envelope.printable(request.id)}]"
         if outcome.state == states.SUCCESS:
-            logger.info("Task %s succeeded in %.4fs: %r", shown, outcome.runtime, outcome.value)
+            if logger.isEnabledFor(logging.INFO):
+                limit = int(getattr(task, "resultrepr_maxsize", None) or RESULT_REPR_MAXSIZE)
+                logger.info(
+                    "Task %s succeeded in %.4fs: %s",
+                    shown,
+                    outcome.runtime,
+                    shorten(outcome.value, limit),
+                )
             self.finish(request, task, states.SUCCESS, outcome, result=outcome.value)
         elif outcome.state == RETRY:
             logger.info("Task %s retry: %s", shown, outcome.exc)
@@ -285,9 +307,9 @@ class Handler:
             workflow=request.workflow,
             extra=_extended(request) if self.app.conf.result_extended else None,
         )
+        meta = self.storable(meta, f"{task.name}[{envelope.printable(request.id)}]")
         if request.workflow:
-            node = self.node(request)
-            complete.settle(self.app, request.workflow, node, meta, self.lineage(request))
+            self.settle_node(request, meta)
             return
         ignore = request.headers.get("ignore_result")
         if ignore is None:
@@ -298,6 +320,35 @@ class Handler:
             return
         self.app.backend.store(request.id, state, metas.encode(meta))
 
+    def storable(self, meta: dict[str, Any], shown: str) -> dict[str, Any]:
+        """``meta``, or a FAILURE naming why it cannot be stored: a result that cannot be
+        encoded, or one over ``result_max_payload_bytes``. Either way the call ran once and
+        ends settled, instead of failing after its message was acked (lost, or run again)."""
+        try:
+            size = len(metas.encode(meta))
+        except Exception as exc:
+            error: Exception = TypeError(f"{shown}: cannot store its result: {exc}")
+        else:
+            limit = int(self.app.conf.get("result_max_payload_bytes") or 0)
+            if not limit or size <= limit:
+                return meta
+            error = PayloadTooLarge(
+                f"{shown}: its result is {size} bytes encoded, over "
+                f"result_max_payload_bytes={limit}. Return a storage key instead of the data."
+            )
+        logger.error("Task %s: %s", shown, error)
+        failed = metas.make_meta(
+            str(meta.get("task_id")),
+            states.FAILURE,
+            exc=error,
+            task=meta.get("name"),
+            worker=meta.get("worker"),
+            retries=int(meta.get("retries") or 0),
+            runtime=meta.get("runtime"),
+            workflow=meta.get("workflow"),
+        )
+        return failed
+
     def lineage(self, request: Request) -> Lineage:
         """What the calls this one makes ready inherit: its root, and its priority when the
         app says so (``task_inherit_parent_priority``)."""
@@ -306,12 +357,25 @@ class Handler:
         return Lineage(request.root_id or request.id, request.id, priority)
 
     def node(self, request: Request) -> dag.Node:
+        """The node ``request`` runs; ``UnreadableNode`` when its stored record is bad."""
         assert request.workflow is not None and request.id is not None
         spec = self.app.backend.node_specs(request.workflow, [request.id])[0]
         if spec is None:
             # The workflow expired from the store: finish as a plain task would.
             return dag.Node(request.id, dag.TASK, request.task)
         return complete.load_node(spec)
+
+    def settle_node(self, request: Request, meta: dict[str, Any]) -> None:
+        """Record a workflow node's outcome and wire what it makes ready. A node whose own
+        record is unreadable settles as FAILURE naming why (it cannot be wired as stored)."""
+        assert request.workflow is not None and request.id is not None
+        try:
+            node = self.node(request)
+        except complete.UnreadableNode as exc:
+            logger.error("Task %s: %s", envelope.printable(request.id), exc)
+            node = dag.Node(request.id, dag.TASK, request.task)
+            meta = complete.unreadable_outcome(request.workflow, request.id, exc, request.task)
+        complete.settle(self.app, request.workflow, node, meta, self.lineage(request))
 
     def retry(self, delivery: Delivery, task: Task, request: Request, outcome: Outcome) -> None:
         """Publish the same call again (same id, retries + 1) and record RETRY."""
@@ -379,18 +443,22 @@ class Handler:
         """Reject to the dead-letter queue; a workflow node also fails, so nothing waits on it."""
         headers = delivery.headers
         logger.error(
-            "Message %s (task %r) dead-lettered: %s", headers.get("id"), headers.get("task"), reason
+            "Message %s (task %s) from %s dead-lettered: %s",
+            envelope.printable(headers.get("id")),
+            envelope.printable(headers.get("task")),
+            envelope.printable(delivery.queue),
+            envelope.printable(reason, 1000),
         )
         delivery.reject(requeue=False, reason=reason)
         workflow, task_id = headers.get("workflow"), headers.get("id")
-        if isinstance(workflow, str) and isinstance(task_id, str):
+        if isinstance(workflow, str) and workflow and isinstance(task_id, str) and task_id:
             request = Request(id=task_id, task=str(headers.get("task")), workflow=workflow)
             exc = TaskRejectedError(f"{headers.get('task')}[{task_id}] dead-lettered: {reason}")
             meta = metas.make_meta(
                 task_id, states.REJECTED, exc=exc, task=request.task, workflow=workflow
             )
             request.root_id = headers.get("root_id")
-            complete.settle(self.app, workflow, self.node(request), meta, self.lineage(request))
+            self.settle_node(request, meta)
 
     def duplicate(self, delivery: Delivery) -> bool:
         """A second first-delivery of one workflow node run: ack it, its twin owns the run.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import select
@@ -36,6 +37,7 @@ from canvas import signals, states
 from canvas.beat.scheduler import run_beat
 from canvas.core import complete, metas
 from canvas.core.consumer import Handler, raise_soft_limit, release_due
+from canvas.core.envelope import escape_controls, printable
 from canvas.core.execute import Outcome
 from canvas.core.link import DRAIN_INTERVAL, Link, listen
 from canvas.core.monitor import TaskMonitor
@@ -113,15 +115,28 @@ class _Keeper(threading.Thread):
             if current is None:
                 continue
             delivery, started = current
-            limit = delivery.headers.get("time_limit") or self._task_limit(delivery)
-            if limit and self.hard_kill and time.monotonic() - started > float(limit):
-                self._kill(delivery, float(limit))
+            try:
+                limit = self._limit(delivery)
+                if limit and self.hard_kill and time.monotonic() - started > limit:
+                    self._kill(delivery, limit)
+            except Exception:  # whatever a message holds, this thread must live on
+                logger.exception("Keeper: cannot apply the time limit of a message")
             if time.monotonic() - last_extend >= self.interval:
                 last_extend = time.monotonic()
                 try:
                     self.consumer.extend([delivery])
                 except Exception:
-                    logger.warning("Could not renew the lease of %s", delivery.headers.get("id"))
+                    logger.warning(
+                        "Could not renew the lease of %s", printable(delivery.headers.get("id"))
+                    )
+
+    def _limit(self, delivery: Delivery) -> float | None:
+        """The hard limit of the message's task: its header when well formed (a bad one sends
+        the message to the dead-letter queue, its task never runs), else the task's."""
+        limit = delivery.headers.get("time_limit") if delivery.error is None else None
+        if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
+            return float(limit) if math.isfinite(limit) else None
+        return self._task_limit(delivery)
 
     def _task_limit(self, delivery: Delivery) -> float | None:
         task = self.app.tasks.get(str(delivery.headers.get("task")))
@@ -253,9 +268,10 @@ def consume(
                 handler.handle(delivery)
                 backoff.reset()
             except Exception as exc:  # requeue, back off, carry on
-                backoff.failed(f"handle message {delivery.headers.get('id')}", exc)
-                with contextlib.suppress(Exception):
-                    delivery.reject(requeue=True, reason="internal error in the worker")
+                backoff.failed(f"handle message {printable(delivery.headers.get('id'))}", exc)
+                if not delivery.settled:  # a settled message would run again (or be lost)
+                    with contextlib.suppress(Exception):
+                        delivery.reject(requeue=True, reason="internal error in the worker")
                 backoff.wait(stop)
             finally:
                 keeper.current = None
@@ -600,6 +616,15 @@ def _redact(url: str) -> str:
     return url
 
 
+class EscapingFormatter(logging.Formatter):
+    """One record, one line: control characters in a message (a task id or an error text that
+    came from a message) are escaped; tracebacks keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
 def setup_logging(loglevel: str = "INFO", logfile: str | None = None) -> None:
     """The worker's log format; ``logfile`` for ``multi``-started workers."""
     level = getattr(logging, str(loglevel).upper(), None)
@@ -609,7 +634,7 @@ def setup_logging(loglevel: str = "INFO", logfile: str | None = None) -> None:
         logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
     )
     handler.setFormatter(
-        logging.Formatter("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s")
+        EscapingFormatter("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -10,8 +10,8 @@ What a failed check does:
 
 * a task meta reads as a ``FAILURE`` whose error is ``SecurityError``, so ``AsyncResult.get``
   raises it and a successor does not run on forged input;
-* a node spec or workflow info raises ``SecurityError`` (the worker requeues, then dead-letters
-  the message after ``worker_max_deliveries``);
+* a node spec read by a worker reads as ``UNREADABLE_SPEC`` with the reason: the worker fails
+  that node with it, so the workflow settles as FAILURE; workflow info raises ``SecurityError``;
 * a parked message is logged and dropped, never published.
 """
 
@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from canvas.backends.base import Backend, Fired, NodeRecord
+from canvas.backends.base import UNREADABLE_SPEC, Backend, Fired, NodeRecord
 from canvas.exceptions import SecurityError
 from canvas.security.sealer import Sealer
 
@@ -94,23 +94,34 @@ class SecureBackend(Backend):
     def node_specs(self, workflow_id: str, node_ids: Sequence[str]) -> list[bytes | None]:
         specs = self.inner.node_specs(workflow_id, node_ids)
         return [
-            None if s is None else self._spec(workflow_id, n, s)
+            None if s is None else self._spec_or_refusal(workflow_id, n, s)
             for n, s in zip(node_ids, specs, strict=True)
         ]
 
     def complete(self, workflow_id: str, node_id: str, status: str, meta: bytes) -> list[Fired]:
         sealed = self.sealer.seal_record(meta, f"meta:{node_id}")
         fired = self.inner.complete(workflow_id, node_id, status, sealed)
-        return [Fired(f.id, self._spec(workflow_id, f.id, f.spec)) for f in fired]
+        return [Fired(f.id, self._spec_or_refusal(workflow_id, f.id, f.spec)) for f in fired]
 
     def update_join(self, workflow_id: str, node: NodeRecord) -> list[Fired]:
         sealed = self.sealer.seal_record(node.spec, f"spec:{workflow_id}:{node.id}")
         record = NodeRecord(node.id, sealed, node.successors, node.n_inputs)
         fired = self.inner.update_join(workflow_id, record)
-        return [Fired(f.id, self._spec(workflow_id, f.id, f.spec)) for f in fired]
+        return [Fired(f.id, self._spec_or_refusal(workflow_id, f.id, f.spec)) for f in fired]
 
     def _spec(self, workflow_id: str, node_id: str, spec: bytes) -> bytes:
         return self.sealer.open_record(spec, f"spec:{workflow_id}:{node_id}")
+
+    def _spec_or_refusal(self, workflow_id: str, node_id: str, spec: bytes) -> bytes:
+        """The verified spec, or ``UNREADABLE_SPEC`` and the reason: the worker then fails that
+        node (and the workflow) instead of raising in the middle of a completion."""
+        try:
+            return self._spec(workflow_id, node_id, spec)
+        except SecurityError as exc:
+            logger.error(
+                "Node %s of workflow %s failed verification: %s", node_id, workflow_id, exc
+            )
+            return UNREADABLE_SPEC + f"security: {exc}".encode()
 
     # -- delayed messages --------------------------------------------------------------------
     def schedule(self, key: str, due: float, payload: bytes, space: str = "") -> None:

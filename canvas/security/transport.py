@@ -100,6 +100,8 @@ class SecureConsumer(Consumer):
             raw = self.inner.get(max(0.0, deadline - time.monotonic()))
             if raw is None:
                 return None
+            if raw.error is not None:
+                return raw  # undecodable: the worker dead-letters it as it came
             try:
                 return self._verified(raw)
             except SecurityError as exc:

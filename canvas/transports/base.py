@@ -10,6 +10,8 @@ consumers of named queues. Every implementation gives the same guarantees:
   consumer that is alive keeps its deliveries by calling ``extend``).
 * ``reject(requeue=False)`` moves the message to the queue's dead-letter queue
   (``<queue>.dlq``) with the reason in its headers; it never vanishes.
+* A frame that cannot be decoded is still handed out, with ``error`` saying why: it is a bad
+  message (the worker dead-letters it), never raised as if the connection had failed.
 
 A consumer object belongs to one thread. Producers may be shared by threads.
 """
@@ -51,12 +53,19 @@ class Delivery:
     redelivered: bool
     tag: Any = field(repr=False)
     consumer: Consumer = field(repr=False)
+    #: why the frame could not be decoded (``headers``/``body`` then hold what could be read):
+    #: a bad message, to dead-letter, never a sign of a broken connection
+    error: str | None = None
+    #: acked or rejected already: an error after that must not requeue it (it would run again)
+    settled: bool = field(default=False, repr=False)
 
     def ack(self) -> None:
         self.consumer.ack(self)
+        self.settled = True
 
     def reject(self, requeue: bool = False, reason: str = "") -> None:
         self.consumer.reject(self, requeue=requeue, reason=reason)
+        self.settled = True
 
 
 class Consumer(ABC):

@@ -43,6 +43,9 @@ import msgpack
 from canvas.exceptions import ImproperlyConfigured
 from canvas.transports.base import REASON_HEADER, Consumer, Delivery, OutgoingMessage, Transport
 
+#: header of a dead letter whose original headers could not be decoded: their raw bytes
+RAW_HEADERS = "x-canvas-raw-headers"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS canvas_messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a stale ack must not hit a new message
@@ -81,7 +84,13 @@ def _pack(headers: dict[str, Any]) -> bytes:
 
 
 def _unpack(data: bytes) -> dict[str, Any]:
-    headers: dict[str, Any] = msgpack.unpackb(data, raw=False)
+    """A row's headers; ``ValueError`` naming the fault when they are not a msgpack map."""
+    try:
+        headers = msgpack.unpackb(bytes(data), raw=False)
+    except Exception as exc:
+        raise ValueError(f"undecodable headers ({type(exc).__name__}: {exc})") from None
+    if not isinstance(headers, dict):
+        raise ValueError(f"headers are a {type(headers).__name__}, not a mapping")
     return headers
 
 
@@ -251,16 +260,22 @@ class EmbeddedConsumer(Consumer):
             rows = conn.execute(_CLAIM, (until, self._lease, queue, now)).fetchall()
             if rows:
                 self._next_queue = (self._next_queue + i + 1) % n
-                id_, deliveries, content_type, headers, body = rows[0]
+                id_, deliveries, content_type, raw_headers, body = rows[0]
                 self._held.add(id_)
+                error = None
+                try:
+                    headers = _unpack(raw_headers)
+                except ValueError as exc:  # a bad message: the worker dead-letters it
+                    headers, error = {RAW_HEADERS: bytes(raw_headers)}, str(exc)
                 return Delivery(
                     queue=queue,
-                    body=bytes(body),
-                    headers=_unpack(headers),
-                    content_type=content_type,
+                    body=body.encode() if isinstance(body, str) else bytes(body or b""),
+                    headers=headers,
+                    content_type=str(content_type),
                     redelivered=deliveries > 1,
                     tag=id_,
                     consumer=self,
+                    error=error,
                 )
         return None
 
@@ -272,7 +287,7 @@ class EmbeddedConsumer(Consumer):
 
     def reject(self, delivery: Delivery, requeue: bool, reason: str = "") -> None:
         conn = self._connection()
-        if requeue:
+        if requeue and delivery.error is None:
             conn.execute(
                 "UPDATE canvas_messages SET visible_at = ?, lease = NULL"
                 " WHERE id = ? AND lease = ?",

@@ -311,13 +311,30 @@ class KombuConsumer(Consumer):
         return self._delivery(queue, message)
 
     def _delivery(self, queue: str, message: Any) -> Delivery:
-        body = message.body
+        body, headers = message.body, message.headers
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        content_type = message.content_type
+        if not isinstance(body, bytes | bytearray | memoryview | str) or not isinstance(
+            headers or {}, dict
+        ):
+            # A bad message, not a bad connection: the worker dead-letters it with this reason.
+            return Delivery(
+                queue=queue,
+                body=repr(body).encode(),
+                headers={},
+                content_type="application/octet-stream",
+                redelivered=redelivered,
+                tag=message,
+                consumer=self,
+                error=f"undecodable message: body {type(body).__name__}, "
+                f"headers {type(headers).__name__}",
+            )
         return Delivery(
             queue=queue,
             body=body.encode() if isinstance(body, str) else bytes(body),
-            headers=dict(message.headers or {}),
-            content_type=message.content_type or "",
-            redelivered=bool(message.delivery_info.get("redelivered")),
+            headers=dict(headers or {}),
+            content_type=content_type if isinstance(content_type, str) else "",
+            redelivered=redelivered,
             tag=message,
             consumer=self,
         )
@@ -327,7 +344,7 @@ class KombuConsumer(Consumer):
 
     def reject(self, delivery: Delivery, requeue: bool, reason: str = "") -> None:
         message = delivery.tag
-        if requeue:
+        if requeue and delivery.error is None:
             message.reject(requeue=True)
             return
         priority, headers = message.properties.get("priority"), delivery.headers

@@ -40,23 +40,40 @@ _LEVELS = (9, 6, 3)  # priority lists, highest first; below 3 (or none) is the p
 _HEADER = struct.Struct("!BH")  # delivery count, queue name length
 
 # Move the processing lists of consumers whose heartbeat is older than ARGV[1] back to their
-# queues (head first, so they run next), counting one more delivery for each message.
+# queues (head first, so they run next), counting one more delivery for each message. A frame
+# too short for its header, or naming a queue its consumer did not read, goes back to that
+# consumer's first queue unchanged, where a consumer dead-letters it: never lost, never pushed to
+# a key made of garbage.
 _REAP = """
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 20)
 local moved = 0
 for _, id in ipairs(dead) do
   local plist = ARGV[2] .. ':p:' .. id
+  local home = redis.call('HGET', KEYS[2], id)
+  local first = ARGV[3]
+  if home then first = string.sub(home, 2, string.find(home, '\\0', 2, true) - 1) end
   while true do
     local m = redis.call('RPOP', plist)
     if not m then break end
-    local count = string.byte(m, 1)
-    local qlen = string.byte(m, 2) * 256 + string.byte(m, 3)
-    local queue = string.sub(m, 4, 3 + qlen)
-    local again = string.char(math.min(count + 1, 255)) .. string.sub(m, 2)
-    redis.call('RPUSH', ARGV[2] .. ':q:' .. queue, again)
+    local queue = nil
+    if #m >= 3 then
+      local qlen = string.byte(m, 2) * 256 + string.byte(m, 3)
+      if #m >= 3 + qlen then queue = string.sub(m, 4, 3 + qlen) end
+    end
+    if queue and home and not string.find(home, '\\0' .. queue .. '\\0', 1, true) then
+      queue = nil
+    end
+    if queue then
+      local count = string.byte(m, 1)
+      local again = string.char(math.min(count + 1, 255)) .. string.sub(m, 2)
+      redis.call('RPUSH', ARGV[2] .. ':q:' .. queue, again)
+    else
+      redis.call('RPUSH', ARGV[2] .. ':q:' .. first, m)
+    end
     moved = moved + 1
   end
   redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
 end
 return moved
 """
@@ -81,9 +98,27 @@ def encode(queue: str, message: OutgoingMessage, count: int = 0) -> bytes:
 
 
 def decode(blob: bytes) -> tuple[int, str, list[Any]]:
+    """``(delivery count, queue, [headers, body, content_type, priority, id])`` of a frame;
+    ``ValueError`` naming what is wrong with a frame that is not one."""
+    if len(blob) < _HEADER.size:
+        raise ValueError(f"frame of {len(blob)} bytes is shorter than its header")
     count, length = _HEADER.unpack_from(blob)
-    queue = blob[_HEADER.size : _HEADER.size + length].decode()
-    payload = msgpack.unpackb(blob[_HEADER.size + length :], raw=False, strict_map_key=False)
+    if len(blob) < _HEADER.size + length:
+        raise ValueError("frame is shorter than its queue name")
+    try:
+        queue = blob[_HEADER.size : _HEADER.size + length].decode()
+        payload = msgpack.unpackb(blob[_HEADER.size + length :], raw=False, strict_map_key=False)
+    except Exception as exc:
+        raise ValueError(f"undecodable frame ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, list) or len(payload) != 5:
+        raise ValueError("frame payload is not [headers, body, content_type, priority, id]")
+    headers, body, content_type, priority, _ = payload
+    if not isinstance(headers, dict):
+        raise ValueError(f"frame headers are a {type(headers).__name__}, not a mapping")
+    if not isinstance(body, bytes) or not isinstance(content_type, str):
+        raise ValueError("frame body is not bytes, or its content type not a string")
+    if priority is not None and not isinstance(priority, int):
+        raise ValueError("frame priority is not an int")
     return count, queue, payload
 
 
@@ -167,6 +202,7 @@ class RedisConsumer(Consumer):
         prefix = transport.prefix
         self.processing = f"{prefix}:p:{self.id}"
         self.registry = f"{prefix}:consumers"
+        self.homes = f"{prefix}:homes"  # consumer id -> the queues it reads, for the reaper
         self.reap_script = self.client.register_script(_REAP)
         self.fetch_script = self.client.register_script(_FETCH_PRIORITY)
         self.lease = transport.visibility_timeout
@@ -175,6 +211,7 @@ class RedisConsumer(Consumer):
         self.prioritized: set[str] = set()
         self.next_beat = 0.0
         self.closed = False
+        self.client.hset(self.homes, self.id, "\0" + "\0".join(queues) + "\0")
         self._beat(force=True)
 
     # -- liveness ----------------------------------------------------------------------------
@@ -190,7 +227,11 @@ class RedisConsumer(Consumer):
             pipe.exists(f"{self.transport.prefix}:prio:{queue}")
         flags = pipe.execute()[1:]
         self.prioritized = {q for q, flag in zip(self.queues, flags, strict=True) if flag}
-        self.reap_script(keys=[self.registry], args=[now - self.lease, self.transport.prefix])
+        self._reap(now - self.lease)
+
+    def _reap(self, older_than: float) -> None:
+        keys = [self.registry, self.homes]
+        self.reap_script(keys=keys, args=[older_than, self.transport.prefix, self.queues[0]])
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         """Renew this consumer's heartbeat: every delivery it holds stays its own."""
@@ -202,20 +243,20 @@ class RedisConsumer(Consumer):
         while True:
             self._beat()
             if self.unsettled < self.prefetch:
-                blob = self._fetch_any()
-                if blob is not None:
-                    return self._delivery(blob)
+                fetched = self._fetch_any()
+                if fetched is not None:
+                    return self._delivery(*fetched)
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
             if self.unsettled >= self.prefetch:
                 time.sleep(min(left, 0.05))
                 continue
-            blob = self._block(min(left, 1.0 if len(self.queues) == 1 else 0.1))
-            if blob is not None:
-                return self._delivery(blob)
+            fetched = self._block(min(left, 1.0 if len(self.queues) == 1 else 0.1))
+            if fetched is not None:
+                return self._delivery(*fetched)
 
-    def _fetch_any(self) -> bytes | None:
+    def _fetch_any(self) -> tuple[bytes, str] | None:
         """One non-blocking look at each queue, in turn (round robin across queues)."""
         if len(self.queues) == 1 and not self.prioritized:
             return None  # the blocking BLMOVE below is the one command a fetch costs
@@ -228,22 +269,37 @@ class RedisConsumer(Consumer):
             else:
                 source = self.transport.key(queue)
                 blob = self.client.lmove(source, self.processing, "RIGHT", "LEFT")
-            if blob:
+            if blob is not None:  # an empty frame is a (bad) message too
                 self.turn += offset + 1
-                return bytes(blob)
+                return bytes(blob), queue
         return None
 
-    def _block(self, seconds: float) -> bytes | None:
+    def _block(self, seconds: float) -> tuple[bytes, str] | None:
         queue = self.queues[self.turn % len(self.queues)]
         self.turn += 1
         blob = self.client.blmove(
             self.transport.key(queue), self.processing, max(seconds, 0.01), "RIGHT", "LEFT"
         )
-        return bytes(blob) if blob else None
+        return (bytes(blob), queue) if blob is not None else None
 
-    def _delivery(self, blob: bytes) -> Delivery:
-        count, queue, (headers, body, content_type, _priority, _id) = decode(blob)
+    def _delivery(self, blob: bytes, source: str) -> Delivery:
         self.unsettled += 1
+        try:
+            count, queue, (headers, body, content_type, _priority, _id) = decode(blob)
+            if queue != source:
+                raise ValueError(f"frame names queue {queue!r} but was read from {source!r}")
+        except ValueError as exc:
+            # A bad message, not a bad connection: the worker dead-letters the raw frame.
+            return Delivery(
+                queue=source,
+                body=blob,
+                headers={},
+                content_type="application/octet-stream",
+                redelivered=blob[:1] not in (b"", b"\0"),
+                tag=blob,
+                consumer=self,
+                error=str(exc),
+            )
         return Delivery(
             queue=queue,
             body=body,
@@ -262,7 +318,7 @@ class RedisConsumer(Consumer):
     def reject(self, delivery: Delivery, requeue: bool, reason: str = "") -> None:
         blob: bytes = delivery.tag
         pipe = self.client.pipeline(transaction=True)
-        if requeue:
+        if requeue and delivery.error is None:
             count, queue, payload = decode(blob)
             name = queue.encode()
             again = _HEADER.pack(min(count + 1, 255), len(name)) + blob[_HEADER.size :]
@@ -283,6 +339,6 @@ class RedisConsumer(Consumer):
         self.closed = True
         try:
             self.client.zadd(self.registry, {self.id: 0})
-            self.reap_script(keys=[self.registry], args=[0, self.transport.prefix])
+            self._reap(0)
         finally:
             self.client.close()

@@ -15,9 +15,10 @@ import pytest
 
 from canvas import states
 from canvas.app import Canvas
-from canvas.backends.base import NodeRecord
+from canvas.backends.base import UNREADABLE_SPEC, NodeRecord
 from canvas.backends.memory import MemoryBackend
 from canvas.core import metas
+from canvas.core.complete import UnreadableNode, load_node
 from canvas.exceptions import ImproperlyConfigured
 from canvas.security import (
     KEY_ID_HEADER,
@@ -380,11 +381,13 @@ class TestSecureBackend:
         assert [(f.id, f.spec) for f in fired] == [("c", b"spec-c")]
         assert secure.get(["a"]) == [meta]
 
-    def test_a_forged_spec_raises(self) -> None:
+    def test_a_forged_spec_reads_as_refused_and_fails_its_node(self) -> None:
         secure, inner = self.backend()
         inner.save_workflow("w", [NodeRecord("a", b"evil", (), 0)], b"info")
-        with pytest.raises(SecurityError, match="spec:w:a"):
-            secure.node_specs("w", ["a"])
+        (spec,) = secure.node_specs("w", ["a"])
+        assert spec.startswith(UNREADABLE_SPEC)
+        with pytest.raises(UnreadableNode, match="security: .*spec:w:a"):
+            load_node(spec)
 
     def test_parked_messages_are_sealed_and_forged_ones_dropped(
         self, caplog: pytest.LogCaptureFixture

@@ -24,6 +24,7 @@ app = Canvas(
     task_default_queue=os.environ.get("CANVAS_TEST_QUEUE", "canvas"),
     embedded_dir=os.environ.get("CANVAS_EMBEDDED_DIR") or None,
     worker_lease_seconds=float(os.environ.get("CANVAS_TEST_LEASE", "60")),
+    task_max_payload_bytes=int(os.environ.get("CANVAS_TEST_MAX_PAYLOAD") or 8 * 1024 * 1024),
 )
 app.conf.task_track_started = True
 app.conf.task_send_sent_event = True
@@ -178,3 +179,17 @@ def soft_limited(seconds):
 def hard_limited(seconds):
     time.sleep(seconds)
     return "finished"
+
+
+@app.task
+def unstorable(key):
+    """Returns a value no serializer can encode; marks each run."""
+    mark(key)
+    return object()
+
+
+@app.task
+def big(key, size):
+    """Returns ``size`` bytes of text; marks each run."""
+    mark(key)
+    return "x" * size
