@@ -311,6 +311,7 @@ class Worker(Operated):
         self.stopping = 0
         self.next_timer = 0.0
         self.threads: list[tuple[threading.Thread, threading.Event]] = []
+        self.beat_pid: int | None = None
         self._init_operations(self.options.pool, self.options.send_events, self.options.statedb)
 
     # -- start -------------------------------------------------------------------------------
@@ -330,7 +331,11 @@ class Worker(Operated):
         )
         if warning:
             logger.warning(warning)
-        beat = self._start_beat() if self.options.beat else None
+        beat = beat_pid = None
+        if self.options.beat and self.options.pool == "prefork":
+            beat_pid = self._fork_beat()
+        elif self.options.beat:
+            beat = self._start_beat()
         self.control.load_revokes()
         try:
             if self.options.pool == "solo":
@@ -344,6 +349,8 @@ class Worker(Operated):
                 # Release the leader lease now, so a standby beat takes over at once.
                 beat[1].set()
                 beat[0].join(10)
+            if beat_pid is not None:
+                _stop_process(beat_pid, 10.0)
 
     def _start_beat(self) -> tuple[threading.Thread, threading.Event]:
         stop = threading.Event()
@@ -356,6 +363,28 @@ class Worker(Operated):
         )
         thread.start()
         return thread, stop
+
+    def _fork_beat(self) -> int:
+        """Beat in a process of its own, forked before any thread starts: pool processes are
+        forked later (and again when one dies), and a fork while a beat thread holds a lock or
+        a connection left children that never consumed and a worker that ignored SIGTERM."""
+        self.app.close()  # the beat process makes its own connections
+        self.beat_pid = pid = os.fork()
+        if pid:
+            return pid
+        code = 0
+        try:
+            stop = threading.Event()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
+            multiprocessing.current_process().name = "Beat"
+            run_beat(self.app, **{**self.options.beat_options, "stop": stop})
+        except BaseException:
+            logger.exception("Beat crashed")
+            code = 1
+        finally:
+            logging.shutdown()
+            os._exit(code)
 
     # -- solo and threads ----------------------------------------------------------------------
     def _run_solo(self) -> int:
@@ -568,6 +597,8 @@ class Worker(Operated):
                 return
             child = self.children.pop(pid, None)
             if child is None:
+                if pid == self.beat_pid and not self.stopping:
+                    logger.error("Beat (pid %s) exited with %s", pid, _describe_status(status))
                 continue
             slot, started = child
             terminated = pid in self.terminating
@@ -599,6 +630,28 @@ class Worker(Operated):
                 self._spawn(slot)
         pending = [when - now for when in self.respawn_at.values()]
         return max(0.0, min(pending)) if pending else TIMER_MAX_SLEEP
+
+
+def _stop_process(pid: int, timeout: float) -> None:
+    """SIGTERM ``pid`` (a child), wait up to ``timeout`` seconds, then SIGKILL it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return  # reaped already
+        if done:
+            return
+        if time.monotonic() > deadline:
+            logger.warning("Process %s did not stop in %ss: killing it", pid, timeout)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            return
+        time.sleep(0.05)
 
 
 def _describe_status(status: int) -> str:

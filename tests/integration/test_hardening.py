@@ -248,3 +248,60 @@ def test_a_corrupted_node_record_fails_the_workflow_with_the_reason(redis_env: S
     assert result.parent.state == "FAILURE"
     assert add.delay(1, 1).get(timeout=PROMPT) == 2
     client.close()
+
+
+BEAT_APP = """
+import os
+from canvas import Canvas
+
+app = Canvas("beatapp", broker=os.environ["B_BROKER"], backend=os.environ["B_BROKER"],
+             task_default_queue=os.environ["B_QUEUE"])
+app.conf.beat_schedule = {"tick": {"task": "beatapp.tick", "schedule": 0.2}}
+
+
+@app.task
+def tick():
+    with open(os.path.join(os.environ["B_DIR"], "ticks"), "a") as f:
+        f.write("t\\n")
+"""
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_worker_with_embedded_beat_consumes_and_stops_on_sigterm(
+    tmp_path: Path, unique: str, run: int
+) -> None:
+    """``worker -B``: the pool runs what beat sends, and one SIGTERM stops all of it."""
+    import os
+    import subprocess
+
+    from tests.support.workers import CANVAS, WorkerProcess
+
+    url = check_redis()
+    (tmp_path / "beatapp.py").write_text(BEAT_APP)
+    env = {**os.environ, "B_BROKER": url, "B_QUEUE": unique, "B_DIR": str(tmp_path)}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*CANVAS, "-A", "beatapp", "worker", "-B", "-c", "2", "-l", "INFO"]
+            + ["-s", str(tmp_path / "schedule")],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    worker = WorkerProcess(proc, log)
+    try:
+        worker.wait_ready()
+        ticks = tmp_path / "ticks"
+        wait_for(
+            lambda: ticks.exists() and ticks.read_text().count("\n") >= 3,
+            20,
+            "three beat ticks run by the pool",
+        )
+        proc.terminate()
+        assert proc.wait(20) == 0, worker.output()
+        assert "beat: stopped" in worker.output()
+    finally:
+        worker.kill()
