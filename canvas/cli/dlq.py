@@ -11,11 +11,15 @@ they do not remove, so listing changes nothing::
     canvas -A proj dlq replay <id>... | --all
     canvas -A proj dlq purge <id>... | --all
 
-``replay`` publishes the message to its queue again, then removes it from the dead-letter queue
-(a crash in between leaves a copy in both, never in neither). With ``security_key`` set it first
-checks the signature (not the age) and sends the message freshly signed; a message that does not
-verify (unsigned, altered, unknown key) is never replayed: purge it. A task that was dead-lettered
-for killing its worker too often is dead-lettered again at its first redelivery.
+``replay`` publishes the message to its queue again, with its original id, then removes it from
+the dead-letter queue (a crash in between leaves a copy in both, never in neither), and prints
+the task and id that will really run. With ``security_key`` set it first checks the signature
+(not the age), matches the ids against the signed headers (not the clear ones) and sends the
+message freshly signed; a message that does not verify (unsigned, altered, unknown key) is never
+replayed: purge it. A call that already has a final result (it ran: a captured message dropped
+into the dead-letter queue) is refused unless ``--force``. A task that was dead-lettered for
+killing its worker too often is dead-lettered again at its first redelivery. What is printed
+from a message (ids, reasons) has its control characters escaped.
 """
 
 from __future__ import annotations
@@ -23,14 +27,15 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from canvas import security
+from canvas import security, states
 from canvas.cli.base import app_from_context
-from canvas.core import protocol
+from canvas.core import envelope, metas, protocol
+from canvas.core.envelope import printable
 from canvas.security import KEY_ID_HEADER, SecurityError, is_signed, unwrap
 from canvas.security.transport import SecureTransport
 from canvas.transports.base import DLQ_SUFFIX, REASON_HEADER, Delivery, OutgoingMessage, Transport
@@ -174,9 +179,8 @@ def list_(ctx: click.Context, queue: str | None, limit: int, as_json: bool) -> N
         return
     click.echo(f"{'ID':<36}  {'TASK':<30}  {'SIZE':>8}  REASON")
     for letter in letters:
-        click.echo(
-            f"{letter.id or '?':<36}  {letter.task or '?':<30}  {letter.size:>8}  {letter.reason}"
-        )
+        shown_id, task = printable(letter.id or "?"), printable(letter.task or "?")
+        click.echo(f"{shown_id:<36}  {task:<30}  {letter.size:>8}  {printable(letter.reason)}")
     more = total - len(letters)
     click.echo(
         f"{dlq}: {total} dead letter(s)" + (f", {more} not shown (--limit)" if more > 0 else "")
@@ -218,10 +222,10 @@ def show(
         click.echo(json.dumps(info, default=repr))
         return
     for key in ("id", "task", "reason", "size", "queue", "content_type", "signed_by"):
-        click.echo(f"{key}: {info[key]}")
+        click.echo(f"{key}: {printable(info[key], 1000)}")
     click.echo("headers:")
     for key, value in sorted(info["headers"].items()):
-        click.echo(f"  {key}: {value!r}")
+        click.echo(f"  {printable(key)}: {value!r}")
     for key in ("args", "kwargs", "error"):
         if key in info:
             click.echo(f"{key}: {info[key]!r}")
@@ -250,65 +254,117 @@ def _arguments(app: Canvas, delivery: Delivery) -> dict[str, Any]:
 @command.command("replay")
 @click.argument("task_ids", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Replay every dead letter of the queue.")
+@click.option("--force", is_flag=True, help="Replay even a call that already has a final result.")
 @_queue_option
 @_limit_option
 @click.pass_context
 def replay(
-    ctx: click.Context, task_ids: tuple[str, ...], every: bool, queue: str | None, limit: int
+    ctx: click.Context,
+    task_ids: tuple[str, ...],
+    every: bool,
+    force: bool,
+    queue: str | None,
+    limit: int,
 ) -> None:
     """Publish dead letters to their queue again (verified and re-signed when signing is on)."""
     if not task_ids and not every:
         raise click.UsageError("Name the ids to replay, or give --all.")
     app = app_from_context(ctx)
-    outcome = replay_letters(app, queue, task_ids, every=every, limit=limit)
-    for task_id, reason in outcome.refused:
-        click.echo(f"refused {task_id}: {reason}", err=True)
+    outcome = replay_letters(app, queue, task_ids, every=every, limit=limit, force=force)
+    for refused_id, reason in outcome.refused:
+        click.echo(f"refused {printable(refused_id)}: {printable(reason, 500)}", err=True)
     refused = len(outcome.refused)
     click.echo(
         f"replayed {outcome.replayed} message(s) to {outcome.queue}"
         + (f", refused {refused}" if refused else "")
     )
+    for task, task_id in outcome.sent:  # as verified: what will really run
+        click.echo(f"  {printable(task)}[{printable(task_id)}]")
     if refused:
         ctx.exit(1)
 
 
 @dataclass(frozen=True)
 class Replayed:
-    """What ``replay_letters`` did: how many went back to ``queue``, and which were refused why."""
+    """What ``replay_letters`` did: what went back to ``queue`` (task, id: as verified, what
+    really runs), and which were refused why."""
 
     queue: str
     replayed: int
     refused: list[tuple[str | None, str]]
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+
+class NotReplayable(Exception):
+    """Why one dead letter is not replayed."""
 
 
 def replay_letters(
-    app: Canvas, queue: str | None, task_ids: Sequence[str], *, every: bool, limit: int = 10_000
+    app: Canvas,
+    queue: str | None,
+    task_ids: Sequence[str],
+    *,
+    every: bool,
+    limit: int = 10_000,
+    force: bool = False,
 ) -> Replayed:
-    """Publish dead letters to their queue again; the ``replay`` command and the dashboard's."""
+    """Publish dead letters to their queue again; the ``replay`` command and the dashboard's.
+
+    Ids are matched against the verified headers, not the clear ones (which anyone with write
+    access to the broker could have set), and a call that already has a final result is
+    refused unless ``force``: a captured message dropped into the dead-letter queue must not
+    run a finished call again."""
     target, dlq = queue_names(app, queue)
     publisher = security.wrap(app, app.transport)  # signs when security_key is set
     replayed = 0
     refused: list[tuple[str | None, str]] = []
+    sent: list[tuple[str, str]] = []
+    wanted = set(task_ids)
     with holding(unwrap(publisher), dlq, limit) as held:
-        for delivery in _select(held.deliveries, task_ids, every):
+        for delivery in held.deliveries:
+            clear_id = _text(delivery.headers.get("id"))
             try:
                 message = _replayable(publisher, target, delivery)
-            except SecurityError as exc:
-                refused.append((_text(delivery.headers.get("id")), str(exc)))
+            except (SecurityError, NotReplayable) as exc:
+                if every or clear_id in wanted:
+                    refused.append((clear_id, str(exc)))
+                continue
+            task_id, task = message.headers["id"], message.headers["task"]
+            if not every and task_id not in wanted:
+                if clear_id in wanted:
+                    refused.append((clear_id, f"its signed headers say it is {task_id!r}"))
+                continue
+            final = _final_state(app, task_id)
+            if final is not None and not force:
+                refused.append((task_id, f"it already ended {final}; --force replays it anyway"))
                 continue
             publisher.publish([message])
             held.remove(delivery)
             replayed += 1
-    return Replayed(target, replayed, refused)
+            sent.append((task, task_id))
+    return Replayed(target, replayed, refused, sent)
+
+
+def _final_state(app: Canvas, task_id: str) -> str | None:
+    meta = metas.decode(app.backend.get([task_id])[0])
+    status = meta.get("status") if meta else None
+    return str(status) if status in states.READY_STATES else None
 
 
 def _replayable(publisher: Transport, queue: str, delivery: Delivery) -> OutgoingMessage:
+    """The message a replay sends: the verified envelope, its original id; headers that the
+    worker would refuse (see ``canvas.core.envelope``) are refused here already."""
     headers = {k: v for k, v in delivery.headers.items() if k not in (REASON_HEADER, KEY_ID_HEADER)}
     body, content_type = delivery.body, delivery.content_type
     if isinstance(publisher, SecureTransport):
         opened = publisher.open(delivery, check_age=False)  # raises for unsigned or altered
         headers, body, content_type = dict(opened.headers), opened.body, opened.content_type
-    headers[REPLAYS_HEADER] = int(headers.get(REPLAYS_HEADER) or 0) + 1
+    try:
+        envelope.check(headers)
+    except envelope.BadMessage as exc:
+        raise NotReplayable(f"not a task message that can run: {exc}") from None
+    replays = headers.get(REPLAYS_HEADER)
+    headers[REPLAYS_HEADER] = (replays if isinstance(replays, int) else 0) + 1
     return OutgoingMessage(queue, body, headers, content_type)
 
 

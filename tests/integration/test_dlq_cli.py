@@ -26,7 +26,7 @@ from canvas.cli.dlq import REPLAYS_HEADER
 from canvas.cli.main import cli
 from canvas.core.worker import consume
 from canvas.security import KEY_ID_HEADER, SIGNED_CONTENT_TYPE
-from canvas.transports.base import OutgoingMessage, Transport
+from canvas.transports.base import REASON_HEADER, OutgoingMessage, Transport
 from tests.support.servers import AMQP_URL, amqp_connection, redis_db, require_service
 
 pytestmark = pytest.mark.integration
@@ -266,3 +266,47 @@ def test_signed_dead_letters_are_verified_and_resigned_on_replay(make_app) -> No
         for r in map(json.loads, run(module, "list", "--json").output.splitlines())
     }
     assert reasons[task_id] == "unknown task 'proj.not_registered'"
+
+
+def test_a_captured_message_that_already_ran_is_not_replayed(make_app) -> None:
+    """A signed message captured off the wire, dropped into the dead-letter queue under a made-up
+    clear id after it ran: replay matches the signed id, and refuses a finished call."""
+    app, module = make_app(security_key=KEY)
+    calls: list[int] = []
+    app.task(name="proj.echo")(lambda i: calls.append(i) or i)
+    queue = str(app.conf.task_default_queue)
+    task_id = app.send_task("proj.echo", args=[7]).id
+    transport = security.unwrap(app.transport)
+    reader = transport.consumer([queue])
+    captured = reader.get(5)
+    assert captured is not None
+    body, content_type = captured.body, captured.content_type
+    captured.reject(requeue=True)
+    reader.close()
+    work(app)
+    assert calls == [7] and app.AsyncResult(task_id).get(timeout=5) == 7
+    clear = {"id": "innocent", "task": "proj.echo", REASON_HEADER: "made up"}
+    transport.publish([OutgoingMessage(queue + ".dlq", body, clear, content_type)])
+    by_clear_id = run(module, "replay", "innocent")
+    assert by_clear_id.exit_code == 1
+    assert f"its signed headers say it is {task_id!r}" in by_clear_id.output
+    by_real_id = run(module, "replay", task_id)
+    assert by_real_id.exit_code == 1 and "already ended SUCCESS" in by_real_id.output
+    assert dlq_size(app) == 1
+    forced = run(module, "replay", "--all", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert f"proj.echo[{task_id}]" in forced.output  # what really runs, with its original id
+    work(app)
+    assert calls == [7, 7]
+
+
+def test_dead_letter_output_escapes_control_characters(make_app) -> None:
+    app, module = make_app()
+    queue = str(app.conf.task_default_queue)
+    evil = "x\n\x1b[2Jforged line"
+    headers = {"id": evil, "task": "t\x1b]0;title\x07", REASON_HEADER: "r\nr"}
+    security.unwrap(app.transport).publish([OutgoingMessage(queue + ".dlq", b"", headers)])
+    for args in (["list"], ["show", evil]):
+        output = run(module, *args).output
+        assert "\x1b" not in output and "\x07" not in output and "\nforged" not in output
+        assert "x\\n\\x1b[2Jforged line" in output
