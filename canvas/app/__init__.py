@@ -34,6 +34,7 @@ from canvas.core.workflow_view import WorkflowView
 from canvas.events import Events
 from canvas.exceptions import ImproperlyConfigured, NotRegistered
 from canvas.primitives import chord
+from canvas.private import private_dir
 from canvas.request import Request
 from canvas.result import AsyncResult, EagerResult, GroupResult, from_spec
 from canvas.signature import Signature, signature
@@ -330,7 +331,7 @@ class Canvas:
         else:
             cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
             path = cache / "canvas" / (self.main or "default")
-        path.mkdir(parents=True, exist_ok=True)
+        private_dir(path)  # it holds task arguments and results: 0700 where created
         return path.resolve()
 
     @property

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ from sqlalchemy.exc import DBAPIError
 
 from canvas.backends.base import Backend, Fired, NodeRecord
 from canvas.exceptions import ImproperlyConfigured
+from canvas.private import private_file
 
 if TYPE_CHECKING:  # imported where LISTEN needs it: 0.2 s that SQLite users never pay
     import psycopg
@@ -228,6 +230,8 @@ class SQLBackend(Backend):
                 # Forked child: forget the parent's connections without closing them.
                 state.engine.dispose(close=False)
             if self.dialect == "sqlite":
+                # Results (and the workflows' arguments): 0600, in 0700 directories it creates.
+                private_file(Path(str(self._url.database)))
                 engine = sa.create_engine(self._url)
                 sa.event.listen(engine, "connect", _sqlite_connect)
                 sa.event.listen(engine, "begin", _sqlite_begin)

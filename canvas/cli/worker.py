@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
+from canvas.cli import pidfile as pidfile_module
 from canvas.cli.base import app_from_context
 from canvas.core.worker import POOLS, Worker, WorkerOptions, setup_logging
 
@@ -78,30 +78,11 @@ def command(
         )
         code = Worker(app, options).start()
     finally:
-        if (
-            pidfile
-            and Path(pidfile).exists()
-            and Path(pidfile).read_text().strip() == str(os.getpid())
-        ):
-            Path(pidfile).unlink()
+        if pidfile:
+            pidfile_module.release(Path(pidfile))
     ctx.exit(code)
 
 
 def claim_pidfile(path: Path) -> None:
-    """Write our pid, refusing when the file names a process that is still alive."""
-    if path.exists():
-        try:
-            pid = int(path.read_text().strip())
-            os.kill(pid, 0)
-        except (ValueError, ProcessLookupError):
-            pass  # stale
-        except PermissionError:
-            raise click.ClickException(
-                f"Pidfile {path} names a running process ({path.read_text().strip()})."
-            ) from None
-        else:
-            raise click.ClickException(
-                f"Pidfile {path} names a running worker (pid {pid}); stop it first."
-            )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{os.getpid()}\n")
+    """Write our pid, refusing a live, foreign or symlinked pid file (see ``cli.pidfile``)."""
+    pidfile_module.claim(path)

@@ -41,6 +41,7 @@ from typing import Any
 import msgpack
 
 from canvas.exceptions import ImproperlyConfigured
+from canvas.private import private_file
 from canvas.transports.base import REASON_HEADER, Consumer, Delivery, OutgoingMessage, Transport
 
 #: header of a dead letter whose original headers could not be decoded: their raw bytes
@@ -119,15 +120,17 @@ class EmbeddedTransport(Transport):
     def _path_from_url(self, url: str) -> Path:
         scheme, _, rest = url.partition("://")
         if scheme == "memory":
-            self._tempdir = tempfile.mkdtemp(prefix="canvas-broker-")
-            return Path(self._tempdir) / "broker.db"
+            self._tempdir = tempfile.mkdtemp(prefix="canvas-broker-")  # 0700
+            path = Path(self._tempdir) / "broker.db"
+            private_file(path)
+            return path
         if not rest:
             raise ImproperlyConfigured(
                 f"The embedded broker URL {url!r} names no file. Use "
                 "'embedded:///absolute/path/broker.db' or 'embedded://relative/path.db'."
             )
         path = Path(os.path.expanduser(rest))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # task arguments: 0600, in 0700 directories it creates
         return path
 
     def connect(self) -> sqlite3.Connection:

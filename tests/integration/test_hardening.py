@@ -305,3 +305,59 @@ def test_worker_with_embedded_beat_consumes_and_stops_on_sigterm(
         assert "beat: stopped" in worker.output()
     finally:
         worker.kill()
+
+
+def test_embedded_broker_and_result_files_are_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    gen = _seed("embedded", tmp_path)
+    seed = next(gen)
+    try:
+        old = os.umask(0o022)
+        try:
+            seed.start_worker("-P", "solo")
+            assert seed.tasks.add.delay(1, 2).get(timeout=PROMPT) == 3
+        finally:
+            os.umask(old)
+        directory = tmp_path / "embedded"
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        files = [p for p in directory.iterdir() if p.is_file()]
+        assert {p.name for p in files} >= {"broker.sqlite", "results.sqlite"}
+        for path in files:  # the databases and their -wal/-shm files
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        next(gen, None)
+
+
+def test_pidfile_is_never_written_through_a_symlink(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from tests.support.workers import CANVAS
+
+    gen = _seed("embedded", tmp_path)
+    seed = next(gen)
+    try:
+        victim = tmp_path / "victim"
+        victim.write_text("precious\n")
+        link = tmp_path / "worker.pid"
+        link.symlink_to(victim)
+        command = [*CANVAS, "--app=tasks", "worker", "-P", "solo", "--burst"]
+        env = {**os.environ, **seed.env}
+        cwd = Path(seed.tasks.__file__).parent
+        refused = subprocess.run(
+            [*command, "--pidfile", str(link)], cwd=cwd, env=env, capture_output=True, text=True
+        )
+        assert refused.returncode != 0 and "not a regular file" in refused.stderr
+        assert victim.read_text() == "precious\n"
+        # A stale pid file of ours (its process is gone) is replaced, then removed at exit.
+        stale = tmp_path / "stale.pid"
+        stale.write_text("999999999\n")
+        ran = subprocess.run(
+            [*command, "--pidfile", str(stale)], cwd=cwd, env=env, capture_output=True, text=True
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert not stale.exists()
+    finally:
+        next(gen, None)
