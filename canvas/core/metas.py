@@ -3,8 +3,9 @@
 A meta is a msgpack dict (``status``, ``result``, ``traceback``, ``date_done``, ``task_id``,
 ``name``, ``worker``, ``retries``, ``runtime``, ``workflow``). Exceptions are stored by type name,
 module and arguments. Reading never unpickles and never imports arbitrary modules: an exception is
-rebuilt only when its class is a builtin, a canvas exception, or defined in a module that holds a
-registered task; anything else becomes ``RemoteError`` with the type name and message.
+rebuilt only when its class is an ``Exception`` subclass that is a builtin, a canvas exception, or
+defined in a module that holds a registered task; anything else (``SystemExit`` too) becomes
+``RemoteError`` with the type name and message.
 """
 
 from __future__ import annotations
@@ -53,9 +54,7 @@ def exception_from_dict(app: Canvas | None, data: Mapping[str, Any]) -> BaseExce
     return exceptions.RemoteError(name if module == "builtins" else f"{module}.{name}", message)
 
 
-def _safe_exception_class(
-    app: Canvas | None, module: str, qualname: str
-) -> type[BaseException] | None:
+def _safe_exception_class(app: Canvas | None, module: str, qualname: str) -> type[Exception] | None:
     if module == "builtins":
         cls = getattr(builtins, qualname, None)
     elif module == "canvas.exceptions":
@@ -67,7 +66,9 @@ def _safe_exception_class(
         cls = sys.modules[module]
         for part in qualname.split("."):
             cls = getattr(cls, part, None)
-    if isinstance(cls, type) and issubclass(cls, BaseException):
+    # Only Exception subclasses: a stored SystemExit or KeyboardInterrupt (forged, or raised by
+    # a task) would escape every ``except Exception`` around ``get()``; it reads as RemoteError.
+    if isinstance(cls, type) and issubclass(cls, Exception):
         return cls
     return None
 

@@ -390,9 +390,7 @@ class BackendContract:
         backend.store(task_id, states.SUCCESS, b"meta")
         backend.save_workflow(wf, [_node("a")], b"info")
         assert backend.get([task_id]) == [b"meta"]
-        _until(
-            lambda: backend.get([task_id]) == [None] and backend.workflow_info(wf) is None, 15
-        )
+        _until(lambda: backend.get([task_id]) == [None] and backend.workflow_info(wf) is None, 15)
         assert backend.workflow_nodes(wf) == []
         assert backend.wait(task_id, 0) is None
 

@@ -361,3 +361,21 @@ def test_pidfile_is_never_written_through_a_symlink(tmp_path: Path) -> None:
         assert not stale.exists()
     finally:
         next(gen, None)
+
+
+@pytest.mark.parametrize("name", ["SystemExit", "KeyboardInterrupt", "GeneratorExit"])
+def test_a_forged_result_never_raises_past_except_exception(redis_env: Seed, name: str) -> None:
+    from canvas import states
+    from canvas.core import metas
+    from canvas.exceptions import RemoteError
+
+    seed = redis_env
+    forged = metas.make_meta("forged-" + name, states.FAILURE)
+    forged["result"] = {"exc_type": name, "exc_module": "builtins", "exc_message": [0]}
+    seed.app.backend.store("forged-" + name, states.FAILURE, metas.encode(forged))
+    try:
+        seed.app.AsyncResult("forged-" + name).get(timeout=5)
+    except Exception as exc:
+        assert isinstance(exc, RemoteError) and name in str(exc)
+    else:
+        pytest.fail("get() returned")
