@@ -286,8 +286,10 @@ class RedisBackend(Backend):
         pipe = self._conn().client.pipeline(transaction=False)
         pipe.set(key, value, px=_ms(self.expires))
         if self.is_ready(status):
-            # Only ready states wake waiters, so progress updates cost one command.
-            pipe.publish(key, value)
+            # Only ready states wake waiters, so progress updates cost one command. The message
+            # names the status only: waiters read the result (Redis drops a subscriber whose
+            # output buffer passes 32 MB, so a large result must not travel through pub/sub).
+            pipe.publish(key, _encode(status, b""))
         pipe.execute()
 
     def get(self, task_ids: Sequence[str]) -> list[bytes | None]:
@@ -334,6 +336,8 @@ class RedisBackend(Backend):
                     value = cast(bytes | None, conn.client.get(key))
                 elif message["type"] == "message":
                     value = message["data"]
+                    if value is not None and not _split(value)[1]:
+                        value = cast(bytes | None, conn.client.get(key))  # notified by id
                 else:
                     continue
                 if value is not None:

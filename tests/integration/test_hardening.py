@@ -379,3 +379,13 @@ def test_a_forged_result_never_raises_past_except_exception(redis_env: Seed, nam
         assert isinstance(exc, RemoteError) and name in str(exc)
     else:
         pytest.fail("get() returned")
+
+
+def test_a_result_over_redis_pubsub_limit_reaches_its_waiter(redis_env: Seed, unique: str) -> None:
+    """Redis drops a subscriber sent over 32 MB: waiters are told the id only, then read it."""
+    seed = redis_env
+    seed.env["CANVAS_TEST_MAX_RESULT"] = str(64 * 1024 * 1024)
+    seed.start_worker("-P", "solo")
+    size = 40 * 1024 * 1024
+    result = seed.tasks.big.delay(unique, size)
+    assert len(result.get(timeout=60)) == size

@@ -25,6 +25,7 @@ app = Canvas(
     embedded_dir=os.environ.get("CANVAS_EMBEDDED_DIR") or None,
     worker_lease_seconds=float(os.environ.get("CANVAS_TEST_LEASE", "60")),
     task_max_payload_bytes=int(os.environ.get("CANVAS_TEST_MAX_PAYLOAD") or 8 * 1024 * 1024),
+    result_max_payload_bytes=int(os.environ.get("CANVAS_TEST_MAX_RESULT") or 8 * 1024 * 1024),
 )
 app.conf.task_track_started = True
 app.conf.task_send_sent_event = True
