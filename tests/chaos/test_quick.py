@@ -117,7 +117,7 @@ def test_malformed_and_unknown_messages_are_dead_lettered(cluster) -> None:
         case.ledger.send("chaos.work", (i,))
     verdict = case.finish("malformed, unknown, no id, pickle", case.probe())
     anonymous = verdict.dead_letters.pop("None", "")
-    assert "no task name or id" in anonymous
+    assert "header 'id' is missing" in anonymous
     verdict.assert_ok()
     for task_id, reason in expected.items():
         assert reason in verdict.dead_letters[task_id]
