@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import dag, signals, states
 from canvas.core import complete, envelope, messages, metas, protocol, replace
-from canvas.core.envelope import BadMessage
+from canvas.core.envelope import BadMessage, printable
 from canvas.core.execute import (
     IGNORED,
     REJECTED,
@@ -508,13 +508,19 @@ def release_due(app: Canvas, now: float, lease: float = 30.0) -> int:
     if not claimed:
         return 0
     messages = []
-    for _, payload in claimed:
-        record = protocol.internal.loads(payload)
-        messages.append(
-            OutgoingMessage(
-                record["queue"], record["body"], record["headers"], record["content_type"]
+    for key, payload in claimed:
+        try:
+            record = protocol.internal.loads(payload)
+            messages.append(
+                OutgoingMessage(
+                    str(record["queue"]),
+                    bytes(record["body"]),
+                    dict(record["headers"]),
+                    str(record["content_type"]),
+                )
             )
-        )
+        except Exception as exc:  # a corrupted record must not stop the timer for the others
+            logger.error("Parked message %s is unreadable, dropped: %r", printable(key), exc)
     app.transport.publish(messages)
     app.backend.ack_scheduled([key for key, _ in claimed], space=space)
     return len(claimed)

@@ -389,3 +389,15 @@ def test_a_result_over_redis_pubsub_limit_reaches_its_waiter(redis_env: Seed, un
     size = 40 * 1024 * 1024
     result = seed.tasks.big.delay(unique, size)
     assert len(result.get(timeout=60)) == size
+
+
+def test_an_unreadable_parked_message_does_not_stop_the_timer(env: Seed) -> None:
+    import time
+
+    seed = env
+    space = seed.app.transport.space
+    seed.app.backend.schedule("corrupted:0", time.time() - 1, b"\xc1 not a record", space=space)
+    worker = seed.start_worker("-P", "prefork", "-c", "1")
+    assert seed.tasks.add.apply_async((2, 2), countdown=0.5).get(timeout=PROMPT) == 4
+    wait_for(lambda: "corrupted:0 is unreadable" in worker.output(), PROMPT, "the log line")
+    assert seed.app.backend.next_due(space=space) is None
