@@ -254,12 +254,13 @@ BEAT_APP = """
 import os
 from canvas import Canvas
 
-app = Canvas("beatapp", broker=os.environ["B_BROKER"], backend=os.environ["B_BROKER"],
+# main is the queue's name: each run has a beat lease of its own
+app = Canvas(os.environ["B_QUEUE"], broker=os.environ["B_BROKER"], backend=os.environ["B_BROKER"],
              task_default_queue=os.environ["B_QUEUE"])
 app.conf.beat_schedule = {"tick": {"task": "beatapp.tick", "schedule": 0.2}}
 
 
-@app.task
+@app.task(name="beatapp.tick")
 def tick():
     with open(os.path.join(os.environ["B_DIR"], "ticks"), "a") as f:
         f.write("t\\n")
