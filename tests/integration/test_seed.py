@@ -204,7 +204,7 @@ def test_bad_messages_go_to_the_dead_letter_queue(seed: Seed) -> None:
     assert "unknown task 'tasks.nope'" in reasons["unknown-1"]
     assert "cannot decode" in reasons["garbage-1"]
     assert "content type" in reasons["ctype-1"]
-    assert "no task name" in reasons[None]
+    assert "header 'task' is missing" in reasons[None]
 
 
 def test_signature_repr_matches_celery(seed: Seed) -> None:
