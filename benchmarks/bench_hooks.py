@@ -8,9 +8,11 @@ of them publish through:
   queue with ``LPUSH <list> <payload>...`` (the list's name contains the queue's name). We wrap
   redis-py's ``lpush`` and record ``len(payload)`` of each value pushed to a list of the benchmark
   queue: the exact bytes the broker stores for that message.
-* RabbitMQ: both publish with py-amqp's ``send_method(Basic.Publish, ..., message)``. We record
-  ``len(body) + len(encoded properties)``: the content body and the content header (headers table
-  and properties) as they go on the wire, without AMQP frame overhead.
+* RabbitMQ: both write AMQP frames through py-amqp's transport (``_AbstractTransport.write``),
+  Celery one frame or message per write, canvas a whole batch per write. We read the frames
+  written: for each ``basic.publish`` to the benchmark queue, ``len(body) + len(encoded
+  properties)`` from its content header: the body and the header table and properties as they go
+  on the wire, without AMQP frame overhead.
 
 Each record is one ``os.write`` of ``"<bytes>\\n"`` to ``$BENCH_BYTES_FILE`` (opened ``O_APPEND``,
 so forked pool processes share it safely); the driver truncates the file before a measurement and
@@ -20,6 +22,7 @@ reads it after. The cost is one short syscall per publish, the same for both sys
 from __future__ import annotations
 
 import os
+import struct
 from typing import Any
 
 _fd: int | None = None
@@ -65,36 +68,43 @@ def install() -> None:
         ListCommands.lpush = lpush  # type: ignore[method-assign]
 
     try:
-        import amqp.spec
-        from amqp.abstract_channel import AbstractChannel
+        from amqp.transport import _AbstractTransport
     except ImportError:  # pragma: no cover
         return
-    publish_sig = amqp.spec.Basic.Publish
-    original_send = AbstractChannel.send_method
+    original_write = _AbstractTransport.write
 
-    def send_method(
-        self: Any,
-        sig: Any,
-        format: Any = None,
-        args: Any = None,
-        content: Any = None,
-        *rest: Any,
-        **kwargs: Any,
-    ) -> Any:
-        if sig == publish_sig and content is not None and args:
-            routing_key = args[2] if len(args) > 2 else ""
-            if _queue_prefix in str(routing_key) and not str(routing_key).endswith(".dlq"):
-                body = content.body
-                if isinstance(body, str):
-                    body = body.encode()
-                try:
-                    header = len(content._serialize_properties())
-                except Exception:
-                    header = 0
-                _record(len(body) + header)
-        return original_send(self, sig, format, args, content, *rest, **kwargs)
+    def write(self: Any, s: Any) -> Any:
+        _scan_frames(self, bytes(s), prefix_b)
+        return original_write(self, s)
 
-    AbstractChannel.send_method = send_method  # type: ignore[method-assign]
+    _AbstractTransport.write = write  # type: ignore[method-assign]
+
+
+_PUBLISH = struct.pack(">HH", 60, 40)  # basic.publish
+
+
+def _scan_frames(owner: Any, data: bytes, prefix: bytes) -> None:
+    """Record each ``basic.publish`` to a benchmark queue in ``data`` (whole AMQP frames).
+
+    A publish is a method frame naming the routing key, then a content header frame giving the
+    body size and the encoded properties; the record is their sum. Whether a library writes
+    each frame, each message or a whole batch at once, the same messages are counted.
+    """
+    offset, end = 0, len(data)
+    while offset + 7 <= end:
+        kind, size = data[offset], int.from_bytes(data[offset + 3 : offset + 7], "big")
+        payload = data[offset + 7 : offset + 7 + size]
+        offset += size + 8
+        if kind == 1:
+            owner._bench_publish = False
+            if payload[:4] == _PUBLISH:
+                at = 6 + payload[6] + 1  # reserved short, exchange shortstr
+                key = payload[at + 1 : at + 1 + payload[at]]
+                owner._bench_publish = prefix in key and not key.endswith(b".dlq")
+        elif kind == 2 and getattr(owner, "_bench_publish", False):
+            owner._bench_publish = False
+            body_size = int.from_bytes(payload[4:12], "big")
+            _record(size - 12 + body_size)
 
 
 def read(path: str) -> list[int]:

@@ -25,6 +25,9 @@ app = Canvas(
     backend=BACKEND,
     task_default_queue=QUEUE,
     result_expires=3600,
+    # RabbitMQ publisher confirms: on by default; run.py's "-noconfirm" rows set "off" (Celery's
+    # default), to show what the confirm round trip of a single call costs.
+    broker_confirm=os.environ.get("BENCH_CONFIRM", "on"),
 )
 
 _counter = None

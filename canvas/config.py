@@ -18,6 +18,8 @@ DEFAULTS: dict[str, Any] = {
     "broker_url": None,
     "broker_transport_options": {},
     "broker_connection_retry_on_startup": True,
+    # RabbitMQ: a publish returns once the broker confirmed it ("off": Celery's default)
+    "broker_confirm": True,
     "result_backend": None,
     "result_expires": 86400.0,
     "result_serializer": "msgpack",

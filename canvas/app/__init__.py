@@ -342,6 +342,7 @@ class Canvas:
                 create_transport(
                     self.broker_url,
                     {
+                        "confirm": self.conf.broker_confirm,
                         **dict(self.conf.broker_transport_options or {}),
                         "visibility_timeout": self.conf.worker_lease_seconds,
                     },

@@ -40,17 +40,20 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 import time
 from abc import abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import amqp
 import amqp.exceptions
+import amqp.serialization
 import amqp.spec
 from kombu import connection as _connection
 from kombu import entity as _entity
@@ -80,13 +83,22 @@ _OWN_OPTIONS = frozenset(
     [
         "visibility_timeout",
         "max_priority",
+        "confirm",
         "confirm_timeout",
         "connect_timeout",
         "transport_options",
     ]
 )
 PERSISTENT = {"delivery_mode": 2}
-_BASIC_PUBLISH = amqp.spec.Basic.Publish
+# AMQP frames (0-9-1, section 4.2.3): type, channel, size, payload, end octet.
+_FRAME_HEAD = struct.Struct(">BHI")
+_FRAME_END = b"\xce"
+_CONTENT_HEAD = struct.Struct(">HHQ")  # class id, weight, body size
+_PUBLISH_METHOD = struct.pack(">HH", *amqp.spec.Basic.Publish)
+#: unconfirmed messages a batch may have in flight before it waits for confirms
+_CONFIRM_WINDOW = 1000
+#: bytes gathered before one socket write
+_WRITE_BYTES = 256 * 1024
 
 
 @dataclass(eq=False)
@@ -96,23 +108,45 @@ class _Link:
     connection: Any
     channel: Any
     broken: bool = False
-    # RabbitMQ publisher confirms: the channel's next sequence number, the unconfirmed ones.
+    # RabbitMQ publisher confirms: the channel's next sequence number, the unconfirmed ones
+    # (ascending: the broker's ``multiple`` confirms settle a prefix, in O(settled)).
     confirming: bool = False
     next_seq: int = 1
-    unconfirmed: set[int] = field(default_factory=set)
+    unconfirmed: deque[int] = field(default_factory=deque)
     nacked: int = 0
 
     def on_confirm(self, nack: bool, seq: int, multiple: bool) -> None:
-        settled = {s for s in self.unconfirmed if s <= seq} if multiple else {seq}
-        settled &= self.unconfirmed
-        self.unconfirmed -= settled
-        self.nacked += len(settled) if nack else 0
+        pending, settled = self.unconfirmed, 0
+        if multiple:
+            while pending and pending[0] <= seq:
+                pending.popleft()
+                settled += 1
+        elif pending and pending[0] == seq:
+            pending.popleft()
+            settled = 1
+        elif seq in pending:  # out of order: rare, and the deque stays short then
+            pending.remove(seq)
+            settled = 1
+        if nack:
+            self.nacked += settled
 
     def close(self) -> None:
         try:
             self.connection.release()
         except Exception:  # a dead connection has nothing left to close
             logger.debug("closing a broker connection failed", exc_info=True)
+
+
+def confirm_setting(value: Any) -> bool:
+    """``broker_confirm``: on (True, the default) or off (False, Celery's default)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    raise ImproperlyConfigured(f"broker_confirm must be 'on' or 'off' (or a bool), not {value!r}.")
 
 
 class _LinkPool:
@@ -377,6 +411,11 @@ class AMQPTransport(KombuTransport):
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
         self.max_priority = int(self.options.get("max_priority", 9) or 0)
+        # Off if either says off: ``broker_confirm``, or kombu's own ``confirm_publish`` in
+        # ``broker_transport_options`` (Celery's way to turn confirms on, or leave them off).
+        self.confirm = confirm_setting(self.options.get("confirm", True)) and confirm_setting(
+            self.options.get("confirm_publish", True)
+        )
 
     def transport_options(self) -> dict[str, Any]:
         # Consumers publish dead letters with the channel's basic_publish: confirmed one by one.
@@ -409,38 +448,47 @@ class AMQPTransport(KombuTransport):
 
     def _send(self, link: _Link, messages: Sequence[OutgoingMessage]) -> None:
         channel = link.channel
-        if not link.confirming:
+        if self.confirm and not link.confirming:
             channel.events["basic_ack"].add(partial(link.on_confirm, False))
             channel.events["basic_nack"].add(partial(link.on_confirm, True))
             channel._confirm_selected = True  # so py-amqp never selects again
             channel.confirm_select()
             link.confirming = True
-        top = self.max_priority
-        # basic.publish without py-amqp's wait for each confirm (and its poll for
-        # connection.blocked before each message, which costs more than the publish itself).
-        send, prepare = channel.send_method, channel.prepare_message
+        # The whole batch goes out in a few socket writes (py-amqp writes each message on its
+        # own, and polls for connection.blocked before each), then the confirms are awaited
+        # together: one round trip per batch, not per message. A batch larger than the window
+        # waits for the window's confirms before sending more, which bounds what is in flight.
+        writer = _FrameWriter(link)
+        top, window = self.max_priority, _CONFIRM_WINDOW
+        deadline = time.monotonic() + self.confirm_timeout
         for m in messages:
             priority = None if m.priority is None or not top else max(0, min(top, m.priority))
-            message = prepare(
-                m.body, priority, m.content_type, "binary", dict(m.headers), PERSISTENT
-            )
-            send(_BASIC_PUBLISH, "Bssbb", (0, "", m.queue, False, False), message)
-            link.unconfirmed.add(link.next_seq)
-            link.next_seq += 1
-        deadline = time.monotonic() + self.confirm_timeout
-        while link.unconfirmed:
+            writer.publish(m.queue, m.body, m.content_type, m.headers, priority)
+            if self.confirm:
+                link.unconfirmed.append(link.next_seq)
+                link.next_seq += 1
+                if writer.pending >= window or len(link.unconfirmed) >= window:
+                    writer.flush()
+                    self._await_confirms(link, len(messages), deadline, keep=window // 2)
+        writer.flush()
+        if self.confirm:
+            self._await_confirms(link, len(messages), deadline, keep=0)
+
+    def _await_confirms(self, link: _Link, sent: int, deadline: float, keep: int) -> None:
+        """Read confirms until at most ``keep`` are outstanding; raise on a nack or a timeout."""
+        while len(link.unconfirmed) > keep:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 link.broken = True
                 raise TimeoutError(
-                    f"RabbitMQ did not confirm {len(link.unconfirmed)} of {len(messages)} "
+                    f"RabbitMQ did not confirm {len(link.unconfirmed)} of {sent} "
                     f"messages within confirm_timeout={self.confirm_timeout}s."
                 )
             link.connection.drain_events(timeout=remaining)
         if link.nacked:
             nacked, link.nacked = link.nacked, 0
             raise amqp.exceptions.MessageNacked(
-                f"RabbitMQ refused (nacked) {nacked} of {len(messages)} messages."
+                f"RabbitMQ refused (nacked) {nacked} of {sent} messages."
             )
 
     def _size(self, link: _Link, queue: str) -> int:
@@ -458,6 +506,60 @@ class AMQPTransport(KombuTransport):
             link.broken = True
             return 0
         return int(getattr(result, "message_count", result) or 0)
+
+
+class _FrameWriter:
+    """AMQP ``basic.publish`` frames for many messages, written to the socket in few writes.
+
+    The frames are py-amqp's (its ``Message`` encodes the properties); only the writes are
+    coalesced. Used on a link's own connection by the one thread that holds the link.
+    """
+
+    def __init__(self, link: _Link) -> None:
+        connection = link.channel.connection
+        self.connection = connection
+        self.write = connection.transport.write
+        self.channel_id = link.channel.channel_id
+        self.chunk = connection.frame_max - 8
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.pending = 0
+
+    def publish(
+        self,
+        queue: str,
+        body: bytes,
+        content_type: str,
+        headers: Mapping[str, Any],
+        priority: int | None,
+    ) -> None:
+        message = amqp.Message(
+            body,
+            priority=priority,
+            content_type=content_type,
+            content_encoding="binary",
+            application_headers=dict(headers),
+            delivery_mode=2,
+        )
+        properties = message._serialize_properties()
+        channel, parts = self.channel_id, self.parts
+        method = _PUBLISH_METHOD + amqp.serialization.dumps("Bssbb", (0, "", queue, False, False))
+        parts.append(_FRAME_HEAD.pack(1, channel, len(method)) + method + _FRAME_END)
+        header = _CONTENT_HEAD.pack(60, 0, len(body)) + properties
+        parts.append(_FRAME_HEAD.pack(2, channel, len(header)) + header + _FRAME_END)
+        for i in range(0, len(body), self.chunk):
+            piece = body[i : i + self.chunk]
+            parts.append(_FRAME_HEAD.pack(3, channel, len(piece)) + piece + _FRAME_END)
+        self.size += len(method) + len(header) + len(body) + 24
+        self.pending += 1
+        if self.size >= _WRITE_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            data, self.parts, self.size, self.pending = b"".join(self.parts), [], 0, 0
+            self.write(data)
+            self.connection.bytes_sent += 1  # py-amqp's heartbeat bookkeeping
 
 
 class AMQPConsumer(KombuConsumer):

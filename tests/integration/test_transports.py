@@ -413,3 +413,43 @@ class TestAMQP(TransportContract):
         while transport.size(transport.dead_letters(queue)) != 1:
             assert time.monotonic() < deadline, "the broker did not dead-letter the message"
             time.sleep(0.02)
+
+    def test_a_batch_beyond_the_confirm_window_arrives_whole_and_in_order(
+        self, transport, queue, consumer
+    ):
+        # 2,500 messages cross the window of unconfirmed ones twice; one body spans frames.
+        big = b"x" * (3 * 131072 + 17)
+        batch = [message(queue, b"%d" % i) for i in range(2500)] + [message(queue, big)]
+        transport.publish(batch)
+        assert transport.size(queue) == len(batch)
+        c = consumer(prefetch=100)
+        for i in range(len(batch)):
+            delivery = get_within(c, 5)
+            assert delivery is not None
+            assert delivery.body == batch[i].body
+            assert delivery.headers == HEADERS
+            delivery.ack()
+
+    def test_confirms_off_still_delivers(self, url, queue, consumer):
+        unconfirmed = create(url, {"confirm": "off"})
+        try:
+            assert unconfirmed.confirm is False
+            unconfirmed.publish([message(queue, b"%d" % i) for i in range(50)])
+            c = consumer()
+            for i in range(50):
+                delivery = get_within(c, 5)
+                assert delivery is not None and delivery.body == b"%d" % i
+                delivery.ack()
+        finally:
+            unconfirmed.close()
+
+    @pytest.mark.parametrize(
+        ("options", "confirm"),
+        [({}, True), ({"confirm": "off"}, False), ({"confirm_publish": False}, False)],
+    )
+    def test_confirm_settings(self, url, options, confirm):
+        assert create(url, options).confirm is confirm
+
+    def test_a_bad_confirm_setting_is_refused(self, url):
+        with pytest.raises(ImproperlyConfigured, match="broker_confirm"):
+            create(url, {"confirm": "sometimes"})
