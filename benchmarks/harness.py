@@ -325,8 +325,21 @@ def _proc_memory(pid: int) -> dict[str, float] | None:
     }
 
 
-def drive(env: Env, scenario: str, *, n: int, timeout: float, lengths: str = "") -> dict[str, Any]:
-    """Run one scenario in a fresh driver process; ``{"ok": bool, "metrics"|"error": ...}``."""
+def drive(
+    env: Env, scenario: str, *, n: int, timeout: float, lengths: str = "", confirm: str = ""
+) -> dict[str, Any]:
+    """Run one scenario in a fresh driver process; ``{"ok": bool, "metrics"|"error": ...}``,
+    with ``cpu``: who used the machine meanwhile (``CpuMeter``). ``confirm`` sets canvas's
+    ``broker_confirm`` for this driver."""
+    meter = CpuMeter()
+    result = _drive(env, scenario, n=n, timeout=timeout, lengths=lengths, confirm=confirm)
+    result["cpu"] = meter.stop()
+    return result
+
+
+def _drive(
+    env: Env, scenario: str, *, n: int, timeout: float, lengths: str, confirm: str
+) -> dict[str, Any]:
     command = [
         str(python_for(env.system)),
         str(HERE / "driver.py"),
@@ -342,10 +355,13 @@ def drive(env: Env, scenario: str, *, n: int, timeout: float, lengths: str = "")
     if lengths:
         command += ["--lengths", lengths]
     # The driver bounds its own waits; this outer bound catches a hang anywhere else.
+    variables = env.vars()
+    if confirm:
+        variables["BENCH_CONFIRM"] = confirm
     proc = subprocess.Popen(
         command,
         cwd=str(HERE),
-        env=env.vars(),
+        env=variables,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -435,6 +451,77 @@ def busy_cpu(seconds: float = 1.0) -> float:
         return float("nan")
     total = total1 - total0
     return round(100.0 * (total - (idle1 - idle0)) / total, 1) if total else 0.0
+
+
+def _jiffies(pid: int, children_too: bool = False) -> int:
+    """CPU ticks (user + system) of one process; with the waited-for children's if asked."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children_too:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(all ticks, busy ticks) of the machine since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields), sum(fields) - idle
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        kids = _children(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def _rabbitmq_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() == "beam.smp":
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+class CpuMeter:
+    """Who used the machine's CPU while a scenario ran: this benchmark's processes (this one,
+    its drivers, workers and private Redis), the RabbitMQ server (shared with every other
+    user of the machine, so shown apart), and everyone else (the *foreign* share)."""
+
+    def __init__(self) -> None:
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[int, int, int, int, float]:
+        me = os.getpid()
+        ours = _jiffies(me, children_too=True) + sum(_jiffies(p) for p in _descendants(me))
+        broker = sum(_jiffies(p) for p in _rabbitmq_pids())
+        total, busy = _machine_busy()
+        return total, busy, ours, broker, time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        """Percent of the whole machine (all cores) over the interval."""
+        t0, b0, o0, r0, _ = self.start
+        t1, b1, o1, r1, _ = self._sample()
+        total = max(1, t1 - t0)
+        ours, broker = max(0, o1 - o0), max(0, r1 - r0)
+        foreign = max(0, (b1 - b0) - ours - broker)
+        return {
+            "busy_pct": round(100.0 * (b1 - b0) / total, 1),
+            "ours_pct": round(100.0 * ours / total, 1),
+            "rabbitmq_pct": round(100.0 * broker / total, 1),
+            "foreign_pct": round(100.0 * foreign / total, 1),
+        }
 
 
 def canvas_tree() -> str:
