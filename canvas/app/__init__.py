@@ -390,6 +390,9 @@ class Canvas:
 
     def _connection(self, key: str, factory: Callable[[], Any]) -> Any:
         pid = os.getpid()
+        held = self._connections.get(key)  # every send asks: no lock once it is made
+        if held is not None and held[0] == pid:
+            return held[1]
         with self._lock:
             held = self._connections.get(key)
             if held is None or held[0] != pid:

@@ -159,6 +159,13 @@ class Backend(ABC):
     def incr(self, key: str, ttl: float) -> int:
         """Atomically add one to a counter that expires ``ttl`` seconds after its first use."""
 
+    def claim_node(
+        self, workflow_id: str, node_id: str, key: str, ttl: float
+    ) -> tuple[int, bytes | None]:
+        """``incr(key, ttl)`` and the node's spec (``None`` if unknown): what a worker reads
+        before it runs a workflow node. A store may do both in one round trip (Redis does)."""
+        return self.incr(key, ttl), self.node_specs(workflow_id, [node_id])[0]
+
     # -- revokes -----------------------------------------------------------------------------
     def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:
         """Remember ``task_ids`` as revoked now, for ``ttl`` seconds (an id added again is

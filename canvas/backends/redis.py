@@ -112,6 +112,14 @@ end
 return {}
 """
 
+# A worker's claim of a node run (a counter, see Backend.claim_node) and the node's spec: one
+# round trip before the run. The caller puts the workflow's hash tag in the counter's name.
+_CLAIM_NODE = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('HGET', KEYS[2], 's:' .. ARGV[2])}
+"""
+
 _SCHEDULE = """
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
@@ -249,6 +257,7 @@ class RedisBackend(Backend):
                         ("save", _SAVE),
                         ("complete", _COMPLETE),
                         ("update_join", _UPDATE_JOIN),
+                        ("claim_node", _CLAIM_NODE),
                         ("schedule", _SCHEDULE),
                         ("claim", _CLAIM),
                         ("acquire", _ACQUIRE),
@@ -468,6 +477,14 @@ class RedisBackend(Backend):
         pipe.pexpire(name, _ms(ttl), nx=True)
         value, _ = pipe.execute()
         return int(value)
+
+    def claim_node(
+        self, workflow_id: str, node_id: str, key: str, ttl: float
+    ) -> tuple[int, bytes | None]:
+        keys = [f"{self.prefix}-counter-{key}", self._workflow_key(workflow_id)]
+        script = self._conn().scripts["claim_node"]
+        count, spec = script(keys=keys, args=[_ms(ttl), node_id])
+        return int(count), spec
 
     # -- revokes -----------------------------------------------------------------------------
     def _revoked_keys(self) -> list[str]:

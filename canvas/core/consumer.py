@@ -75,8 +75,11 @@ class Handler:
         self.accept = protocol.accepted_content_types(app.conf.accept_content)
         self.max_deliveries = int(app.conf.worker_max_deliveries or 0)
         self.max_payload = int(app.conf.task_max_payload_bytes or 0)
+        #: (workflow, node id, spec) of the delivery being handled, read when it was claimed
+        self.claimed: tuple[str, str, bytes | None] | None = None
 
     def handle(self, delivery: Delivery) -> None:
+        self.claimed = None
         if delivery.error is not None:
             return self.dead_letter(delivery, f"cannot decode message: {delivery.error}")
         try:
@@ -359,7 +362,11 @@ class Handler:
     def node(self, request: Request) -> dag.Node:
         """The node ``request`` runs; ``UnreadableNode`` when its stored record is bad."""
         assert request.workflow is not None and request.id is not None
-        spec = self.app.backend.node_specs(request.workflow, [request.id])[0]
+        claimed = self.claimed
+        if claimed is not None and claimed[:2] == (request.workflow, request.id):
+            spec = claimed[2]  # read with the claim of this very run (a task's spec is fixed)
+        else:
+            spec = self.app.backend.node_specs(request.workflow, [request.id])[0]
         if spec is None:
             # The workflow expired from the store: finish as a plain task would.
             return dag.Node(request.id, dag.TASK, request.task)
@@ -468,9 +475,16 @@ class Handler:
         of a claimed copy (its worker died) are not duplicates and run.
         """
         headers = delivery.headers
+        workflow, task_id = str(headers.get("workflow")), str(headers["id"])
         # Per workflow: a frozen signature sent in two canvases runs in both (as in Celery).
-        key = f"claim:{headers.get('workflow')}:{headers['id']}:{headers.get('retries') or 0}"
-        if self.app.backend.incr(key, self.app.conf.result_expires) <= 1:
+        # The workflow id is the key's hash tag: on Redis Cluster it lives beside the workflow.
+        key = f"claim:{{{workflow}}}:{task_id}:{headers.get('retries') or 0}"
+        # The node's spec comes with the claim (one round trip); finish() uses it.
+        count, spec = self.app.backend.claim_node(
+            workflow, task_id, key, self.app.conf.result_expires
+        )
+        self.claimed = (workflow, task_id, spec)
+        if count <= 1:
             return False
         logger.info("Task %s: a duplicate message of a claimed run, not run", headers["id"])
         delivery.ack()

@@ -66,6 +66,8 @@ _KNOWN_OPTIONS = frozenset(
 
 
 def check_options(options: Mapping[str, Any]) -> None:
+    if not options:  # delay(): nothing to check
+        return
     stamps = set(options.get(STAMPED_HEADERS) or ()) | {STAMPED_HEADERS}
     unknown = sorted(set(options) - _KNOWN_OPTIONS - stamps)
     if unknown:

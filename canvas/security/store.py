@@ -154,6 +154,12 @@ class SecureBackend(Backend):
     def release_lease(self, name: str, owner: str) -> None:
         self.inner.release_lease(name, owner)
 
+    def claim_node(
+        self, workflow_id: str, node_id: str, key: str, ttl: float
+    ) -> tuple[int, bytes | None]:
+        count, spec = self.inner.claim_node(workflow_id, node_id, key, ttl)
+        return count, None if spec is None else self._spec(workflow_id, node_id, spec)
+
     def incr(self, key: str, ttl: float) -> int:
         return self.inner.incr(key, ttl)
 

@@ -90,8 +90,9 @@ return false
 
 def encode(queue: str, message: OutgoingMessage, count: int = 0) -> bytes:
     name = queue.encode()
+    # 16 random bytes make every blob unique: an ack removes its own copy, not a twin's.
     payload: bytes = msgpack.packb(
-        [message.headers, message.body, message.content_type, message.priority, uuid.uuid4().bytes],
+        [message.headers, message.body, message.content_type, message.priority, os.urandom(16)],
         use_bin_type=True,
     )
     return _HEADER.pack(min(count, 255), len(name)) + name + payload
@@ -136,6 +137,9 @@ class RedisTransport(Transport):
     @property
     def client(self) -> redis.Redis:
         """One client (with its connection pool) per process; a forked child makes its own."""
+        client = self._client
+        if client is not None and self._pid == os.getpid():
+            return client
         with self._lock:
             if self._client is None or self._pid != os.getpid():
                 self._client = redis.Redis.from_url(self.url)
@@ -147,6 +151,10 @@ class RedisTransport(Transport):
         return f"{self.prefix}:q:{queue}" + (f":p{level}" if level is not None else "")
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        if len(messages) == 1 and not messages[0].priority:  # delay(): one LPUSH, no pipeline
+            message = messages[0]
+            self.client.lpush(self.key(message.queue), encode(message.queue, message))
+            return
         batches: dict[str, list[bytes]] = {}
         flagged: set[str] = set()
         for message in messages:

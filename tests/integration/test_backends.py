@@ -354,6 +354,18 @@ class BackendContract:
         assert backend.incr(short, 0.2) == 2
         _until(lambda: backend.incr(short, 0.2) == 1)  # its first use started the ttl
 
+    def test_claim_node_counts_claims_and_reads_the_spec(self, backend: Backend) -> None:
+        wf, a = _uid(), _uid()
+        backend.save_workflow(wf, [_node(a, ())], b"info")
+        key = f"claim:{{{wf}}}:{a}:0"
+        assert backend.claim_node(wf, a, key, 60) == (1, b"spec-" + a.encode())
+        assert backend.claim_node(wf, a, key, 60) == (2, b"spec-" + a.encode())
+        assert backend.incr(key, 60) == 3  # the same counter as incr's
+        assert backend.claim_node(_uid(), a, f"claim:{{x}}:{_uid()}", 60) == (1, None)
+        short = f"claim:{{{wf}}}:{a}:1"
+        assert backend.claim_node(wf, a, short, 0.2)[0] == 1
+        _until(lambda: backend.claim_node(wf, a, short, 0.2)[0] == 1)  # its first use set a ttl
+
     def test_revokes_are_kept_for_their_ttl_and_listed_since_a_time(self, backend: Backend) -> None:
         if not self.keeps_revokes:
             with pytest.raises(NotImplementedError, match="statedb"):
