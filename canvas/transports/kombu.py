@@ -55,6 +55,7 @@ import amqp
 import amqp.exceptions
 import amqp.serialization
 import amqp.spec
+import amqp.transport as _amqp_transport
 from kombu import connection as _connection
 from kombu import entity as _entity
 from kombu import messaging as _messaging
@@ -99,6 +100,8 @@ _PUBLISH_METHOD = struct.pack(">HH", *amqp.spec.Basic.Publish)
 _CONFIRM_WINDOW = 1000
 #: bytes gathered before one socket write
 _WRITE_BYTES = 256 * 1024
+#: bytes asked of one socket read (a few small messages: slicing the rest off stays cheap)
+_READ_BYTES = 4096
 
 
 @dataclass(eq=False)
@@ -135,6 +138,20 @@ class _Link:
             self.connection.release()
         except Exception:  # a dead connection has nothing left to close
             logger.debug("closing a broker connection failed", exc_info=True)
+
+
+def _read_in_bulk(conn: Any) -> None:
+    """Let py-amqp's plain TCP transport read up to 4 KB per ``recv``.
+
+    It asks the socket for exactly the bytes it needs next (a frame's header, its payload, its
+    end octet: nine ``recv`` calls per message); what one larger ``recv`` brings beyond that
+    stays in its own read buffer, which its reads already serve first.
+    """
+    transport: Any = getattr(getattr(conn, "connection", None), "transport", None)
+    if type(transport) is not _amqp_transport.TCPTransport or transport.sock is None:
+        return  # TLS or another transport: left as it is
+    recv = transport.sock.recv
+    transport._quick_recv = lambda n: recv(max(n, _READ_BYTES))
 
 
 def confirm_setting(value: Any) -> bool:
@@ -232,6 +249,7 @@ class KombuTransport(Transport):
             self._configure(conn)
             conn.connect()
             conn.default_channel  # noqa: B018 - opens the channel now, not on first use
+            _read_in_bulk(conn)
         except BaseException:
             conn.release()
             raise
