@@ -7,7 +7,8 @@ Guarantees, as ``canvas.transports.base`` promises them:
 
 * ``publish`` sends the batch on one pooled connection (opened lazily, per process) and returns
   when the broker has all of it: on RabbitMQ it waits for all the batch's confirms at once, not
-  one round trip per message as kombu's ``confirm_publish`` does; on Redis it is one pipeline. A
+  one round trip per message as kombu's ``confirm_publish`` does (with ``confirm`` off it returns
+  once the batch is written, as Celery's default does); on Redis it is one pipeline. A
   batch that fails on a broken connection is sent once more on a new one: at least once.
 * ``reject(requeue=True)`` is the broker's own requeue; both mark the redelivery (RabbitMQ's
   ``redelivered`` flag; kombu's Redis restore marks the stored message).
@@ -29,8 +30,13 @@ shared by all queues of a database: every consumer of one database needs the sam
 again, so it is reserved on Redis. Priorities are ten lists per queue, the higher served first
 (kombu's own numbers run the other way).
 
+RabbitMQ publishing writes a whole batch in a few socket writes and then reads the confirms
+(at most ``_CONFIRM_WINDOW`` unconfirmed at a time); consumers read the socket 4 KB at a time.
+
 Options: ``visibility_timeout`` (Redis, seconds, default 60), ``max_priority`` (RabbitMQ, default 9;
-0 declares queues without it; it must match queues that already exist), ``confirm_timeout``
+0 declares queues without it; it must match queues that already exist), ``confirm`` (RabbitMQ:
+the app's ``broker_confirm``, default on; ``"off"`` publishes without waiting for the broker, as
+Celery does by default, and so does kombu's ``confirm_publish: False``), ``confirm_timeout``
 (seconds, default 30), ``connect_timeout`` (seconds, default 5). Any other option goes to kombu's
 transport as it is (Celery's ``broker_transport_options``), and so does the dict
 ``transport_options``.
