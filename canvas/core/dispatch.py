@@ -2,7 +2,8 @@
 
 A plain call with no callbacks is one message (``canvas.core.messages``) and nothing else. Any
 other canvas is compiled, saved once in the result store (one record per node), and only its ready
-nodes are published.
+nodes are published; a flat group of plain calls makes the compiler's nodes without the compiler
+(``flat_group``).
 Successors are published later by the worker that completes their last input
 (``canvas.core.complete``), so a message never carries the rest of its workflow.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag
@@ -19,6 +21,7 @@ from canvas.backends.base import NodeRecord
 from canvas.core import complete, messages, monitor, protocol
 from canvas.core.messages import Lineage
 from canvas.exceptions import ImproperlyConfigured, PayloadTooLarge
+from canvas.primitives import group
 from canvas.request import current_request
 from canvas.signature import Signature
 from canvas.stamping import STAMPED_HEADERS
@@ -111,9 +114,103 @@ def send(
         )
         messages.publish(app, [message])
         return dag.ResultSpec("task", task_id, name=sig.task)
+    flat = flat_group(sig, args, kwargs, options, int(app.conf.canvas_max_nodes))
+    if flat is not None:
+        start_flat(app, flat, lineage)
+        return flat.result
     workflow = compile_for(app, sig, args, kwargs, options)
     start(app, workflow, lineage)
     return workflow.result
+
+
+@dataclass(frozen=True)
+class FlatGroup:
+    """A group of plain task calls, as the compiler would make it: its members' nodes (no
+    inputs, no successors) and its result's spec."""
+
+    id: str
+    nodes: list[dag.Node]
+    result: dag.ResultSpec
+
+
+def flat_group(
+    sig: Signature,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+    max_nodes: int,
+) -> FlatGroup | None:
+    """``group([add.s(1, 1), ...]).apply_async()`` without the compiler, or ``None`` when
+    ``sig`` is anything more (call arguments or options, callbacks, nested canvases, a
+    generator, a repeated id, too many members): the compiler handles those.
+
+    The usual way to send many calls at once should cost what the calls cost, not a graph
+    built and checked (nor networkx imported) for a shape with no edges. The nodes, ids and
+    result are the compiler's (``tests/unit/test_flat_group.py`` holds the two side by side).
+    """
+    if type(sig) is not group or args or kwargs or options or sig.is_lazy:
+        return None
+    if set(sig.options) - {"group_id"}:
+        return None
+    members = sig.tasks
+    if not members or len(members) > max_nodes:
+        return None
+    group_id = sig.options.get("group_id") or str(uuid.uuid4())
+    nodes: list[dag.Node] = []
+    used: set[str] = set()
+    for member in members:
+        own = member.options
+        if type(member) is not Signature or not member.task or own.get("link"):
+            return None
+        if own.get("link_error"):
+            return None
+        call = {k: v for k, v in own.items() if k not in _NOT_CALL_OPTIONS}
+        task_id = call.pop("task_id", None) or str(uuid.uuid4())
+        if task_id in used:
+            return None  # the compiler gives a reused id a fresh one
+        used.add(task_id)
+        node = dag.Node(
+            task_id,
+            dag.TASK,
+            member.task,
+            member.args,
+            dict(member.kwargs),
+            call,
+            (),
+            member.immutable,
+            group=group_id,
+        )
+        nodes.append(node)
+    specs = tuple(dag.ResultSpec("task", n.id, None) for n in nodes)
+    return FlatGroup(group_id, nodes, dag.ResultSpec("group", group_id, None, specs))
+
+
+#: a member's options that are not passed on to its call (the compiler's ``_call_options``)
+_NOT_CALL_OPTIONS = frozenset({"link", "link_error", "group_id"})
+
+
+def start_flat(app: Canvas, flat: FlatGroup, lineage: Lineage) -> None:
+    """``start`` for a flat group: store it once, then publish every member in one batch."""
+    spec_of = protocol.internal.dumps
+    records = [
+        NodeRecord(n.id, spec_of({**n.to_dict(), "successors": [], "links": []}), (), 0)
+        for n in flat.nodes
+    ]
+    _check_sizes(app, records, {n.id: n for n in flat.nodes}.__getitem__)
+    first = [messages.for_node(app, flat.id, n, n.args, lineage) for n in flat.nodes]
+    ids = [n.id for n in flat.nodes]
+    info = spec_of(
+        {
+            "id": flat.id,
+            "created": time.time(),
+            "clusters": [[flat.id, "group", ids, None]],
+            "sinks": ids,
+        }
+    )
+    app.backend.save_workflow(flat.id, records, info)
+    if app.conf.task_send_sent_event:
+        monitor.announce_workflow(app, flat.id, len(ids), flat.nodes[0].task)
+    messages.publish(app, first)
 
 
 def compile_for(
@@ -176,6 +273,21 @@ def node_record(
     return NodeRecord(node.id, spec, successors, count)
 
 
+def _check_sizes(
+    app: Canvas, records: Sequence[NodeRecord], node_of: Callable[[str], dag.Node]
+) -> None:
+    """Refuse a workflow with a node over ``task_max_payload_bytes`` before anything is sent."""
+    limit = app.conf.task_max_payload_bytes
+    for record in records if limit else ():
+        if len(record.spec) > limit:  # a node's own arguments dominate its spec
+            node = node_of(record.id)
+            raise PayloadTooLarge(
+                f"{node.task}[{node.id}]: arguments are about {len(record.spec)} bytes, over "
+                f"task_max_payload_bytes={limit}; nothing was published. Pass ids or a storage "
+                "key instead of the data."
+            )
+
+
 def start(
     app: Canvas,
     workflow: dag.Workflow,
@@ -188,15 +300,7 @@ def start(
     """
     if records is None:
         records = [node_record(workflow, node) for node in workflow.nodes]
-    limit = app.conf.task_max_payload_bytes
-    for record in records if limit else ():
-        if len(record.spec) > limit:  # a node's own arguments dominate its spec
-            node = workflow.node(record.id)
-            raise PayloadTooLarge(
-                f"{node.task}[{node.id}]: arguments are about {len(record.spec)} bytes, over "
-                f"task_max_payload_bytes={limit}; nothing was published. Pass ids or a storage "
-                "key instead of the data."
-            )
+    _check_sizes(app, records, workflow.node)
     # Build the first messages before storing anything: a refusal leaves no trace.
     first = [
         messages.for_node(app, workflow.id, node, node.args, lineage)
