@@ -90,6 +90,9 @@ class Operated:
         self.terminate_flags = mmap.mmap(-1, MAX_SLOTS)
         self._calls: collections.deque[Callable[[], None]] = collections.deque()
         self.autoscale_bounds: tuple[int, int] | None = None
+        #: the pool size accepted resizes lead to (``None``: ``concurrency``, nothing pending)
+        self._asked: int | None = None
+        self._resize_lock = threading.Lock()
 
     # -- panel.Remote ------------------------------------------------------------------------
     def pool_pids(self) -> list[int]:
@@ -127,12 +130,22 @@ class Operated:
         self.call_soon(lambda: self._terminate(running, signum))
         return [str(i["id"]) for i in running]
 
+    def _size_asked(self) -> int:
+        """The pool size once every accepted resize is applied: commands are checked against it,
+        not against ``concurrency``, which lags while a resize waits for the supervisor loop
+        (a shrink right after a grow was refused as 'below one process')."""
+        return self.concurrency if self._asked is None else self._asked
+
     def resize(self, delta: int) -> str | None:
         if self.pool == "solo":
             return "The solo pool has one process; use prefork or threads to resize."
-        size = self.concurrency + delta
+        with self._resize_lock:
+            return self._resize(delta)
+
+    def _resize(self, delta: int) -> str | None:
+        size = self._size_asked() + delta
         if size < 1:
-            return f"Cannot shrink the pool of {self.concurrency} below one process."
+            return f"Cannot shrink the pool of {self._size_asked()} below one process."
         if size > MAX_SLOTS:
             return f"Cannot grow the pool over {MAX_SLOTS} processes."
         if self.autoscale_bounds and not (
@@ -140,16 +153,19 @@ class Operated:
         ):
             low, high = self.autoscale_bounds[1], self.autoscale_bounds[0]
             return f"{size} processes is outside autoscale's {low}..{high}; change autoscale."
+        self._asked = size
         self.call_soon(lambda: self._resize_pool(delta))
         return None
 
     def autoscale(self, max: int, min: int) -> str | None:
         if min < 1 or max < min:
             return f"autoscale needs 1 <= min <= max, got max={max} min={min}"
-        self.autoscale_bounds = (max, min)
-        target = sorted((min, self.concurrency, max))[1]
-        if target != self.concurrency and self.pool != "solo":
-            self.call_soon(lambda: self._resize_pool(target - self.concurrency))
+        with self._resize_lock:
+            self.autoscale_bounds = (max, min)
+            target = sorted((min, self._size_asked(), max))[1]
+            if target != self._size_asked() and self.pool != "solo":
+                self._asked = target
+                self.call_soon(lambda: self._resize_pool(target - self.concurrency))
         return None
 
     def set_events(self, enabled: bool) -> bool:

@@ -59,6 +59,8 @@ POOLS = ("prefork", "threads", "solo")
 #: longest the supervisor sleeps without looking for parked messages another worker parked
 TIMER_MAX_SLEEP = 5.0
 _DUE = struct.Struct("!d")
+#: held across a fork until the pool process has its handlers (see ``_spawn``)
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
 
 
 def expand_hostname(template: str | None) -> str:
@@ -522,8 +524,17 @@ class Worker(Operated):
     def _spawn(self, slot: int) -> None:
         self.terminate_flags[slot] = 0
         ours, theirs = Link.pair()
-        pid = os.fork()
+        # Stop signals are held from before the fork until the child has its own handlers: one
+        # sent at once (pool_shrink right after pool_grow) would otherwise meet the handler
+        # inherited from the supervisor, which ignores it, and the process would never stop.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            raise
         if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             theirs.close()
             self.children[pid] = (slot, time.monotonic())
             self.links[pid] = ours
@@ -549,6 +560,7 @@ class Worker(Operated):
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         signal.signal(signal.SIGALRM, raise_soft_limit)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # held since the fork
         multiprocessing.current_process().name = f"ForkPoolWorker-{slot + 1}"
         signals.worker_process_init.send(sender=self)
 
