@@ -13,6 +13,8 @@ import importlib
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
+from canvas.exceptions import ImproperlyConfigured
+
 DEFAULTS: dict[str, Any] = {
     # brokers and stores
     "broker_url": None,
@@ -38,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "task_ignore_result": False,
     "task_store_errors_even_if_ignored": False,
     "task_default_queue": "canvas",
+    # RabbitMQ: "quorum" declares replicated quorum queues (see docs/scaling.md)
+    "task_default_queue_type": "classic",
     "task_default_priority": None,
     "task_routes": None,
     "task_always_eager": False,
@@ -60,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "worker_hijack_root_logger": True,
     "worker_max_deliveries": 3,
     "worker_lease_seconds": 60.0,
+    # As in Celery: no channel-wide prefetch where a worker consumes a quorum queue.
+    "worker_detect_quorum_queues": True,
     # remote control and events (see canvas.control, canvas.events)
     "worker_send_task_events": False,
     "worker_enable_remote_control": True,
@@ -189,3 +195,32 @@ def _unknown_message(key: str) -> str:
     close = difflib.get_close_matches(key, DEFAULTS, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"No setting named {key!r}.{hint}"
+
+
+def queue_options(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """Transport options for RabbitMQ queue types from Celery's settings: the default type
+    (``task_default_queue_type``), each ``task_queues`` entry's ``queue_arguments`` (kombu
+    ``Queue`` objects or dicts with ``name``), and the quorum ``x-delivery-limit``
+    (``worker_max_deliveries``). Empty when nothing asks for another queue type."""
+    arguments: dict[str, dict[str, Any]] = {}
+    for queue in conf.get("task_queues") or ():
+        name = queue.get("name") if isinstance(queue, Mapping) else getattr(queue, "name", None)
+        given = (
+            queue.get("queue_arguments")
+            if isinstance(queue, Mapping)
+            else getattr(queue, "queue_arguments", None)
+        )
+        if name and given:
+            arguments[str(name)] = dict(given)
+    kind = str(conf.get("task_default_queue_type") or "classic")
+    if kind not in ("classic", "quorum"):
+        raise ImproperlyConfigured(
+            f"task_default_queue_type must be 'classic' or 'quorum', not {kind!r}."
+        )
+    if kind == "classic" and not arguments:
+        return {}
+    return {
+        "queue_type": kind,
+        "queue_arguments": arguments,
+        "delivery_limit": int(conf.get("worker_max_deliveries") or 0),
+    }

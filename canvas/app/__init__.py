@@ -27,7 +27,7 @@ from canvas.backends import Backend
 from canvas.backends import create as create_backend
 from canvas.bus import Bus
 from canvas.bus import for_transport as bus_for_transport
-from canvas.config import Settings
+from canvas.config import Settings, queue_options
 from canvas.control import Control
 from canvas.core import dispatch, eager, joins
 from canvas.core.workflow_view import WorkflowView
@@ -345,6 +345,7 @@ class Canvas:
                         "confirm": self.conf.broker_confirm,
                         **dict(self.conf.broker_transport_options or {}),
                         "visibility_timeout": self.conf.worker_lease_seconds,
+                        **queue_options(self.conf),
                     },
                 ),
             ),

@@ -1,6 +1,7 @@
 """Result stores, chosen by URL scheme.
 
 ``redis://``, ``rediss://`` – Redis (pub/sub wakes waiters, Lua scripts join workflows).
+``redis+cluster://``, ``rediss+cluster://`` – the same on Redis Cluster (keys laid out by slot).
 ``sqlite:///path``, ``postgresql://...`` – SQL through SQLAlchemy (the embedded default is SQLite).
 ``memory://`` – in this process only: eager mode and unit tests.
 ``django-db://[alias]`` – the SQL store on ``canvas.contrib.django``'s models (needs Django).
@@ -18,6 +19,8 @@ from canvas.registry import lookup
 BACKEND_ALIASES: dict[str, str] = {
     "redis": "canvas.backends.redis:RedisBackend",
     "rediss": "canvas.backends.redis:RedisBackend",
+    "redis+cluster": "canvas.backends.redis_cluster:RedisClusterBackend",
+    "rediss+cluster": "canvas.backends.redis_cluster:RedisClusterBackend",
     "sqlite": "canvas.backends.sql:SQLBackend",
     "postgresql": "canvas.backends.sql:SQLBackend",
     "postgres": "canvas.backends.sql:SQLBackend",

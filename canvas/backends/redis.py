@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import redis
 from redis.client import PubSub
@@ -234,6 +234,19 @@ def _split(value: bytes) -> tuple[str, bytes]:
 class RedisBackend(Backend):
     """Results, workflows, delayed messages, leases and counters in one Redis database."""
 
+    #: the Lua scripts this store runs, by name
+    SCRIPTS: ClassVar[dict[str, str]] = {
+        "save": _SAVE,
+        "complete": _COMPLETE,
+        "update_join": _UPDATE_JOIN,
+        "claim_node": _CLAIM_NODE,
+        "schedule": _SCHEDULE,
+        "claim": _CLAIM,
+        "acquire": _ACQUIRE,
+        "release": _RELEASE,
+        "revoke": _REVOKE,
+    }
+
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
         self.prefix: str = str(self.options.get("prefix", "canvas"))
@@ -250,23 +263,16 @@ class RedisBackend(Backend):
             if conn is None or conn.pid != os.getpid():
                 # A forked child makes its own client. The parent's, dropped here, stays
                 # usable by the parent: redis-py never shuts a socket down from another pid.
-                client = redis.Redis.from_url(self.url, socket_keepalive=True)
+                client = self.make_client()
                 scripts = {
-                    name: client.register_script(source)
-                    for name, source in [
-                        ("save", _SAVE),
-                        ("complete", _COMPLETE),
-                        ("update_join", _UPDATE_JOIN),
-                        ("claim_node", _CLAIM_NODE),
-                        ("schedule", _SCHEDULE),
-                        ("claim", _CLAIM),
-                        ("acquire", _ACQUIRE),
-                        ("release", _RELEASE),
-                        ("revoke", _REVOKE),
-                    ]
+                    name: client.register_script(source) for name, source in self.SCRIPTS.items()
                 }
                 conn = self._connection = _Connection(os.getpid(), client, scripts)
             return conn
+
+    def make_client(self) -> Any:
+        """A new client for this store (the Redis Cluster store makes a cluster client)."""
+        return redis.Redis.from_url(self.url, socket_keepalive=True)
 
     def close(self) -> None:
         conn, self._connection = self._connection, None

@@ -1,9 +1,10 @@
 """The bus: broadcast messages for remote control and events, on the broker already in use.
 
 The bus of an app follows its broker URL: ``redis://`` uses Redis pub/sub
-(``canvas.bus.redis``), ``amqp://`` a topic exchange on RabbitMQ (``canvas.bus.amqp``), the
-embedded default a table in its SQLite file (``canvas.bus.embedded``). ``canvas.bus.memory`` is
-an in-process bus for unit tests. See ``canvas.bus.base`` for what every bus guarantees.
+(``canvas.bus.redis``), ``redis+cluster://`` the cluster's (``canvas.bus.redis_cluster``),
+``amqp://`` a topic exchange on RabbitMQ (``canvas.bus.amqp``), the embedded default a table in
+its SQLite file (``canvas.bus.embedded``). ``canvas.bus.memory`` is an in-process bus for unit
+tests. See ``canvas.bus.base`` for what every bus guarantees.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 BUS_ALIASES: dict[str, str] = {
     "redis": "canvas.bus.redis:RedisBus",
     "rediss": "canvas.bus.redis:RedisBus",
+    "redis+cluster": "canvas.bus.redis_cluster:RedisClusterBus",
+    "rediss+cluster": "canvas.bus.redis_cluster:RedisClusterBus",
     "kombu+redis": "canvas.bus.redis:RedisBus",
     "kombu+rediss": "canvas.bus.redis:RedisBus",
     "amqp": "canvas.bus.amqp:AMQPBus",

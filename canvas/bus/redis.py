@@ -34,17 +34,24 @@ class RedisBus(Bus):
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url.removeprefix("kombu+"), options)
-        self._client: redis.Redis | None = None
+        self._client: Any = None
         self._pid = 0
         self._lock = threading.Lock()
-        db = _parse_url(self.url).get("db", 0)
-        self._prefix = f"canvas-bus:{db}:"
+        self._prefix = f"canvas-bus:{self.database()}:"
+
+    def database(self) -> int:
+        """The database number that names the channels (pub/sub ignores databases)."""
+        return int(_parse_url(self.url).get("db", 0))
+
+    def make_client(self) -> Any:
+        """A new client (the Redis Cluster bus makes a cluster client)."""
+        return redis.Redis.from_url(self.url)
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Any:
         with self._lock:
             if self._client is None or self._pid != os.getpid():
-                self._client = redis.Redis.from_url(self.url)
+                self._client = self.make_client()
                 self._pid = os.getpid()
             return self._client
 
@@ -70,8 +77,8 @@ class RedisSubscription(Subscription):
     def __init__(self, bus: RedisBus, topics: Sequence[str]) -> None:
         super().__init__(topics)
         self.bus = bus
-        self._client: Any = redis.Redis.from_url(bus.url)
-        self._pubsub: PubSub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        self._client: Any = bus.make_client()
+        self._pubsub: PubSub = self._client.pubsub()
         self._names = {bus.channel(t): t for t in self.topics}
         try:
             self._pubsub.subscribe(*self._names)

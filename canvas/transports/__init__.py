@@ -1,8 +1,9 @@
 """Transports, chosen by broker URL scheme.
 
 ``redis://`` / ``rediss://`` use canvas's own reliable Redis queue (``canvas.transports.redis``;
-kombu's Redis transport stays available as ``kombu+redis://``), ``amqp://`` / ``amqps://`` /
-``pyamqp://`` go through kombu;
+kombu's Redis transport stays available as ``kombu+redis://``), ``redis+cluster://`` /
+``rediss+cluster://`` the same queue on Redis Cluster (``canvas.transports.redis_cluster``),
+``amqp://`` / ``amqps://`` / ``pyamqp://`` go through kombu;
 ``embedded://<path>`` (the default when no broker is configured) is a SQLite file on this machine
 that needs no server. A scheme not in the table may come from an installed package's
 ``canvas.transports`` entry point (its name is the scheme), or be a dotted ``module:Class`` path.
@@ -18,6 +19,8 @@ from canvas.transports.base import Consumer, Delivery, OutgoingMessage, Transpor
 TRANSPORT_ALIASES: dict[str, str] = {
     "redis": "canvas.transports.redis:RedisTransport",
     "rediss": "canvas.transports.redis:RedisTransport",
+    "redis+cluster": "canvas.transports.redis_cluster:RedisClusterTransport",
+    "rediss+cluster": "canvas.transports.redis_cluster:RedisClusterTransport",
     "kombu+redis": "canvas.transports.kombu:KombuRedisTransport",
     "kombu+rediss": "canvas.transports.kombu:KombuRedisTransport",
     "amqp": "canvas.transports.kombu:AMQPTransport",

@@ -37,7 +37,11 @@ Options: ``visibility_timeout`` (Redis, seconds, default 60), ``max_priority`` (
 0 declares queues without it; it must match queues that already exist), ``confirm`` (RabbitMQ:
 the app's ``broker_confirm``, default on; ``"off"`` publishes without waiting for the broker, as
 Celery does by default, and so does kombu's ``confirm_publish: False``), ``confirm_timeout``
-(seconds, default 30), ``connect_timeout`` (seconds, default 5). Any other option goes to kombu's
+(seconds, default 30), ``connect_timeout`` (seconds, default 5), ``queue_type`` (RabbitMQ,
+``classic`` or ``quorum``: Celery's ``task_default_queue_type``), ``queue_arguments`` (RabbitMQ,
+per queue name: Celery's ``task_queues`` arguments, ``x-queue-type`` among them),
+``delivery_limit`` (quorum queues' ``x-delivery-limit``; the app gives
+``worker_max_deliveries``). Any other option goes to kombu's
 transport as it is (Celery's ``broker_transport_options``), and so does the dict
 ``transport_options``.
 """
@@ -94,6 +98,9 @@ _OWN_OPTIONS = frozenset(
         "confirm_timeout",
         "connect_timeout",
         "transport_options",
+        "queue_type",
+        "queue_arguments",
+        "delivery_limit",
     ]
 )
 PERSISTENT = {"delivery_mode": 2}
@@ -440,6 +447,36 @@ class AMQPTransport(KombuTransport):
         self.confirm = confirm_setting(self.options.get("confirm", True)) and confirm_setting(
             self.options.get("confirm_publish", True)
         )
+        # Celery's task_default_queue_type and per-queue x-queue-type (task_queues).
+        self.queue_type = str(self.options.get("queue_type") or "classic")
+        self.queue_arguments: dict[str, dict[str, Any]] = dict(
+            self.options.get("queue_arguments") or {}
+        )
+        self.delivery_limit = int(self.options.get("delivery_limit") or 0)
+
+    def arguments(self, queue: str) -> dict[str, Any]:
+        """What ``queue`` is declared with (a dead-letter queue takes its queue's type).
+
+        A quorum queue has no ``x-max-priority``; its ``x-delivery-limit`` dead-letters, into
+        ``<queue>.dlq``, a message the broker handed out that many times more (one that kills
+        every worker that takes it, before canvas's own count can move it there)."""
+        base = queue.removesuffix(DLQ_SUFFIX)
+        given = dict(self.queue_arguments.get(base) or {})
+        kind = str(given.pop("x-queue-type", None) or self.queue_type)
+        arguments: dict[str, Any] = {} if kind == "classic" else {"x-queue-type": kind}
+        if queue.endswith(DLQ_SUFFIX):
+            return arguments
+        arguments["x-dead-letter-exchange"] = ""
+        arguments["x-dead-letter-routing-key"] = self.dead_letters(queue)
+        if kind == "quorum":
+            if self.delivery_limit:
+                arguments["x-delivery-limit"] = self.delivery_limit
+        elif self.max_priority:
+            arguments["x-max-priority"] = self.max_priority
+        return {**arguments, **given}
+
+    def is_quorum(self, queue: str) -> bool:
+        return self.arguments(queue).get("x-queue-type") == "quorum"
 
     def transport_options(self) -> dict[str, Any]:
         # Consumers publish dead letters with the channel's basic_publish: confirmed one by one.
@@ -447,15 +484,11 @@ class AMQPTransport(KombuTransport):
         return {"confirm_publish": True, **super().transport_options()}
 
     def declare(self, channel: Any, queue: str) -> None:
+        # A dead-letter queue has no dead-lettering of its own, but gets its own queue: what
+        # it rejects must land somewhere.
         dlq = self.dead_letters(queue)
-        arguments: dict[str, Any] = {}
-        # A dead-letter queue is plain, but gets its own: what it rejects must land somewhere.
-        if not queue.endswith(DLQ_SUFFIX):
-            arguments = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq}
-            if self.max_priority:
-                arguments["x-max-priority"] = self.max_priority
-        self._declare(channel, queue, arguments)
-        self._declare(channel, dlq, {})
+        self._declare(channel, queue, self.arguments(queue))
+        self._declare(channel, dlq, self.arguments(dlq))
 
     def _declare(self, channel: Any, queue: str, arguments: dict[str, Any]) -> None:
         try:
@@ -597,7 +630,10 @@ class AMQPConsumer(KombuConsumer):
         # Per consumer, and per channel too when there are several queues, so that the channel
         # never holds more than ``prefetch`` in total.
         self._channel.basic_qos(0, self.prefetch, False)
-        if len(self.queues) > 1:
+        # Quorum queues refuse a channel-wide (global) prefetch, as Celery's
+        # worker_detect_quorum_queues knows: with one, each queue's consumer holds up to prefetch.
+        quorum = any(self.transport.is_quorum(q) for q in self.queues)
+        if len(self.queues) > 1 and not quorum:
             self._channel.basic_qos(0, self.prefetch, True)
 
     def close(self) -> None:

@@ -19,6 +19,11 @@ and can lose a message whose BRPOP reply was in flight when its consumer died. H
 
 Options: ``visibility_timeout`` (seconds, default 60), ``prefix`` (key prefix, default
 ``canvas``). Every consumer of one Redis database should use the same ``visibility_timeout``.
+
+Keys live in *spaces*: a queue's lists, its priority flag, the processing lists holding its
+deliveries and the registry of its consumers share one space (``space(queue)``). On one node every
+queue is in the space ``<prefix>``; Redis Cluster (``canvas.transports.redis_cluster``) gives each
+queue its own hash-tagged space so that every script and BLMOVE stays in one slot.
 """
 
 from __future__ import annotations
@@ -76,6 +81,16 @@ for _, id in ipairs(dead) do
   redis.call('HDEL', KEYS[2], id)
 end
 return moved
+"""
+
+# Drop every list of a queue, counting what they held (one slot: one script).
+_PURGE = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  n = n + redis.call('LLEN', key)
+  redis.call('DEL', key)
+end
+return n
 """
 
 # Take the first message of the highest-priority non-empty list into the processing list.
@@ -142,13 +157,21 @@ class RedisTransport(Transport):
             return client
         with self._lock:
             if self._client is None or self._pid != os.getpid():
-                self._client = redis.Redis.from_url(self.url)
+                self._client = self.make_client()
                 self._pid = os.getpid()
             return self._client
 
+    def make_client(self) -> Any:
+        """A new client for this broker (the cluster transport makes a cluster client)."""
+        return redis.Redis.from_url(self.url)
+
+    def space(self, queue: str) -> str:
+        """The key prefix shared by ``queue``'s lists, processing lists and consumer registry."""
+        return self.prefix
+
     def key(self, queue: str, priority: int | None = None) -> str:
         level = next((lv for lv in _LEVELS if (priority or 0) >= lv), None)
-        return f"{self.prefix}:q:{queue}" + (f":p{level}" if level is not None else "")
+        return f"{self.space(queue)}:q:{queue}" + (f":p{level}" if level is not None else "")
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         if len(messages) == 1 and not messages[0].priority:  # delay(): one LPUSH, no pipeline
@@ -164,7 +187,7 @@ class RedisTransport(Transport):
                 flagged.add(message.queue)
         pipe = self.client.pipeline(transaction=False)
         for queue in flagged:
-            pipe.set(f"{self.prefix}:prio:{queue}", 1)
+            pipe.set(f"{self.space(queue)}:prio:{queue}", 1)
         for key, blobs in batches.items():
             pipe.lpush(key, *blobs)
         pipe.execute()
@@ -174,12 +197,7 @@ class RedisTransport(Transport):
 
     def purge(self, queue: str) -> int:
         keys = [self.key(queue)] + [self.key(queue, level) for level in _LEVELS]
-        pipe = self.client.pipeline()
-        for key in keys:
-            pipe.llen(key)
-        pipe.delete(*keys)
-        counts = pipe.execute()
-        return int(sum(counts[: len(keys)]))
+        return int(self.client.register_script(_PURGE)(keys=keys))
 
     def size(self, queue: str) -> int:
         keys = [self.key(queue)] + [self.key(queue, level) for level in _LEVELS]
@@ -206,11 +224,13 @@ class RedisConsumer(Consumer):
         self.prefetch = max(1, prefetch)
         self.id = uuid.uuid4().hex
         # Its own pool: BLMOVE blocks a socket. Typed Any: redis-py's stubs reject bytes values.
-        self.client: Any = redis.Redis.from_url(transport.url)
-        prefix = transport.prefix
-        self.processing = f"{prefix}:p:{self.id}"
-        self.registry = f"{prefix}:consumers"
-        self.homes = f"{prefix}:homes"  # consumer id -> the queues it reads, for the reaper
+        self.client: Any = transport.make_client()
+        # Per key space: where this consumer's deliveries wait for their ack, the registry of
+        # heartbeats its reaper reads, and its queues there (for the reaper: frames naming
+        # another queue go back to the first). On one node there is one space: canvas:p:<id>.
+        self.spaces: dict[str, list[str]] = {}
+        for queue in queues:
+            self.spaces.setdefault(transport.space(queue), []).append(queue)
         self.reap_script = self.client.register_script(_REAP)
         self.fetch_script = self.client.register_script(_FETCH_PRIORITY)
         self.lease = transport.visibility_timeout
@@ -219,10 +239,15 @@ class RedisConsumer(Consumer):
         self.prioritized: set[str] = set()
         self.next_beat = 0.0
         self.closed = False
-        self.client.hset(self.homes, self.id, "\0" + "\0".join(queues) + "\0")
+        for space, mine in self.spaces.items():
+            self.client.hset(f"{space}:homes", self.id, "\0" + "\0".join(mine) + "\0")
         self._beat(force=True)
 
     # -- liveness ----------------------------------------------------------------------------
+    def processing(self, queue: str) -> str:
+        """The list holding this consumer's unsettled deliveries from ``queue``."""
+        return f"{self.transport.space(queue)}:p:{self.id}"
+
     def _beat(self, force: bool = False) -> None:
         """Renew the heartbeat, reap dead consumers, and look for queues using priorities."""
         now = time.time()
@@ -230,20 +255,29 @@ class RedisConsumer(Consumer):
             return
         self.next_beat = now + min(self.lease / 4.0, 5.0)
         pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(self.registry, {self.id: now})
+        for space in self.spaces:
+            pipe.zadd(f"{space}:consumers", {self.id: now})
         for queue in self.queues:
-            pipe.exists(f"{self.transport.prefix}:prio:{queue}")
-        flags = pipe.execute()[1:]
+            pipe.exists(f"{self.transport.space(queue)}:prio:{queue}")
+        flags = pipe.execute()[len(self.spaces) :]
         self.prioritized = {q for q, flag in zip(self.queues, flags, strict=True) if flag}
         self._reap(now - self.lease)
 
     def _reap(self, older_than: float) -> None:
-        keys = [self.registry, self.homes]
-        self.reap_script(keys=keys, args=[older_than, self.transport.prefix, self.queues[0]])
+        for space, mine in self.spaces.items():
+            keys = [f"{space}:consumers", f"{space}:homes"]
+            self.reap_script(keys=keys, args=[older_than, space, mine[0]])
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         """Renew this consumer's heartbeat: every delivery it holds stays its own."""
-        self.client.zadd(self.registry, {self.id: time.time()})
+        now = time.time()
+        if len(self.spaces) == 1:
+            self.client.zadd(f"{next(iter(self.spaces))}:consumers", {self.id: now})
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for space in self.spaces:
+            pipe.zadd(f"{space}:consumers", {self.id: now})
+        pipe.execute()
 
     # -- fetching ----------------------------------------------------------------------------
     def get(self, timeout: float) -> Delivery | None:
@@ -272,11 +306,11 @@ class RedisConsumer(Consumer):
             queue = self.queues[(self.turn + offset) % len(self.queues)]
             if queue in self.prioritized:
                 keys = [self.transport.key(queue, lv) for lv in _LEVELS]
-                keys += [self.transport.key(queue), self.processing]
+                keys += [self.transport.key(queue), self.processing(queue)]
                 blob = self.fetch_script(keys=keys)
             else:
                 source = self.transport.key(queue)
-                blob = self.client.lmove(source, self.processing, "RIGHT", "LEFT")
+                blob = self.client.lmove(source, self.processing(queue), "RIGHT", "LEFT")
             if blob is not None:  # an empty frame is a (bad) message too
                 self.turn += offset + 1
                 return bytes(blob), queue
@@ -286,7 +320,7 @@ class RedisConsumer(Consumer):
         queue = self.queues[self.turn % len(self.queues)]
         self.turn += 1
         blob = self.client.blmove(
-            self.transport.key(queue), self.processing, max(seconds, 0.01), "RIGHT", "LEFT"
+            self.transport.key(queue), self.processing(queue), max(seconds, 0.01), "RIGHT", "LEFT"
         )
         return (bytes(blob), queue) if blob is not None else None
 
@@ -320,7 +354,7 @@ class RedisConsumer(Consumer):
 
     # -- settling ----------------------------------------------------------------------------
     def ack(self, delivery: Delivery) -> None:
-        self.client.lrem(self.processing, 1, delivery.tag)
+        self.client.lrem(self.processing(delivery.queue), 1, delivery.tag)
         self.unsettled -= 1
 
     def reject(self, delivery: Delivery, requeue: bool, reason: str = "") -> None:
@@ -336,7 +370,7 @@ class RedisConsumer(Consumer):
             dead_queue = self.transport.dead_letters(delivery.queue)
             dead = OutgoingMessage(dead_queue, delivery.body, headers, delivery.content_type)
             pipe.lpush(self.transport.key(dead_queue), encode(dead_queue, dead))
-        pipe.lrem(self.processing, 1, blob)
+        pipe.lrem(self.processing(delivery.queue), 1, blob)
         pipe.execute()
         self.unsettled -= 1
 
@@ -346,7 +380,8 @@ class RedisConsumer(Consumer):
             return
         self.closed = True
         try:
-            self.client.zadd(self.registry, {self.id: 0})
+            for space in self.spaces:
+                self.client.zadd(f"{space}:consumers", {self.id: 0})
             self._reap(0)
         finally:
             self.client.close()

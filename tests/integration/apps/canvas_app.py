@@ -5,6 +5,7 @@ the same app in their own process with ``make_app``. Configuration comes from th
 
 ``CANVAS_IT_BROKER`` / ``CANVAS_IT_BACKEND``   broker and result store URLs (empty: embedded)
 ``CANVAS_IT_QUEUE``                            the queue of this test session
+``CANVAS_IT_QUEUE_TYPE``                       ``quorum`` for RabbitMQ quorum queues
 ``CANVAS_IT_DIR``                              a directory of the test session: the embedded
                                                queue and store, and the record files below
 
@@ -70,6 +71,7 @@ def make_app(broker: str | None, backend: str | None, queue: str, directory: str
         embedded_dir=str(Path(directory) / "embedded"),
         result_expires=900,
         worker_prefetch_multiplier=1,
+        task_default_queue_type=os.environ.get("CANVAS_IT_QUEUE_TYPE") or "classic",
     )
 
     @app.task(name="it.ping")

@@ -1,0 +1,78 @@
+"""The Redis transport on Redis Cluster: the same reliable queue, each queue in its own slot.
+
+URL: ``redis+cluster://[[user]:password@]host:port[,host:port...]/`` (``rediss+cluster://`` for
+TLS). Any one node is enough to start from; redis-py's ``RedisCluster`` finds the others, follows
+``MOVED``/``ASK`` redirections, and after a failover asks the cluster again for its slots.
+
+Celery cannot use Redis Cluster as a broker (celery#2852, kombu#526: its commands span keys in
+several slots, ``CROSSSLOT``). Here every command and script touches one queue's keys only, and
+those share the hash tag ``{q:<queue>}`` (a dead-letter queue ``<queue>.dlq`` shares its
+queue's tag, so ``reject`` moves a message there in one transaction)::
+
+    <prefix>:{q:<queue>}:q:<queue>          list   the queue (and :p3, :p6, :p9 priority lists)
+    <prefix>:{q:<queue>}:q:<queue>.dlq      list   its dead letters
+    <prefix>:{q:<queue>}:p:<consumer id>    list   a consumer's unsettled deliveries
+    <prefix>:{q:<queue>}:consumers          zset   consumer heartbeats, read by the reaper
+    <prefix>:{q:<queue>}:prio:<queue>       string set once priorities were used
+
+A consumer of several queues (on several nodes) polls them in turn: a non-blocking ``LMOVE``
+on each, then a short ``BLMOVE`` on one, rotating (see ``RedisConsumer``), so no queue starves
+and no multi-key command spans slots. Its heartbeat is renewed in the registry of each queue's
+slot, and each slot's reaper hands back what a dead consumer held there. The guarantees are the
+single node's: a delivery is moved atomically into a processing list, never in flight.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from redis.backoff import ExponentialBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
+
+from canvas.exceptions import ImproperlyConfigured
+from canvas.transports.base import DLQ_SUFFIX
+from canvas.transports.redis import RedisTransport
+
+#: how long a command keeps retrying while a failed primary is replaced (about 10 s in all)
+_RETRIES = 25
+
+
+def cluster_client(url: str, **options: Any) -> RedisCluster:
+    """A ``RedisCluster`` client for a ``redis+cluster://`` or ``rediss+cluster://`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis+cluster", "rediss+cluster"):
+        raise ImproperlyConfigured(f"Not a Redis Cluster URL: {url!r}")
+    _, _, hosts = parts.netloc.rpartition("@")
+    nodes = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ImproperlyConfigured(
+                f"Redis Cluster URL {url!r}: each node must be host:port, got {item!r}."
+            )
+        nodes.append(ClusterNode(host.strip("[]"), int(port)))  # type: ignore[no-untyped-call]
+    credentials: dict[str, Any] = {}
+    if "@" in parts.netloc:
+        user, _, password = parts.netloc.rpartition("@")[0].partition(":")
+        credentials = {"username": unquote(user) or None, "password": unquote(password) or None}
+    return RedisCluster(
+        startup_nodes=nodes,
+        ssl=parts.scheme == "rediss+cluster",
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), _RETRIES),
+        socket_keepalive=True,
+        **credentials,
+        **options,
+    )
+
+
+class RedisClusterTransport(RedisTransport):
+    """``RedisTransport`` with one hash-tagged key space per queue (see the module docstring)."""
+
+    def make_client(self) -> Any:
+        return cluster_client(self.url)
+
+    def space(self, queue: str) -> str:
+        tag = queue.removesuffix(DLQ_SUFFIX) or queue
+        return f"{self.prefix}:{{q:{tag}}}"
