@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A local Redis Cluster for tests and benchmarks: six redis-server processes, three primaries
 # and three replicas, on ports BASE..BASE+5 (BASE is $REDIS_CLUSTER_PORT, default 7000), data in
-# a temporary directory. `start` is idempotent: a cluster already answering with
+# a temporary directory. Failover settings for tests: a node is failed after 2 s
+# (cluster-node-timeout), and a replica may always take over (cluster-replica-validity-factor 0).
+# `start` is idempotent: a cluster already answering with
 # cluster_state:ok is left as it is. `stop` ends the six servers and removes their data.
 #
 #   scripts/redis-cluster.sh start|stop|status
@@ -16,13 +18,15 @@ for i in 0 1 2 3 4 5; do PORTS+=($((BASE + i))); done
 
 state() { redis-cli -p "$1" cluster info 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_state://p'; }
 
-# Every node answers and agrees the cluster is ok, and three replicas are attached.
+# Every node answers and agrees the cluster is ok, and three replicas are in sync with their
+# primaries (a replica that never synced cannot take over).
 healthy() {
-  local port
+  local port synced=0
   for port in "${PORTS[@]}"; do
     [[ "$(state "$port")" == ok ]] || return 1
+    redis-cli -p "$port" info replication | grep -q '^master_link_status:up' && ((synced++))
   done
-  (($(redis-cli -p "${PORTS[0]}" cluster nodes | grep -v fail | grep -c slave) >= 3))
+  ((synced >= 3))
 }
 
 wait_until() {  # seconds command...
@@ -52,10 +56,12 @@ start() {
   for port in "${PORTS[@]}"; do
     redis-cli -p "$port" ping >/dev/null 2>&1 && continue
     mkdir -p "$DIR/$port"
+    # 9>&-: the server must not inherit (and hold) the lock below.
     redis-server --port "$port" --bind 127.0.0.1 --daemonize yes \
       --dir "$DIR/$port" --pidfile "$DIR/$port/redis.pid" --logfile "$DIR/$port/redis.log" \
       --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
-      --save "" --appendonly no >/dev/null ||
+      --cluster-replica-validity-factor 0 --repl-diskless-sync-delay 0 \
+      --save "" --appendonly no >/dev/null 9>&- ||
       { echo "ERROR: redis-server did not start on port $port" >&2; return 1; }
   done
   wait_until 20 answers_all || { echo "ERROR: a cluster node is not answering" >&2; return 1; }

@@ -14,22 +14,26 @@ script and multi-key command touches one slot::
 Reads of several metas (``get``) go to each slot's node (``MGET`` per slot); pub/sub is the
 cluster's classic ``PUBLISH``, heard on every node, so a waiter subscribes on any of them.
 
-**Completion in two steps.** ``AsyncResult(task_id)`` must find a node's meta from its task id
-alone, so the meta cannot live in the workflow's slot, and one script cannot write both. The
+**Completion in three steps.** ``AsyncResult(task_id)`` must find a node's meta from its task
+id alone, so the meta cannot live in the workflow's slot, and one script cannot write both. The
 single-node ``complete`` is therefore split, in an order that stays idempotent and loses nothing
-if the worker dies between steps (its message comes back and runs again):
+if the worker dies (or its primary fails over) between steps: its message comes back and runs
+again.
 
-1. One script on the workflow hash: the node's done mark, its successors' join counters, and
-   the list of successors it fired (``r:<node>``). Called again before step 3 happened, it
-   returns that same list (they may not have been published); after step 3, nothing.
-2. ``SET`` and ``PUBLISH`` of the meta (its own slot, one script: ``store``).
-3. ``HSET m:<node>``: the meta is written. From here a redelivery finds the meta and takes the
-   single node's path for a finished task (``rewire``).
+1. One script on the workflow's slot: the node's done mark, its meta kept in the hash (``v:``)
+   with the node in the workflow's pending set, its successors' join counters, and the list of
+   successors it fired (``r:``). Called again before step 3 happened, it returns that same list
+   (they may not have been published); after step 3, nothing.
+2. The meta into its own key, ``SET`` and ``PUBLISH`` in one script, unless a ready meta is there
+   already (the first one wins, as on one node).
+3. The node leaves the pending set (``m:`` marks it written, ``v:`` is dropped).
 
-The single-node store's guarantee holds: a join fires once however many inputs complete at the
-same moment (step 1 is atomic). What differs: between steps 1 and 2 a successor's state may be
-read before its input's meta is visible, and two runs of one node racing through step 1 before
-either reached step 3 both publish its successors (the worker's duplicate claim runs one).
+A join fired in step 1 may have inputs whose workers are still between steps 1 and 3: the
+script hands their metas out with it, and the caller writes them (step 2 on their behalf) before
+it reads the join's inputs. So what a successor reads is there, as on one node, and a join fires
+once however many inputs complete at the same moment. What differs: two runs of one node racing
+through step 1 before either reached step 3 both publish its successors (the worker's duplicate
+claim runs one), and each completion costs three round trips instead of one.
 """
 
 from __future__ import annotations
@@ -42,13 +46,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
+from canvas import states
 from canvas.backends.base import Backend, Fired
 from canvas.backends.redis import RedisBackend, _encode, _ms
 from canvas.transports.redis_cluster import cluster_client
 
-# Step 1 of complete (see the module docstring): the single-node script without the meta key.
-# Returns {step, id1, spec1, id2, spec2, ...}: step 0 when the meta is written already (nothing
-# to do), 1 when it must be written and marked, 2 for a task outside any stored workflow.
+# Step 1 of complete (see the module docstring): the single-node script without the meta key,
+# which keeps the meta in the hash (v:) and the node in the workflow's pending set until step 3.
+# Returns {step, n, id1, spec1, ..., idn, specn, pending1, meta1, ...}: step 0 when the meta is
+# written already (nothing to do), 1 when it must be written and marked, 2 for a task outside any
+# stored workflow; n successors fired; when n > 0, the metas of pending nodes (their workers are
+# between steps 1 and 3), which the caller writes before it reads the successors' inputs.
 _COMPLETE_WORKFLOW = """
 local function hmget(fields)
   local out = {}
@@ -60,13 +68,16 @@ local function hmget(fields)
 end
 local node = ARGV[1]
 local successors = redis.call('HGET', KEYS[1], 'n:' .. node)
-if not successors then return {2} end
+if not successors then return {2, 0} end
 local fired = {}
 if redis.call('HSETNX', KEYS[1], 'd:' .. node, '1') == 0 then
-  if redis.call('HEXISTS', KEYS[1], 'm:' .. node) == 1 then return {0} end
+  if redis.call('HEXISTS', KEYS[1], 'm:' .. node) == 1 then return {0, 0} end
   local again = redis.call('HGET', KEYS[1], 'r:' .. node) or ''
   for id in string.gmatch(again, '[^,]+') do fired[#fired + 1] = id end
 else
+  redis.call('HSET', KEYS[1], 'v:' .. node, ARGV[2])
+  redis.call('SADD', KEYS[2], node)
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
   local ids, fields = {}, {}
   for id in string.gmatch(successors, '[^,]+') do
     ids[#ids + 1] = id
@@ -82,7 +93,7 @@ else
   end
   if #fired > 0 then redis.call('HSET', KEYS[1], 'r:' .. node, table.concat(fired, ',')) end
 end
-local out = {1}
+local out = {1, #fired}
 if #fired == 0 then return out end
 local specs = {}
 for k, id in ipairs(fired) do specs[k] = 's:' .. id end
@@ -91,11 +102,40 @@ for k, id in ipairs(fired) do
   out[#out + 1] = id
   out[#out + 1] = values[k]
 end
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local meta = redis.call('HGET', KEYS[1], 'v:' .. id)
+  if meta and id ~= node then
+    out[#out + 1] = id
+    out[#out + 1] = meta
+  end
+end
 return out
 """
 
-# SET and PUBLISH of a meta in one call (a cluster pipeline cannot carry PUBLISH); the cluster
-# forwards the message to every node.
+# Step 3: the node's meta is in its own key; it leaves the pending set.
+_MARK_WRITTEN = """
+redis.call('HSET', KEYS[1], 'm:' .. ARGV[1], '1')
+redis.call('HDEL', KEYS[1], 'v:' .. ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+"""
+
+# A meta written by complete: SET and PUBLISH in one call (a cluster pipeline cannot carry
+# PUBLISH; the cluster forwards the message to every node), unless a ready meta is there already
+# (the first terminal meta wins, as on one node). ARGV[4..]: the ready states.
+_STORE_FIRST = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local status = string.match(current, '^[^\\n]*')
+  for i = 4, #ARGV do
+    if status == ARGV[i] then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if ARGV[3] == '1' then redis.call('PUBLISH', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+# store(): the same without the check (a task's progress replaces what was there).
 _STORE = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if ARGV[3] == '1' then redis.call('PUBLISH', KEYS[1], ARGV[1]) end
@@ -108,6 +148,8 @@ class RedisClusterBackend(RedisBackend):
     SCRIPTS: ClassVar[dict[str, str]] = {
         **RedisBackend.SCRIPTS,
         "complete_workflow": _COMPLETE_WORKFLOW,
+        "mark_written": _MARK_WRITTEN,
+        "store_first": _STORE_FIRST,
         "store": _STORE,
     }
 
@@ -143,14 +185,31 @@ class RedisClusterBackend(RedisBackend):
                     raise
                 time.sleep(0.2)  # a failover under way: the next subscribe finds a live node
 
+    def _workflow_keys(self, workflow_id: str) -> list[str]:
+        """The workflow's hash and its set of nodes between steps 1 and 3 (one slot)."""
+        key = self._workflow_key(workflow_id)
+        return [key, key + "-pending"]
+
+    def _store_first(self, task_id: str, value: bytes, status: str) -> None:
+        ready = "1" if self.is_ready(status) else "0"
+        args: list[EncodableT] = [value, _ms(self.expires), ready, *sorted(states.READY_STATES)]
+        self._conn().scripts["store_first"](keys=[self._meta_key(task_id)], args=args)
+
     def complete(self, workflow_id: str, node_id: str, status: str, meta: bytes) -> list[Fired]:
         """Three steps, each idempotent (see the module docstring)."""
         conn = self._conn()
-        workflow = self._workflow_key(workflow_id)
-        reply: list[Any] = conn.scripts["complete_workflow"](keys=[workflow], args=[node_id])
-        step = int(reply[0])
+        keys = self._workflow_keys(workflow_id)
+        value = _encode(status, meta)
+        args: list[EncodableT] = [node_id, value, _ms(self.expires)]
+        reply: list[Any] = conn.scripts["complete_workflow"](keys=keys, args=args)
+        step, count = int(reply[0]), int(reply[1])
+        fired = [Fired(reply[i].decode(), reply[i + 1]) for i in range(2, 2 + 2 * count, 2)]
+        # Inputs of what fired whose workers are between steps 1 and 3: their metas first.
+        for i in range(2 + 2 * count, len(reply), 2):
+            pending = reply[i + 1]
+            self._store_first(reply[i].decode(), pending, pending.partition(b"\n")[0].decode())
         if step:
-            self.store(node_id, status, meta)
+            self._store_first(node_id, value, status)
         if step == 1:
-            conn.client.hset(workflow, f"m:{node_id}", "1")
-        return [Fired(reply[i].decode(), reply[i + 1]) for i in range(1, len(reply), 2)]
+            conn.scripts["mark_written"](keys=keys, args=[node_id])
+        return fired

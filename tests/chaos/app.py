@@ -10,7 +10,7 @@ them by name with ``client(config)``. Every run of every task is a row in a SQLi
 
 Environment: ``CHAOS_BROKER``, ``CHAOS_BACKEND``, ``CHAOS_QUEUE``, ``CHAOS_EFFECTS``,
 ``CHAOS_LEASE`` (worker_lease_seconds), ``CHAOS_MAX_DELIVERIES``, ``CHAOS_MAX_PAYLOAD``,
-``CHAOS_SECURITY_KEY``, ``CHAOS_ENCRYPTION_KEY``.
+``CHAOS_SECURITY_KEY``, ``CHAOS_ENCRYPTION_KEY``, ``CHAOS_QUEUE_TYPE`` (``quorum``).
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def settings(env: Mapping[str, str]) -> dict[str, Any]:
         "result_expires": 3600.0,
         "broker_transport_options": {"connect_timeout": 2, "confirm_timeout": 10},
     }
+    if env.get("CHAOS_QUEUE_TYPE"):
+        conf["task_default_queue_type"] = env["CHAOS_QUEUE_TYPE"]
     if env.get("CHAOS_MAX_PAYLOAD"):
         conf["task_max_payload_bytes"] = int(env["CHAOS_MAX_PAYLOAD"])
     if env.get("CHAOS_SECURITY_KEY"):

@@ -317,6 +317,10 @@ class Ledger:
 
 def _broker_redis(transport: Any) -> Any:
     url = str(transport.url).removeprefix("kombu+")
+    if url.startswith("redis+cluster://"):
+        from canvas.transports.redis_cluster import cluster_client
+
+        return cluster_client(url)  # scan_iter visits every primary
     if not url.startswith("redis://"):
         return None
     import redis

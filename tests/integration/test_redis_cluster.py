@@ -202,8 +202,9 @@ def test_complete_again_after_a_crash_between_its_steps_hands_out_the_same_join(
     store.complete(workflow, ids[0], "SUCCESS", b"0")
     # Given a worker that died after step 1 of the last member's complete (no meta, no mark)
     script = store._conn().scripts["complete_workflow"]
-    first = script(keys=[store._workflow_key(workflow)], args=[ids[1]])
-    assert first[1:] == [b"body", b"spec-body"] and store.get([ids[1]]) == [None]
+    meta = b"SUCCESS\n1"
+    first = script(keys=store._workflow_keys(workflow), args=[ids[1], meta, 60000])
+    assert first[1:] == [1, b"body", b"spec-body"] and store.get([ids[1]]) == [None]
     # When its message runs again: the join comes out again, and the meta is written
     again = store.complete(workflow, ids[1], "SUCCESS", b"1")
     assert [(f.id, f.spec) for f in again] == [("body", b"spec-body")]
@@ -211,6 +212,25 @@ def test_complete_again_after_a_crash_between_its_steps_hands_out_the_same_join(
     # Then once the meta is marked written, a third run changes nothing (the first meta wins)
     assert store.complete(workflow, ids[1], "FAILURE", b"x") == []
     assert store.get([ids[1]]) == [b"1"]
+
+
+def test_a_join_fired_while_an_input_is_between_steps_writes_that_input_s_meta(
+    store: RedisClusterBackend,
+) -> None:
+    workflow = uuid.uuid4().hex
+    ids = _chord(store, workflow, 2)
+    # Given a member whose worker finished step 1 (counted) but not yet step 2 (its meta)
+    script = store._conn().scripts["complete_workflow"]
+    script(keys=store._workflow_keys(workflow), args=[ids[0], b"SUCCESS\n0", 60000])
+    assert store.get([ids[0]]) == [None]
+    # When the last member completes and fires the join
+    fired = store.complete(workflow, ids[1], "SUCCESS", b"1")
+    # Then every input of the join can be read by the caller that wires it
+    assert [f.id for f in fired] == ["body"]
+    assert store.get(ids) == [b"0", b"1"]
+    # And the first member's own step 2 keeps that meta (the first terminal meta wins)
+    assert store.complete(workflow, ids[0], "SUCCESS", b"0") == []
+    assert store.get([ids[0]]) == [b"0"]
 
 
 def test_a_task_outside_any_workflow_is_stored_and_wakes_its_waiter(
