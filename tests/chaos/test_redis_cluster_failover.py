@@ -154,4 +154,6 @@ def test_repeated_failovers_of_queue_and_workflow_primaries(
 ) -> None:
     for i in range(ROUNDS):
         target = "queue" if i % 2 == 0 else "workflow"
-        _failover_round(local_cluster, tmp_path / str(i), f"cluster-failover-{i}", target)
+        directory = tmp_path / str(i)
+        directory.mkdir()
+        _failover_round(local_cluster, directory, f"cluster-failover-{i}", target)
