@@ -497,7 +497,7 @@ class AMQPTransport(KombuTransport):
             raise ImproperlyConfigured(
                 f"RabbitMQ already has a queue {queue!r} declared with other arguments than "
                 f"{arguments!r} ({exc}). Delete the queue, or set the transport option "
-                "'max_priority' to match it."
+                "'max_priority' (or task_default_queue_type) to match it."
             ) from exc
 
     def consumer(self, queues: Iterable[str], prefetch: int = 1) -> Consumer:
