@@ -274,15 +274,28 @@ def consume(
                 if not delivery.settled:  # a settled message would run again (or be lost)
                     with contextlib.suppress(Exception):
                         delivery.reject(requeue=True, reason="internal error in the worker")
+                if isinstance(exc, OSError | ConnectionError) or _broker_error(consumer, exc):
+                    # The broker went away mid-message (a cluster node killed): this connection
+                    # is dead, and a read on it may never return. A new one, on any node.
+                    _drop(consumer, keeper)
+                    consumer = keeper = None
                 backoff.wait(stop)
             finally:
-                keeper.current = None
+                if keeper is not None:
+                    keeper.current = None
             done += 1
     finally:
         if consumer is not None:
             _drop(consumer, keeper)
         monitor.close()
     return done
+
+
+def _broker_error(consumer: Any, exc: BaseException) -> bool:
+    """Whether ``exc`` is one of the consumer's broker connection errors (kombu lists them)."""
+    connection = getattr(consumer, "_connection", None)
+    errors = getattr(connection, "connection_errors", ()) if connection is not None else ()
+    return bool(errors) and isinstance(exc, tuple(errors))
 
 
 def _drop(consumer: Any, keeper: _Keeper | None) -> None:
