@@ -121,7 +121,9 @@ redis.call('SREM', KEYS[2], ARGV[1])
 
 # A meta written by complete: SET and PUBLISH in one call (a cluster pipeline cannot carry
 # PUBLISH; the cluster forwards the message to every node), unless a ready meta is there already
-# (the first terminal meta wins, as on one node). ARGV[4..]: the ready states.
+# (the first terminal meta wins, as on one node). ARGV[3]: the notification (the status only, as
+# on one node: waiters read the result), empty for a state that wakes nobody; ARGV[4..]: the
+# ready states.
 _STORE_FIRST = """
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -131,14 +133,14 @@ if current then
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if ARGV[3] == '1' then redis.call('PUBLISH', KEYS[1], ARGV[1]) end
+if ARGV[3] ~= '' then redis.call('PUBLISH', KEYS[1], ARGV[3]) end
 return 1
 """
 
 # store(): the same without the check (a task's progress replaces what was there).
 _STORE = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if ARGV[3] == '1' then redis.call('PUBLISH', KEYS[1], ARGV[1]) end
+if ARGV[3] ~= '' then redis.call('PUBLISH', KEYS[1], ARGV[3]) end
 """
 
 
@@ -159,9 +161,12 @@ class RedisClusterBackend(RedisBackend):
     def _workflow_key(self, workflow_id: str) -> str:
         return f"{self.prefix}-workflow-{{wf:{workflow_id}}}"
 
+    def _notice(self, status: str) -> bytes:
+        """What ``PUBLISH`` sends: the status only, and only for a ready one (as on one node)."""
+        return _encode(status, b"") if self.is_ready(status) else b""
+
     def store(self, task_id: str, status: str, meta: bytes) -> None:
-        ready = "1" if self.is_ready(status) else "0"
-        args: list[EncodableT] = [_encode(status, meta), _ms(self.expires), ready]
+        args: list[EncodableT] = [_encode(status, meta), _ms(self.expires), self._notice(status)]
         self._conn().scripts["store"](keys=[self._meta_key(task_id)], args=args)
 
     def get(self, task_ids: Sequence[str]) -> list[bytes | None]:
@@ -191,8 +196,8 @@ class RedisClusterBackend(RedisBackend):
         return [key, key + "-pending"]
 
     def _store_first(self, task_id: str, value: bytes, status: str) -> None:
-        ready = "1" if self.is_ready(status) else "0"
-        args: list[EncodableT] = [value, _ms(self.expires), ready, *sorted(states.READY_STATES)]
+        args: list[EncodableT] = [value, _ms(self.expires), self._notice(status)]
+        args += sorted(states.READY_STATES)
         self._conn().scripts["store_first"](keys=[self._meta_key(task_id)], args=args)
 
     def complete(self, workflow_id: str, node_id: str, status: str, meta: bytes) -> list[Fired]:

@@ -20,10 +20,10 @@ and can lose a message whose BRPOP reply was in flight when its consumer died. H
 Options: ``visibility_timeout`` (seconds, default 60), ``prefix`` (key prefix, default
 ``canvas``). Every consumer of one Redis database should use the same ``visibility_timeout``.
 
-Keys live in *spaces*: a queue's lists, its priority flag, the processing lists holding its
-deliveries and the registry of its consumers share one space (``space(queue)``). On one node every
-queue is in the space ``<prefix>``; Redis Cluster (``canvas.transports.redis_cluster``) gives each
-queue its own hash-tagged space so that every script and BLMOVE stays in one slot.
+Keys live in *key spaces*: a queue's lists, its priority flag, the processing lists holding its
+deliveries and the registry of its consumers share one (``key_space(queue)``). On one node every
+queue is in the key space ``<prefix>``; Redis Cluster (``canvas.transports.redis_cluster``) gives
+each queue its own hash-tagged one, so that every script and BLMOVE stays in one slot.
 """
 
 from __future__ import annotations
@@ -165,13 +165,13 @@ class RedisTransport(Transport):
         """A new client for this broker (the cluster transport makes a cluster client)."""
         return redis.Redis.from_url(self.url)
 
-    def space(self, queue: str) -> str:
+    def key_space(self, queue: str) -> str:
         """The key prefix shared by ``queue``'s lists, processing lists and consumer registry."""
         return self.prefix
 
     def key(self, queue: str, priority: int | None = None) -> str:
         level = next((lv for lv in _LEVELS if (priority or 0) >= lv), None)
-        return f"{self.space(queue)}:q:{queue}" + (f":p{level}" if level is not None else "")
+        return f"{self.key_space(queue)}:q:{queue}" + (f":p{level}" if level is not None else "")
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         if len(messages) == 1 and not messages[0].priority:  # delay(): one LPUSH, no pipeline
@@ -187,7 +187,7 @@ class RedisTransport(Transport):
                 flagged.add(message.queue)
         pipe = self.client.pipeline(transaction=False)
         for queue in flagged:
-            pipe.set(f"{self.space(queue)}:prio:{queue}", 1)
+            pipe.set(f"{self.key_space(queue)}:prio:{queue}", 1)
         for key, blobs in batches.items():
             pipe.lpush(key, *blobs)
         pipe.execute()
@@ -230,7 +230,7 @@ class RedisConsumer(Consumer):
         # another queue go back to the first). On one node there is one space: canvas:p:<id>.
         self.spaces: dict[str, list[str]] = {}
         for queue in queues:
-            self.spaces.setdefault(transport.space(queue), []).append(queue)
+            self.spaces.setdefault(transport.key_space(queue), []).append(queue)
         self.reap_script = self.client.register_script(_REAP)
         self.fetch_script = self.client.register_script(_FETCH_PRIORITY)
         self.lease = transport.visibility_timeout
@@ -246,7 +246,7 @@ class RedisConsumer(Consumer):
     # -- liveness ----------------------------------------------------------------------------
     def processing(self, queue: str) -> str:
         """The list holding this consumer's unsettled deliveries from ``queue``."""
-        return f"{self.transport.space(queue)}:p:{self.id}"
+        return f"{self.transport.key_space(queue)}:p:{self.id}"
 
     def _beat(self, force: bool = False) -> None:
         """Renew the heartbeat, reap dead consumers, and look for queues using priorities."""
@@ -258,7 +258,7 @@ class RedisConsumer(Consumer):
         for space in self.spaces:
             pipe.zadd(f"{space}:consumers", {self.id: now})
         for queue in self.queues:
-            pipe.exists(f"{self.transport.space(queue)}:prio:{queue}")
+            pipe.exists(f"{self.transport.key_space(queue)}:prio:{queue}")
         flags = pipe.execute()[len(self.spaces) :]
         self.prioritized = {q for q, flag in zip(self.queues, flags, strict=True) if flag}
         self._reap(now - self.lease)

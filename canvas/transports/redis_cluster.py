@@ -73,6 +73,12 @@ class RedisClusterTransport(RedisTransport):
     def make_client(self) -> Any:
         return cluster_client(self.url)
 
-    def space(self, queue: str) -> str:
+    def where(self) -> str:
+        """The nodes of the URL without credentials (``urlsplit`` reads no list of ports)."""
+        scheme, _, rest = self.url.partition("://")
+        hosts = rest.rpartition("@")[2].partition("/")[0]
+        return f"{scheme}://{hosts.lower()}/"
+
+    def key_space(self, queue: str) -> str:
         tag = queue.removesuffix(DLQ_SUFFIX) or queue
         return f"{self.prefix}:{{q:{tag}}}"

@@ -87,7 +87,7 @@ def test_a_queue_and_its_dead_letters_share_one_slot(
         for key in (
             transport.key("orders", 9),
             transport.key("orders.dlq"),
-            f"{transport.space('orders')}:consumers",
+            f"{transport.key_space('orders')}:consumers",
         )
     } == {slot}
     assert client.keyslot(transport.key("invoices")) != slot
