@@ -62,7 +62,8 @@ start_node() {
   mkdir -p "$DIR/$port"
   # 9>&-: the node must not inherit (and hold) the lock below.
   # setsid: a session of its own, so that the caller's end (a test's process group) spares it.
-  with_node "$port" setsid "$BIN/rabbitmq-server" >"$DIR/$port/server.out" 2>&1 9>&- &
+  # In its data dir, where an Erlang crash dump lands too.
+  (cd "$DIR/$port" && with_node "$port" setsid "$BIN/rabbitmq-server" >server.out 2>&1 9>&-) &
   ctl "$port" -q wait "$DIR/$port/rabbitmq.pid" --timeout 120 >/dev/null 2>&1 ||
     { echo "ERROR: RabbitMQ node $(node "$port") did not start (see $DIR/$port)" >&2; return 1; }
 }
