@@ -190,6 +190,17 @@ class RedisClusterBackend(RedisBackend):
                     raise
                 time.sleep(0.2)  # a failover under way: the next subscribe finds a live node
 
+    def claim_node(
+        self, workflow_id: str, node_id: str, key: str, ttl: float
+    ) -> tuple[int, bytes | None]:
+        """One script when the counter carries the workflow's hash tag (the worker's run claim
+        does), moved to this store's ``{wf:<id>}``; two calls otherwise."""
+        single = f"{{{workflow_id}}}"
+        if single not in key:
+            return Backend.claim_node(self, workflow_id, node_id, key, ttl)
+        tagged = key.replace(single, f"{{wf:{workflow_id}}}")
+        return super().claim_node(workflow_id, node_id, tagged, ttl)
+
     def _workflow_keys(self, workflow_id: str) -> list[str]:
         """The workflow's hash and its set of nodes between steps 1 and 3 (one slot)."""
         key = self._workflow_key(workflow_id)

@@ -233,6 +233,17 @@ def test_a_join_fired_while_an_input_is_between_steps_writes_that_input_s_meta(
     assert store.get([ids[0]]) == [b"0"]
 
 
+def test_a_run_claim_counts_in_the_workflow_slot_with_the_spec(
+    store: RedisClusterBackend,
+) -> None:
+    workflow = uuid.uuid4().hex
+    ids = _chord(store, workflow, 1)
+    key = f"claim:{{{workflow}}}:{ids[0]}:0"
+    assert store.claim_node(workflow, ids[0], key, 60) == (1, f"spec-{ids[0]}".encode())
+    assert store.claim_node(workflow, ids[0], key, 60)[0] == 2
+    assert store.claim_node(workflow, "m0", "other-key", 60) == (1, b"spec-m0")
+
+
 def test_a_task_outside_any_workflow_is_stored_and_wakes_its_waiter(
     store: RedisClusterBackend,
 ) -> None:
