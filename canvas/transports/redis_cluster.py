@@ -74,10 +74,11 @@ class RedisClusterTransport(RedisTransport):
         return cluster_client(self.url)
 
     def where(self) -> str:
-        """The nodes of the URL without credentials (``urlsplit`` reads no list of ports)."""
+        """The nodes of the URL, sorted, without credentials (``urlsplit`` reads no list of
+        ports). Apps parking countdowns in one store must list the same nodes."""
         scheme, _, rest = self.url.partition("://")
         hosts = rest.rpartition("@")[2].partition("/")[0]
-        return f"{scheme}://{hosts.lower()}/"
+        return f"{scheme}://{','.join(sorted(hosts.lower().split(',')))}/"
 
     def key_space(self, queue: str) -> str:
         tag = queue.removesuffix(DLQ_SUFFIX) or queue

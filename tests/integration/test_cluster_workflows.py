@@ -134,3 +134,10 @@ def test_the_queue_is_of_the_kind_asked_for(h: Harness) -> None:
         with pytest.raises(amqp.exceptions.PreconditionFailed, match="x-queue-type"):
             channel.queue_declare(queue, durable=True, auto_delete=False, arguments=classic)
     assert h.send(h.tasks.add.s(1, 2)).get(timeout=single.DEADLINE) == 3
+
+
+def test_a_countdown_is_parked_in_the_cluster_store_and_runs_when_due(h: Harness) -> None:
+    started = time.monotonic()
+    result = h.send(h.tasks.add.s(2, 3), countdown=1)
+    assert result.get(timeout=single.DEADLINE) == 5
+    assert time.monotonic() - started >= 0.9
