@@ -6,7 +6,7 @@ Cluster): canvas only, real ``canvas worker`` processes, on this machine.
 * **throughput**: a group of ``--n`` ``add`` tasks and a chord of ``--fanout`` members, each
   timed from ``apply_async`` to the last result, with one worker of 2 pool processes, on
   Redis (one node), Redis Cluster, RabbitMQ (classic queues, Redis results) and RabbitMQ quorum
-  queues with Redis Cluster results;
+  queues with Redis results and with Redis Cluster results;
 * **scaling**: 1, 2 and 4 worker processes (1 pool process each), each on its own queue, the
   queues on different primaries of the Redis Cluster, ``--n`` tasks in all.
 
@@ -176,6 +176,7 @@ def main() -> int:
         ("redis", args.redis, args.redis, "classic"),
         ("redis-cluster", CLUSTER, CLUSTER, "classic"),
         ("rabbitmq+redis", args.amqp, args.redis, "classic"),
+        ("rabbitmq-quorum+redis", args.amqp, args.redis, "quorum"),
         ("rabbitmq-quorum+redis-cluster", args.amqp, CLUSTER, "quorum"),
     ]
     rows = [throughput(args, *config) for config in configs]
