@@ -231,6 +231,8 @@ class RedisConsumer(Consumer):
         self.spaces: dict[str, list[str]] = {}
         for queue in queues:
             self.spaces.setdefault(transport.key_space(queue), []).append(queue)
+        #: the processing list of the first queue (of every queue, on one node)
+        self.processing = self.processing_list(self.queues[0])
         self.reap_script = self.client.register_script(_REAP)
         self.fetch_script = self.client.register_script(_FETCH_PRIORITY)
         self.lease = transport.visibility_timeout
@@ -244,7 +246,7 @@ class RedisConsumer(Consumer):
         self._beat(force=True)
 
     # -- liveness ----------------------------------------------------------------------------
-    def processing(self, queue: str) -> str:
+    def processing_list(self, queue: str) -> str:
         """The list holding this consumer's unsettled deliveries from ``queue``."""
         return f"{self.transport.key_space(queue)}:p:{self.id}"
 
@@ -306,11 +308,11 @@ class RedisConsumer(Consumer):
             queue = self.queues[(self.turn + offset) % len(self.queues)]
             if queue in self.prioritized:
                 keys = [self.transport.key(queue, lv) for lv in _LEVELS]
-                keys += [self.transport.key(queue), self.processing(queue)]
+                keys += [self.transport.key(queue), self.processing_list(queue)]
                 blob = self.fetch_script(keys=keys)
             else:
                 source = self.transport.key(queue)
-                blob = self.client.lmove(source, self.processing(queue), "RIGHT", "LEFT")
+                blob = self.client.lmove(source, self.processing_list(queue), "RIGHT", "LEFT")
             if blob is not None:  # an empty frame is a (bad) message too
                 self.turn += offset + 1
                 return bytes(blob), queue
@@ -320,7 +322,11 @@ class RedisConsumer(Consumer):
         queue = self.queues[self.turn % len(self.queues)]
         self.turn += 1
         blob = self.client.blmove(
-            self.transport.key(queue), self.processing(queue), max(seconds, 0.01), "RIGHT", "LEFT"
+            self.transport.key(queue),
+            self.processing_list(queue),
+            max(seconds, 0.01),
+            "RIGHT",
+            "LEFT",
         )
         return (bytes(blob), queue) if blob is not None else None
 
@@ -354,7 +360,7 @@ class RedisConsumer(Consumer):
 
     # -- settling ----------------------------------------------------------------------------
     def ack(self, delivery: Delivery) -> None:
-        self.client.lrem(self.processing(delivery.queue), 1, delivery.tag)
+        self.client.lrem(self.processing_list(delivery.queue), 1, delivery.tag)
         self.unsettled -= 1
 
     def reject(self, delivery: Delivery, requeue: bool, reason: str = "") -> None:
@@ -370,7 +376,7 @@ class RedisConsumer(Consumer):
             dead_queue = self.transport.dead_letters(delivery.queue)
             dead = OutgoingMessage(dead_queue, delivery.body, headers, delivery.content_type)
             pipe.lpush(self.transport.key(dead_queue), encode(dead_queue, dead))
-        pipe.lrem(self.processing(delivery.queue), 1, blob)
+        pipe.lrem(self.processing_list(delivery.queue), 1, blob)
         pipe.execute()
         self.unsettled -= 1
 
