@@ -226,7 +226,9 @@ class Operated:
             for slot in [next(free) for _ in range(delta)]:
                 self._spawn(slot)
         else:
-            ranked = sorted(self.children.items(), key=lambda kv: kv[1][0], reverse=True)
+            # Processes already retiring (a shrink sent just before) are not counted twice.
+            serving = [kv for kv in self.children.items() if kv[1][0] not in self.retiring]
+            ranked = sorted(serving, key=lambda kv: kv[1][0], reverse=True)
             for pid, (slot, _) in ranked[:-delta]:
                 self.retiring.add(slot)
                 self.respawn_at.pop(slot, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import struct
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -225,11 +226,13 @@ def test_a_huge_result_fails_clearly_and_is_not_logged_in_full(env: Seed, unique
 def test_task_ids_are_escaped_in_the_log(env: Seed) -> None:
     seed = env
     worker = seed.start_worker("-P", "solo")
-    evil = "abc\n[2026-01-01 00:00:00: INFO/MainProcess] forged \x1b[31mred"
+    # (a fresh id each run: a result already stored under it would answer before the worker)
+    tag = uuid.uuid4().hex[:8]
+    evil = f"abc{tag}\n[2026-01-01 00:00:00: INFO/MainProcess] forged \x1b[31mred"
     assert seed.tasks.add.apply_async((1, 2), task_id=evil).get(timeout=PROMPT) == 3
     text = worker.output()
     assert "\x1b" not in text and "\nforged" not in text and "\n[2026-01-01" not in text
-    assert "abc\\n[2026" in text
+    assert f"abc{tag}\\n[2026" in text
 
 
 def test_a_corrupted_node_record_fails_the_workflow_with_the_reason(redis_env: Seed) -> None:
