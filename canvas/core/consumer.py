@@ -36,6 +36,7 @@ from canvas.exceptions import (
     SoftTimeLimitExceeded,
     TaskRejectedError,
     TaskRevokedError,
+    WorkerLostError,
 )
 from canvas.request import Request
 from canvas.signature import shorten
@@ -167,6 +168,10 @@ class Handler:
             signal.setitimer(signal.ITIMER_REAL, soft)
         try:
             outcome = run_call(task, request, args, kwargs)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            if not acks_late:  # its message is gone: say why before this process exits
+                self.lost(request, task, exc)
+            raise  # acks_late: the message comes back, and is dead-lettered if it keeps at it
         finally:
             if soft:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -178,6 +183,17 @@ class Handler:
             if outcome.state == REJECTED:
                 return  # settled by record()
             delivery.ack()
+
+    def lost(self, request: Request, task: Task, exc: BaseException) -> None:
+        """Record ``WorkerLostError`` for an acked call that ends its process (``sys.exit()``
+        in a task): otherwise nothing would ever settle it and its caller would wait for ever."""
+        shown = f"{task.name}[{envelope.printable(request.id)}]"
+        lost = WorkerLostError(f"{shown} raised {type(exc).__name__}: its process exited")
+        logger.error("Task %s", lost)
+        try:
+            self.finish(request, task, states.FAILURE, Outcome(states.FAILURE, exc=lost), exc=lost)
+        except Exception:
+            logger.exception("Could not record that %s was lost", shown)
 
     def soft_limit(self, task: Task, headers: dict[str, Any]) -> float | None:
         limit = headers.get("soft_time_limit") or task.soft_time_limit

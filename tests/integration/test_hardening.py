@@ -405,3 +405,14 @@ def test_an_unreadable_parked_message_does_not_stop_the_timer(env: Seed) -> None
     assert seed.tasks.add.apply_async((2, 2), countdown=0.5).get(timeout=PROMPT) == 4
     wait_for(lambda: "corrupted:0 is unreadable" in worker.output(), PROMPT, "the log line")
     assert seed.app.backend.next_due(space=space) is None
+
+
+def test_a_task_that_exits_its_process_fails_instead_of_being_lost(env: Seed, unique: str) -> None:
+    from canvas.exceptions import WorkerLostError
+
+    seed = env
+    seed.start_worker("-P", "prefork", "-c", "1")
+    with pytest.raises(WorkerLostError, match="raised SystemExit"):
+        seed.tasks.exits.delay(unique).get(timeout=PROMPT)
+    assert seed.tasks.add.delay(1, 1).get(timeout=PROMPT) == 2
+    assert (seed.state / unique).read_text().count("\n") == 1

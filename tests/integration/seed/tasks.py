@@ -194,3 +194,12 @@ def big(key, size):
     """Returns ``size`` bytes of text; marks each run."""
     mark(key)
     return "x" * size
+
+
+@app.task
+def exits(key):
+    """Ends its process, as a task calling sys.exit() would; marks each run."""
+    import sys
+
+    mark(key)
+    sys.exit(3)
