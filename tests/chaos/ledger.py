@@ -217,8 +217,9 @@ class Ledger:
         found: list[tuple[str, str]] = []
         consumer = transport.consumer([dlq], prefetch=100)
         try:
-            while transport.size(dlq) or len(found) == 0:
-                delivery = consumer.get(1.0)
+            # Until nothing comes: the queue's size leaves out what the consumer prefetched.
+            while True:
+                delivery = consumer.get(1.0 if transport.size(dlq) or not found else 0.3)
                 if delivery is None:
                     break
                 found.append(
