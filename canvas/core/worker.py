@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import signals, states
 from canvas.beat.scheduler import run_beat
-from canvas.core import complete, metas
+from canvas.core import metas
 from canvas.core.consumer import Handler, raise_soft_limit, release_due
 from canvas.core.envelope import escape_controls, printable
 from canvas.core.execute import Outcome
@@ -162,10 +162,7 @@ class _Keeper(threading.Thread):
             workflow = delivery.headers.get("workflow")
             if workflow:
                 handler = Handler(self.app, self.hostname)
-                request = _request_for(delivery.headers, workflow)
-                complete.settle(
-                    self.app, workflow, handler.node(request), meta, handler.lineage(request)
-                )
+                handler.settle_node(_request_for(delivery.headers, workflow), meta)
             else:
                 self.app.backend.store(task_id, states.FAILURE, metas.encode(meta))
         finally:
