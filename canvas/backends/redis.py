@@ -69,7 +69,7 @@ local node = ARGV[1]
 local successors = redis.call('HGET', KEYS[1], 'n:' .. node)
 if successors and redis.call('HSETNX', KEYS[1], 'd:' .. node, '1') == 0 then return {} end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-if ARGV[4] == '1' then redis.call('PUBLISH', KEYS[2], ARGV[2]) end
+if ARGV[4] == '1' then redis.call('PUBLISH', KEYS[2], string.match(ARGV[2], '^[^\\n]*\\n')) end
 if not successors or successors == '' then return {} end
 local ids, fields = {}, {}
 for id in string.gmatch(successors, '[^,]+') do
