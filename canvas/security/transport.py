@@ -148,7 +148,8 @@ class SecureConsumer(Consumer):
         self.inner.reject(delivery.tag, requeue=requeue, reason=reason)
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:
-        self.inner.extend([d.tag for d in deliveries])
+        # An undecodable delivery is handed out raw (it was never opened): extend it as is.
+        self.inner.extend([d.tag if d.consumer is self else d for d in deliveries])
 
     def close(self) -> None:
         self.inner.close()

@@ -23,11 +23,12 @@ from typing import Any
 import msgpack
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from canvas import security, states
 from canvas.core import envelope, messages
+from canvas.security import SecureTransport
 from canvas.transports.base import OutgoingMessage
 
 from .ledger import DLQ
@@ -142,11 +143,36 @@ def fuzz(examples: int, derandomize: bool = False) -> Any:
     )
 
 
+#: one batch of every kind, always run (a drawn batch may leave some kind out)
+EVERY_KIND = {
+    "valid": 2,
+    "bad_fields": [{"eta": "tomorrow"}, {"time_limit": "abc", "retries": -1}, {"id": 5}],
+    "bad_bodies": [b"\xc1 not msgpack"],
+    "frames": [
+        ("raw", b"\x01"),
+        ("raw", b"\x00\xff\xffjunk"),
+        ("ours", b"\x95\x81"),
+        ("other", "q"),
+    ],
+}
+
+
 @fuzz(2, derandomize=True)
 @given(batch=batches())
+@example(batch=EVERY_KIND)
 def test_malformed_input_never_stalls_loses_or_reruns(cluster, batch: dict[str, Any]) -> None:
     """The default run's share: two fixed batches, a few seconds."""
     check_batch(cluster(f"malformed-{uuid.uuid4().hex[:6]}"), batch)
+
+
+@fuzz(1, derandomize=True)
+@given(batch=batches())
+@example(batch=EVERY_KIND)
+def test_malformed_signed_input(cluster, batch: dict[str, Any]) -> None:
+    """With signing on: bad fields in a validly signed envelope, and raw frames that never
+    reach verification, end the same way."""
+    name = f"malformed-signed-{uuid.uuid4().hex[:6]}"
+    check_batch(cluster(name, CHAOS_SECURITY_KEY="malformed-suite-key-" + "k" * 24), batch)
 
 
 @pytest.mark.chaos
@@ -188,6 +214,9 @@ def check_batch(case: Any, batch: dict[str, Any]) -> None:
             continue
         outgoing.append(OutgoingMessage(case.queue, body, message.headers))
         ledger.expect(task_id, DLQ)
+    secure = case.app.transport
+    if isinstance(secure, SecureTransport):  # signed: the worker gets past verification
+        outgoing = [secure.seal(m) for m in outgoing]
     raw.publish(outgoing)
     blobs = [frame(case.queue, kind, data) for kind, data in batch["frames"]]
     if blobs:
