@@ -107,11 +107,16 @@ def frame(queue: str, kind: str, data: Any) -> bytes:
 
 
 def _amqp_safe(value: Any) -> bool:
-    """What an AMQP header table can carry (signed 64-bit ints): RabbitMQ gets no other."""
+    """What an AMQP header table carries unchanged: signed 64-bit ints, finite floats (RabbitMQ
+    refuses others), no bytes (they arrive as text, which may be a valid value)."""
     if isinstance(value, bool):
         return True
     if isinstance(value, int):
         return -(2**63) <= value < 2**63
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, bytes):
+        return False
     if isinstance(value, list):
         return all(_amqp_safe(v) for v in value)
     if isinstance(value, dict):
