@@ -61,6 +61,8 @@ TIMER_MAX_SLEEP = 5.0
 _DUE = struct.Struct("!d")
 #: held across a fork until the pool process has its handlers (see ``_spawn``)
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+#: a beat process that dies sooner than this after starting is not started again
+BEAT_MIN_LIFE = 1.0
 
 
 def expand_hostname(template: str | None) -> str:
@@ -324,6 +326,7 @@ class Worker(Operated):
         self.next_timer = 0.0
         self.threads: list[tuple[threading.Thread, threading.Event]] = []
         self.beat_pid: int | None = None
+        self.beat_started = 0.0
         self._init_operations(self.options.pool, self.options.send_events, self.options.statedb)
 
     # -- start -------------------------------------------------------------------------------
@@ -343,9 +346,10 @@ class Worker(Operated):
         )
         if warning:
             logger.warning(warning)
-        beat = beat_pid = None
+        beat = None
         if self.options.beat and self.options.pool == "prefork":
-            beat_pid = self._fork_beat()
+            self.app.close()  # the beat process makes its own connections
+            self._fork_beat()
         elif self.options.beat:
             beat = self._start_beat()
         self.control.load_revokes()
@@ -361,8 +365,8 @@ class Worker(Operated):
                 # Release the leader lease now, so a standby beat takes over at once.
                 beat[1].set()
                 beat[0].join(10)
-            if beat_pid is not None:
-                _stop_process(beat_pid, 10.0)
+            if self.beat_pid is not None:
+                _stop_process(self.beat_pid, 10.0)
 
     def _start_beat(self) -> tuple[threading.Thread, threading.Event]:
         stop = threading.Event()
@@ -376,20 +380,34 @@ class Worker(Operated):
         thread.start()
         return thread, stop
 
-    def _fork_beat(self) -> int:
-        """Beat in a process of its own, forked before any thread starts: pool processes are
-        forked later (and again when one dies), and a fork while a beat thread holds a lock or
-        a connection left children that never consumed and a worker that ignored SIGTERM."""
-        self.app.close()  # the beat process makes its own connections
-        self.beat_pid = pid = os.fork()
+    def _fork_beat(self) -> None:
+        """Beat in a process of its own, first forked before any thread starts: pool processes
+        are forked later (and again when one dies), and a fork while a beat thread holds a lock
+        or a connection left children that never consumed and a worker that ignored SIGTERM."""
+        self.beat_started = time.monotonic()
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)  # as in _spawn
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            raise
         if pid:
-            return pid
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            self.beat_pid = pid
+            return
         code = 0
         try:
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGCHLD, signal.SIGQUIT):
+                signal.signal(signum, signal.SIG_DFL)
+            for link in self.links.values():
+                link.close()  # only the supervisor may hold its lines to the pool
             stop = threading.Event()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stop.set())
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             multiprocessing.current_process().name = "Beat"
+            logger.info("Beat process %s started", os.getpid())
             run_beat(self.app, **{**self.options.beat_options, "stop": stop})
         except BaseException:
             logger.exception("Beat crashed")
@@ -620,7 +638,7 @@ class Worker(Operated):
             child = self.children.pop(pid, None)
             if child is None:
                 if pid == self.beat_pid and not self.stopping:
-                    logger.error("Beat (pid %s) exited with %s", pid, _describe_status(status))
+                    self._beat_gone(pid, status)
                 continue
             slot, started = child
             terminated = pid in self.terminating
@@ -642,6 +660,23 @@ class Worker(Operated):
                 f" in {delay:.1f}s" if delay else "",
             )
             self.respawn_at[slot] = time.monotonic() + delay
+
+    def _beat_gone(self, pid: int, status: int) -> None:
+        """Start beat again, unless it died at once (a bad schedule would only die again)."""
+        lived = time.monotonic() - self.beat_started
+        self.beat_pid = None
+        if lived < BEAT_MIN_LIFE:
+            logger.error(
+                "Beat (pid %s) exited with %s %.1fs after it started: not restarted",
+                pid,
+                _describe_status(status),
+                lived,
+            )
+            return
+        logger.error(
+            "Beat (pid %s) exited with %s; starting it again", pid, _describe_status(status)
+        )
+        self._fork_beat()
 
     def _respawn_due(self) -> float:
         """Start the children whose restart is due; seconds until the next one (or 5)."""

@@ -261,6 +261,7 @@ from canvas import Canvas
 app = Canvas(os.environ["B_QUEUE"], broker=os.environ["B_BROKER"], backend=os.environ["B_BROKER"],
              task_default_queue=os.environ["B_QUEUE"])
 app.conf.beat_schedule = {"tick": {"task": "beatapp.tick", "schedule": 0.2}}
+app.conf.beat_lease_ttl = 2.0  # a killed beat's successor takes over within 2 s
 
 
 @app.task(name="beatapp.tick")
@@ -277,6 +278,7 @@ def test_worker_with_embedded_beat_consumes_and_stops_on_sigterm(
     """``worker -B``: the pool runs what beat sends, and one SIGTERM stops all of it."""
     import contextlib
     import os
+    import re
     import signal
     import subprocess
 
@@ -318,6 +320,16 @@ def test_worker_with_embedded_beat_consumes_and_stops_on_sigterm(
                 20,
                 "a tick run by a new pool process",
             )
+        # A beat process that dies (after it ran a while) is started again.
+        started = re.findall(r"Beat process (\d+) started", worker.output())
+        os.kill(int(started[-1]), signal.SIGKILL)
+        wait_for(
+            lambda: len(re.findall(r"Beat process (\d+) started", worker.output())) == 2,
+            20,
+            "beat started again",
+        )
+        count = len(pids())
+        wait_for(lambda: len(pids()) >= count + 2, 20, "ticks from the new beat")
         proc.terminate()
         assert proc.wait(20) == 0, worker.output()
         assert "beat: stopped" in worker.output()
