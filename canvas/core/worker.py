@@ -406,6 +406,7 @@ class Worker(Operated):
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stop.set())
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            _stop_when_orphaned(stop)
             multiprocessing.current_process().name = "Beat"
             logger.info("Beat process %s started", os.getpid())
             run_beat(self.app, **{**self.options.beat_options, "stop": stop})
@@ -687,6 +688,20 @@ class Worker(Operated):
                 self._spawn(slot)
         pending = [when - now for when in self.respawn_at.values()]
         return max(0.0, min(pending)) if pending else TIMER_MAX_SLEEP
+
+
+def _stop_when_orphaned(stop: threading.Event, interval: float = 0.5) -> None:
+    """Set ``stop`` once this process's parent is gone (the supervisor was SIGKILLed): an
+    orphaned beat would go on sending tasks for ever, with nothing to stop it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(interval):
+            if os.getppid() != parent:
+                logger.warning("The worker's supervisor is gone: stopping beat")
+                stop.set()
+
+    threading.Thread(target=watch, name="canvas-orphan-watch", daemon=True).start()
 
 
 def _stop_process(pid: int, timeout: float) -> None:
