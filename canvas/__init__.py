@@ -10,7 +10,7 @@ Code written for Celery runs after changing its imports: ``celery`` -> ``canvas`
 from __future__ import annotations
 
 # the application
-from canvas.app import Canvas, default_app
+from canvas.app import Canvas, Celery, current_app, current_task, default_app, shared_task
 
 # composition
 from canvas.dag import Workflow
@@ -32,9 +32,13 @@ __version__ = "0.1.0"
 __all__ = [
     # the application
     "Canvas",
+    "Celery",
+    "current_app",
     "default_app",
     # tasks
     "Task",
+    "current_task",
+    "shared_task",
     # composition
     "Signature",
     "Workflow",

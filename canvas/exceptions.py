@@ -1,27 +1,39 @@
 """Errors raised by canvas, named as in Celery so ``celery.exceptions`` imports carry over.
 
-CanvasError
+CanvasError (alias CeleryError)
 ├── ImproperlyConfigured      bad settings, unknown transport/backend scheme
-├── NotRegistered             a task name the worker does not know
 ├── WorkflowError             a canvas that cannot compile (cycle, too large, too deep)
 ├── PayloadTooLarge           an argument list over ``task_max_payload_bytes``
 ├── ContentDisallowed         a message in a serializer not in ``accept_content``
 ├── SecurityError             an unsigned, altered, expired or replayed message or record
 ├── RemoteError               a task's exception whose type cannot be rebuilt here
-├── ChordError                a chord body that cannot run because a header task failed
-├── TimeoutError              ``AsyncResult.get`` ran out of time (also builtin TimeoutError)
-├── Retry                     raised by ``Task.retry`` to ask for another run
-├── Reject                    raised by a task to reject its message (requeue or dead-letter)
-├── Ignore                    raised by a task to leave its state untouched
-├── TaskRevokedError          ``get()`` on a task that was revoked or expired before it ran
-├── TaskRejectedError         ``get()`` on a task whose message was dead-lettered
+├── OperationalError          a broker or store could not be reached
+├── BackendError              the result store failed an operation
+│   ├── BackendGetMetaError   ... reading a task's state
+│   └── BackendStoreError     ... storing a task's state
+├── TaskPredicate             raised by a task to tell the worker what to do with its call
+│   ├── Retry                 ask for another run (``Task.retry``)
+│   ├── Reject                reject the message (requeue or dead-letter)
+│   └── Ignore                leave the task's state untouched
+├── TaskError                 a task could not be found, sent or finished
+│   ├── NotRegistered         a task name the worker does not know
+│   ├── AlreadyRegistered     a task name registered twice
+│   ├── QueueNotFound         a queue not in ``task_queues`` (``task_create_missing_queues`` off)
+│   ├── InvalidTaskError      a message that is not a task call
+│   ├── ChordError            a chord body that cannot run because a header task failed
+│   ├── TimeoutError          ``AsyncResult.get`` ran out of time (also builtin TimeoutError)
+│   ├── TaskRevokedError      ``get()`` on a task that was revoked or expired before it ran
+│   ├── TaskRejectedError     ``get()`` on a task whose message was dead-lettered
+│   └── MaxRetriesExceededError  ``Task.retry`` past ``max_retries`` with no exception to re-raise
 ├── SoftTimeLimitExceeded     raised inside a task at its ``soft_time_limit``
 ├── TimeLimitExceeded         a task killed at its ``time_limit``
-├── WorkerLostError           the process running a task died
-└── MaxRetriesExceededError   ``Task.retry`` past ``max_retries`` with no exception to re-raise
+├── Terminated                a task stopped by ``revoke(terminate=True)``
+└── WorkerLostError           the process running a task died
 
-Replace (outside the tree: not an error) is raised by ``Task.replace`` to hand the worker the
-canvas that takes the call's place.
+Outside the tree: ``Replace`` (not an error) is raised by ``Task.replace`` to hand the worker the
+canvas that takes the call's place; ``WorkerShutdown``/``WorkerTerminate`` are ``SystemExit``s, as
+in Celery; ``CeleryWarning`` (``SecurityWarning``, ``NotConfigured``, ``AlwaysEagerIgnored``) are
+warnings.
 """
 
 from __future__ import annotations
@@ -37,15 +49,55 @@ class CanvasError(Exception):
     """Root of every error canvas raises."""
 
 
+#: Celery's name for the root error: ``except CeleryError`` catches every canvas error
+CeleryError = CanvasError
+
+
+class TaskPredicate(CanvasError):
+    """Raised by a task to tell the worker what to do with its call (retry, reject, ignore)."""
+
+
+class TaskError(CanvasError):
+    """A task could not be found, sent or finished."""
+
+
+class OperationalError(CanvasError):
+    """A broker or result store could not be reached."""
+
+
+class BackendError(CanvasError):
+    """The result store failed an operation."""
+
+
+class BackendGetMetaError(BackendError):
+    """Reading a task's state from the result store failed."""
+
+
+class BackendStoreError(BackendError):
+    """Storing a task's state in the result store failed."""
+
+
 class ImproperlyConfigured(CanvasError):
     """A setting or URL is wrong; the message names it and how to fix it."""
 
 
-class NotRegistered(CanvasError, KeyError):
+class NotRegistered(TaskError, KeyError):
     """A task name that no ``@app.task`` registered."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "task not registered"
+
+
+class AlreadyRegistered(TaskError):
+    """A task name registered twice."""
+
+
+class QueueNotFound(TaskError, KeyError):
+    """A queue that ``task_queues`` does not list, with ``task_create_missing_queues`` off."""
+
+
+class InvalidTaskError(TaskError):
+    """A message that is not a valid task call."""
 
 
 class WorkflowError(CanvasError):
@@ -73,15 +125,15 @@ class RemoteError(CanvasError):
         self.message = message
 
 
-class ChordError(CanvasError):
+class ChordError(TaskError):
     """A chord body was not run because a task of its header failed."""
 
 
-class TimeoutError(CanvasError, builtins.TimeoutError):
+class TimeoutError(TaskError, builtins.TimeoutError):
     """The operation timed out."""
 
 
-class Retry(CanvasError):
+class Retry(TaskPredicate):
     """Raised by ``Task.retry``: the task will run again."""
 
     def __init__(
@@ -106,7 +158,7 @@ class Retry(CanvasError):
         self.call_kwargs = call_kwargs
 
 
-class Reject(CanvasError):
+class Reject(TaskPredicate):
     """Raised by a task to reject its message: ``requeue=True`` redelivers, else dead-letters."""
 
     def __init__(self, reason: Any = None, requeue: bool = False) -> None:
@@ -118,15 +170,15 @@ class Reject(CanvasError):
         return f"reject requeue={self.requeue}: {self.reason}"
 
 
-class Ignore(CanvasError):
+class Ignore(TaskPredicate):
     """Raised by a task to leave its state as the task set it."""
 
 
-class TaskRevokedError(CanvasError):
+class TaskRevokedError(TaskError):
     """The task was revoked or expired before it ran."""
 
 
-class TaskRejectedError(CanvasError):
+class TaskRejectedError(TaskError):
     """The task's message was rejected to the dead-letter queue."""
 
 
@@ -142,7 +194,35 @@ class WorkerLostError(CanvasError):
     """The process running the task died."""
 
 
-class MaxRetriesExceededError(CanvasError):
+class Terminated(CanvasError):
+    """The task was stopped by ``revoke(terminate=True)``."""
+
+
+class WorkerShutdown(SystemExit):
+    """Raised to ask the worker for a warm shutdown (a ``SystemExit``, as in Celery)."""
+
+
+class WorkerTerminate(SystemExit):
+    """Raised to ask the worker for a cold shutdown (a ``SystemExit``, as in Celery)."""
+
+
+class CeleryWarning(UserWarning):
+    """Root of the warnings canvas issues under Celery's names."""
+
+
+class SecurityWarning(CeleryWarning):
+    """Message signing or encryption is weaker than it should be."""
+
+
+class NotConfigured(CeleryWarning):
+    """A setting a feature needs was left unset and a default was used."""
+
+
+class AlwaysEagerIgnored(CeleryWarning):
+    """An option that has no effect with ``task_always_eager``."""
+
+
+class MaxRetriesExceededError(TaskError):
     """``Task.retry`` was called after ``max_retries`` runs."""
 
 
@@ -155,24 +235,41 @@ class Replace(Exception):
 
 
 __all__ = [
+    "AlreadyRegistered",
+    "AlwaysEagerIgnored",
+    "BackendError",
+    "BackendGetMetaError",
+    "BackendStoreError",
     "CanvasError",
+    "CeleryError",
+    "CeleryWarning",
     "ChordError",
     "ContentDisallowed",
     "Ignore",
     "ImproperlyConfigured",
+    "InvalidTaskError",
     "MaxRetriesExceededError",
+    "NotConfigured",
     "NotRegistered",
+    "OperationalError",
     "PayloadTooLarge",
+    "QueueNotFound",
     "Reject",
     "RemoteError",
     "Replace",
     "Retry",
     "SecurityError",
+    "SecurityWarning",
     "SoftTimeLimitExceeded",
+    "TaskError",
+    "TaskPredicate",
     "TaskRejectedError",
     "TaskRevokedError",
+    "Terminated",
     "TimeLimitExceeded",
     "TimeoutError",
     "WorkerLostError",
+    "WorkerShutdown",
+    "WorkerTerminate",
     "WorkflowError",
 ]

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from canvas import sun
 from canvas.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ __all__ = [
     "maybe_schedule",
     "schedstate",
     "schedule",
+    "solar",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -483,3 +485,67 @@ def maybe_schedule(
         f"a schedule must be seconds, a timedelta or a crontab, got {type(value).__name__}: "
         f"{value!r}"
     )
+
+
+class solar(BaseSchedule):
+    """Run at a solar event at a place, as Celery's ``solar('sunset', lat, lon)``.
+
+    Events: ``dawn_astronomical``, ``dawn_nautical``, ``dawn_civil``, ``sunrise``,
+    ``solar_noon``, ``sunset``, ``dusk_civil``, ``dusk_nautical``, ``dusk_astronomical``; a day
+    on which the event does not happen there (polar day or night) is skipped. Times come from
+    the sunrise equation (``canvas.sun``, within about a minute), not from Celery's ``ephem``.
+    """
+
+    def __init__(
+        self,
+        event: str,
+        lat: float,
+        lon: float,
+        nowfun: Callable[[], datetime] | None = None,
+        app: Canvas | None = None,
+    ) -> None:
+        super().__init__(nowfun=nowfun, app=app)
+        if event not in sun.EVENTS:
+            close = difflib.get_close_matches(event, sun.EVENTS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"solar event {event!r} is not known.{hint} Known: {', '.join(sun.EVENTS)}."
+            )
+        if not -90 <= lat <= 90:
+            raise ValueError(f"solar latitude {lat!r} is outside -90..90")
+        if not -180 <= lon <= 180:
+            raise ValueError(f"solar longitude {lon!r} is outside -180..180")
+        self.event, self.lat, self.lon = event, float(lat), float(lon)
+
+    def _moments(self, first: date, step: int) -> Iterable[datetime]:
+        for offset in range(0, 2 * 366 * step, step):
+            moment = sun.event_time(self.event, first + timedelta(days=offset), self.lat, self.lon)
+            if moment is not None:
+                yield moment
+
+    def next_after(self, t: datetime) -> datetime:
+        start = _as_utc(t)
+        for moment in self._moments(start.date() - timedelta(days=1), 1):
+            if moment > start:
+                return moment
+        raise ValueError(f"{self!r} does not happen in the two years after {t}")
+
+    def latest(self, t: datetime) -> datetime:
+        start = _as_utc(t)
+        for moment in self._moments(start.date() + timedelta(days=1), -1):
+            if moment <= start:
+                return moment
+        raise ValueError(f"{self!r} did not happen in the two years before {t}")
+
+    def __repr__(self) -> str:
+        return f"<solar: {self.event} at latitude {self.lat}, longitude: {self.lon}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, solar) and (other.event, other.lat, other.lon) == (
+            self.event,
+            self.lat,
+            self.lon,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.event, self.lat, self.lon))

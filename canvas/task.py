@@ -7,12 +7,14 @@ send it to a worker; ``s``/``si``/``signature`` build signatures for the canvas.
 
 from __future__ import annotations
 
+import inspect
 import random
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
 
+from canvas._current import default_app
 from canvas.core import metas
 from canvas.exceptions import ImproperlyConfigured, MaxRetriesExceededError, Replace, Retry
 from canvas.maps import chunks, xmap, xstarmap
@@ -51,14 +53,40 @@ TASK_OPTIONS = frozenset(
         "typing",
         "throws",
         "shared",
+        # Celery's other @app.task options, each honoured (see docs/migrating.md)
+        "rate_limit",
+        "expires",
+        "reject_on_worker_lost",
+        "acks_on_failure_or_timeout",
+        "send_events",
+        "store_eager_result",
+        "backend",
+        "trail",
+        "resultrepr_maxsize",
+        "routing_key",
+        "exchange",
+        "compression",
+        "abstract",
+        "lazy",
+        "filter",
     }
 )
 
 
 class Task:
-    """A function registered on an app, with Celery's options and calling API."""
+    """A function registered on an app, with Celery's options and calling API.
+
+    As in Celery, a subclass's class attributes are the defaults of its tasks' options
+    (``@app.task(base=MyTask)``, ``class MyTask(app.Task)``), and its handlers ``before_start``,
+    ``on_success``, ``on_failure``, ``on_retry``, ``after_return`` and ``on_replace`` run in the
+    worker with Celery's arguments. A class-based task defines ``run`` and is registered with
+    ``app.register_task(MyTask())``.
+    """
 
     name: str
+    #: the app a task of this class belongs to when none is given (``app.Task`` sets it); a task
+    #: with none at all (``@shared_task``) belongs to whichever app is current when it is used
+    _app: Canvas | None = None
     acks_late: bool | None = None
     ignore_result: bool | None = None
     store_errors_even_if_ignored: bool = False
@@ -79,19 +107,59 @@ class Task:
     typing: bool = True
     throws: tuple[type[BaseException], ...] = ()
     bind = False
+    #: Celery's per-worker rate limit: ``"10/s"``, ``"100/m"``, ``"5/h"`` or tasks per second
+    rate_limit: str | float | None = None
+    #: default ``expires`` of each call: seconds, a ``timedelta`` or a ``datetime``
+    expires: float | timedelta | datetime | None = None
+    reject_on_worker_lost: bool | None = None
+    acks_on_failure_or_timeout: bool | None = None
+    send_events: bool = True
+    store_eager_result: bool | None = None
+    trail: bool = True
+    resultrepr_maxsize: int = 1024
+    routing_key: str | None = None
+    exchange: str | None = None
+    compression: str | None = None
+    abstract: ClassVar[bool] = False
+    #: raised by ``retry`` past ``max_retries`` (Celery's ``task.MaxRetriesExceededError``)
+    MaxRetriesExceededError: ClassVar[type[MaxRetriesExceededError]] = MaxRetriesExceededError
 
-    def __init__(self, app: Canvas, fun: Callable[..., Any], **options: Any) -> None:
-        unknown = sorted(set(options) - TASK_OPTIONS)
+    def __init__(
+        self, app: Canvas | None = None, fun: Callable[..., Any] | None = None, **options: Any
+    ) -> None:
+        class_based = fun is None
+        if fun is None:
+            if type(self).run is Task.run:
+                raise TypeError(
+                    f"{type(self).__name__}() has no body: define a run() method, or decorate a "
+                    "function with @app.task(base=...)"
+                )
+            fun = self.run  # a class-based task: its own bound method
+            self.bind = False
+        declared = {k for k in dir(type(self)) if not k.startswith("_")}
+        unknown = sorted(set(options) - TASK_OPTIONS - declared)
         if unknown:
             raise TypeError(
                 f"@app.task got unknown option(s) {', '.join(map(repr, unknown))} for "
-                f"{fun.__qualname__}; known options: {', '.join(sorted(TASK_OPTIONS))}."
+                f"{fun.__qualname__}; known options: {', '.join(sorted(TASK_OPTIONS))} (or an "
+                "attribute declared on the base class)."
             )
         options.pop("base", None)
         options.pop("shared", None)
-        self.app = app
-        self.run = fun
-        self.name = options.pop("name", None) or _default_name(app, fun)
+        options.pop("lazy", None)  # canvas registers at once; a task needs no lazy binding
+        if app is not None:
+            self._app = app
+        backend = options.pop("backend", None)
+        if backend is not None:
+            self.backend = backend
+        self.run = fun  # type: ignore[method-assign]
+        if class_based:
+            default = getattr(type(self), "name", None) or (
+                f"{type(self).__module__}.{type(self).__name__}"
+            )
+        else:
+            default = _default_name(self._app, fun)
+        self.name = options.pop("name", None) or default
         for key, value in options.items():
             setattr(self, key, value)
         self.autoretry_for = tuple(self.autoretry_for or ())
@@ -100,6 +168,82 @@ class Task:
         self.__qualname__ = fun.__qualname__
         self.__module__ = fun.__module__
         self.__wrapped__ = fun
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """The task's body: the decorated function, or a class-based task's own method."""
+        raise NotImplementedError("Tasks must define the run method.")
+
+    @property
+    def app(self) -> Canvas:
+        return self._app if self._app is not None else default_app()
+
+    @app.setter
+    def app(self, app: Canvas) -> None:
+        self._app = app
+
+    @property
+    def backend(self) -> Any:
+        """The result store this task's results go to (Celery's ``task.backend``)."""
+        own = self.__dict__.get("_backend")
+        return own if own is not None else self.app.backend
+
+    @backend.setter
+    def backend(self, value: Any) -> None:
+        if isinstance(value, str):
+            raise ImproperlyConfigured(
+                f"{self.__class__.__name__}: a per-task result backend URL ({value!r}) is not "
+                "supported; canvas keeps a workflow's results in one store (set result_backend)."
+            )
+        self.__dict__["_backend"] = value
+
+    # -- handlers: Celery's, called by the worker (and by apply()) -------------------------
+    def before_start(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Called before the body runs."""
+
+    def on_success(
+        self, retval: Any, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> None:
+        """Called when the body returned."""
+
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Called when the body raised (``einfo``: an ``ExceptionInfo``)."""
+
+    def on_retry(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Called when the body asked to be retried."""
+
+    def after_return(
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Called after any of the above, with the final state."""
+
+    def on_replace(self, sig: Signature) -> None:
+        """Called by ``replace`` before the call is swapped for ``sig``."""
+
+    def shadow_name(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> str | None:
+        """The name logs show for a call instead of the task's (Celery's ``shadow``)."""
+        return None
 
     # -- calling here ----------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -156,8 +300,31 @@ class Task:
         **options: Any,
     ) -> AsyncResult:
         """Send the call to a worker (see Celery's ``apply_async`` for the options)."""
+        if self.typing:
+            self.check_arguments(args or (), kwargs or {})
+        if self.expires is not None:
+            options.setdefault("expires", self.expires)
+        if "shadow" not in options:
+            shadow = self.shadow_name(args or (), kwargs or {}, options)
+            if shadow:
+                options["shadow"] = shadow
         sig = Signature(self.name, app=self.app)
         return cast("AsyncResult", self.app.send_canvas(sig, args, kwargs, **options))
+
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """``TypeError`` now, at the caller, when the call cannot bind to the task's parameters
+        (Celery's ``typing=True``), rather than a failure on the worker later."""
+        try:
+            signature = inspect.signature(self.run)
+        except (TypeError, ValueError):
+            return  # a builtin or C function: nothing to check against
+        params = list(signature.parameters.values())
+        if self.bind:
+            params = params[1:]
+        try:
+            signature.replace(parameters=params).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}() called with the wrong arguments: {exc}") from None
 
     def delay_on_commit(self, *args: Any, **kwargs: Any) -> AsyncResult:
         """``delay`` once the current Django transaction commits; nothing is sent on rollback."""
@@ -284,6 +451,7 @@ class Task:
         if self.request.stamps:
             sig = sig.clone()
             sig.stamp(**self.request.stamps)
+        self.on_replace(sig)
         raise Replace(sig)
 
     def add_to_chord(self, sig: Signature, lazy: bool = False) -> _Handle | GroupResult:
@@ -309,9 +477,9 @@ class Task:
         return f"<@task: {self.name} of {self.app.main or 'canvas'}>"
 
 
-def _default_name(app: Canvas, fun: Callable[..., Any]) -> str:
+def _default_name(app: Canvas | None, fun: Callable[..., Any]) -> str:
     module = fun.__module__
-    if module == "__main__" and app.main:
+    if module == "__main__" and app is not None and app.main:
         module = app.main
     return f"{module}.{fun.__name__}"
 

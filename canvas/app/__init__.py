@@ -13,6 +13,7 @@ import datetime as dt
 import importlib
 import logging
 import os
+import sys
 import threading
 import weakref
 import zoneinfo
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast, overload
 
 from canvas import _current, dag, signals
-from canvas._current import default_app
+from canvas._current import Current, default_app
 from canvas.backends import Backend
 from canvas.backends import create as create_backend
 from canvas.bus import Bus
@@ -35,7 +36,7 @@ from canvas.events import Events
 from canvas.exceptions import ImproperlyConfigured, NotRegistered
 from canvas.primitives import chord
 from canvas.private import private_dir
-from canvas.request import Request
+from canvas.request import Request, current_request
 from canvas.result import AsyncResult, EagerResult, GroupResult, from_spec
 from canvas.signature import Signature, signature
 from canvas.task import Task
@@ -50,6 +51,10 @@ _Handle = AsyncResult | GroupResult
 
 
 _apps: weakref.WeakSet[Canvas] = weakref.WeakSet()
+#: ``@shared_task`` tasks: every app, made before or after, registers each of them
+_shared_tasks: list[Task] = []
+#: the ``Task`` class (``app.Task`` and annotations inside ``Canvas``, where the name is taken)
+_TaskType = Task
 
 
 def _fresh_locks() -> None:
@@ -97,6 +102,8 @@ class Canvas:
         if include:
             self.conf.include = tuple(include)
         self.tasks = TaskRegistry()
+        for shared in _shared_tasks:
+            self.tasks.setdefault(shared.name, shared)
         self.on_configure = signals.Signal("on_configure")
         self.on_after_configure = signals.Signal("on_after_configure")
         self.on_after_finalize = signals.Signal("on_after_finalize")
@@ -119,6 +126,39 @@ class Canvas:
         except ImportError:
             if not silent:
                 raise
+
+    def config_from_envvar(
+        self, variable_name: str, silent: bool = False, force: bool = True
+    ) -> bool:
+        """Read settings from the module named by an environment variable (as in Celery)."""
+        module = os.environ.get(variable_name)
+        if not module:
+            if silent:
+                return False
+            raise ImproperlyConfigured(
+                f"The environment variable {variable_name!r} is not set; it should name the "
+                "settings module to load (e.g. 'proj.settings')."
+            )
+        self.config_from_object(module, silent=silent, force=force)
+        return True
+
+    def set_current(self) -> None:
+        """Make this the current app (what ``current_app`` and unbound signatures use)."""
+        _current.set_current(self)
+
+    def set_default(self) -> None:
+        """Make this the default app (in canvas the same as the current one)."""
+        _current.set_current(self)
+
+    @property
+    def timezone(self) -> zoneinfo.ZoneInfo:
+        """The app's ``timezone`` setting as a ``ZoneInfo`` (UTC when unset)."""
+        return zoneinfo.ZoneInfo(self.conf.timezone or "UTC")
+
+    def on_after_fork(self) -> None:
+        """Forget the parent's connections in a forked child (they reopen on first use)."""
+        with self._lock:
+            self._connections = {}
 
     def autodiscover_tasks(
         self,
@@ -164,18 +204,24 @@ class Canvas:
 
     # -- tasks -------------------------------------------------------------------------------
     @overload
-    def task(self, fun: Callable[..., Any], /) -> Task: ...
+    def task(self, fun: Callable[..., Any], /) -> _TaskType: ...
 
     @overload
     def task(
         self, *, name: str | None = None, **options: Any
-    ) -> Callable[[Callable[..., Any]], Task]: ...
+    ) -> Callable[[Callable[..., Any]], _TaskType]: ...
 
     def task(self, *args: Any, **options: Any) -> Any:
-        """Register a function as a task: ``@app.task`` or ``@app.task(bind=True, ...)``."""
+        """Register a function as a task: ``@app.task`` or ``@app.task(bind=True, ...)``;
+        ``base=`` names a ``Task`` subclass whose attributes and handlers the task takes."""
 
-        def register(fun: Callable[..., Any]) -> Task:
-            task = Task(self, fun, **options)
+        def register(fun: Callable[..., Any]) -> _TaskType:
+            base = options.get("base") or self.Task
+            if not (isinstance(base, type) and issubclass(base, _TaskType)):
+                raise TypeError(f"@app.task(base=...) takes a Task subclass, got {base!r}")
+            task = base(self, fun, **options)
+            if options.get("shared"):
+                _shared_tasks.append(task)
             self.tasks[task.name] = task
             return task
 
@@ -184,6 +230,20 @@ class Canvas:
         if args:
             raise TypeError("@app.task takes keyword options only, e.g. @app.task(bind=True)")
         return register
+
+    @cached_property
+    def Task(self) -> type[_TaskType]:
+        """The base class of this app's tasks: ``class MyTask(app.Task)`` belongs to this app."""
+        return type("Task", (_TaskType,), {"_app": self, "__module__": _TaskType.__module__})
+
+    def register_task(self, task: _TaskType | type[_TaskType], **options: Any) -> _TaskType:
+        """Register a class-based task (``app.register_task(MyTask())``), as Celery does."""
+        if isinstance(task, type):
+            task = task(self, **options)
+        elif task._app is None:
+            task.app = self
+        self.tasks[task.name] = task
+        return task
 
     def task_modules(self) -> set[str]:
         """Modules that define registered tasks: their exception classes may be rebuilt."""
@@ -301,7 +361,29 @@ class Canvas:
         return key
 
     def now(self) -> dt.datetime:
-        return dt.datetime.now(zoneinfo.ZoneInfo(self.conf.timezone or "UTC"))
+        return dt.datetime.now(self.timezone)
+
+    # -- the command line --------------------------------------------------------------------
+    def start(self, argv: Sequence[str] | None = None) -> int:
+        """Run the ``canvas`` command for this app: ``app.start(['worker', '-l', 'INFO'])``;
+        with no ``argv``, the script's own arguments (``python tasks.py worker``)."""
+        # Imported here: the command line (click) is loaded only by apps that run it.
+        from canvas.cli.main import run_for_app
+
+        args = list(sys.argv if argv is None else argv)
+        if args and args[0].endswith(".py"):
+            args = args[1:]  # the script's own path, as sys.argv gives it
+        return run_for_app(self, args)
+
+    def worker_main(self, argv: Sequence[str] | None = None) -> int:
+        """Run a worker for this app (``app.worker_main(['worker', '--loglevel=INFO'])``)."""
+        args = list(sys.argv if argv is None else argv)
+        if "worker" not in args:
+            raise ValueError(
+                "worker_main() needs the worker sub-command in argv, e.g. "
+                "app.worker_main(['worker', '--loglevel=INFO']); use app.start() for others."
+            )
+        return self.start(args)
 
     # -- connections -------------------------------------------------------------------------
     @property
@@ -316,8 +398,15 @@ class Canvas:
         url = self.conf.result_backend
         if url == "django-db":
             return _django_database_url()
-        if url:
+        if url and str(url).startswith("db+"):
+            return str(url)[3:]  # Celery's SQLAlchemy URLs: db+sqlite:///..., db+postgresql://
+        if url == "cache+memory://":
+            return "memory://"
+        if url and not str(url).startswith("rpc://"):
             return str(url)
+        # No store, or Celery's rpc:// (results sent back over the broker): canvas keeps
+        # results and workflow state in a store, so rpc:// takes the default one (see
+        # docs/migrating.md for what that means for workers on other machines).
         broker = self.broker_url
         if broker.startswith(("redis://", "rediss://")):
             return broker
@@ -448,6 +537,48 @@ def _setup_django(app: Canvas) -> None:
     install(app)
 
 
+def shared_task(*args: Any, **options: Any) -> Any:
+    """Celery's ``@shared_task``: a task every app registers, made before or after it, for
+    reusable modules that do not import the project's app; it runs on the current app."""
+
+    def make(fun: Callable[..., Any]) -> Task:
+        base = options.pop("base", None) or Task
+        task: Task = base(None, fun, **options)
+        _shared_tasks.append(task)
+        for app in list(_apps):
+            app.tasks.setdefault(task.name, task)
+        return task
+
+    if len(args) == 1 and callable(args[0]) and not options:
+        return make(args[0])
+    if args:
+        raise TypeError("@shared_task takes keyword options only, e.g. @shared_task(bind=True)")
+    return make
+
+
+def _running_task() -> Task | None:
+    request = current_request()
+    if request is None or request.task is None:
+        return None
+    return default_app().tasks.get(request.task)
+
+
+#: Celery's ``current_app``: the current app, looked up at each use
+current_app: Canvas = cast(Canvas, Current(default_app, "current_app"))
+#: Celery's ``current_task``: the task running in this context (falsy outside a task)
+current_task: Task = cast(Task, Current(_running_task, "current_task"))
+
+#: Celery's class name, for ``from celery import Celery`` with only the module swapped
+Celery = Canvas
+
 _current.set_default_factory(lambda: Canvas("default", set_as_current=False))
 
-__all__ = ["Canvas", "TaskRegistry", "default_app"]
+__all__ = [
+    "Canvas",
+    "Celery",
+    "TaskRegistry",
+    "current_app",
+    "current_task",
+    "default_app",
+    "shared_task",
+]

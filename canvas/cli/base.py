@@ -53,9 +53,13 @@ def app_from_context(ctx: click.Context) -> Canvas:
     """The app named by the top-level ``--app``; a usage error when it was not given."""
     obj = ctx.find_root().obj or {}
     spec = obj.get("app")
-    if not spec:
+    given = obj.get("app_object")  # app.start(argv): the app itself, not a module to import
+    if isinstance(given, Canvas) and not spec:
+        app = given
+    elif not spec:
         raise click.UsageError("This command needs --app (or -A), e.g. 'canvas -A proj worker'.")
-    app = import_app(spec)
+    else:
+        app = import_app(spec)
     if obj.get("broker"):
         app.conf.broker_url = obj["broker"]
     if obj.get("result_backend"):

@@ -76,6 +76,18 @@ def cli(
     ctx.obj.update({"app": app, "broker": broker, "result_backend": result_backend})
 
 
+def run_for_app(app: Any, argv: list[str]) -> int:
+    """``app.start(argv)``: the command line with ``app`` as ``--app``; returns the exit code."""
+    try:
+        cli.main(args=argv, prog_name="canvas", obj={"app_object": app}, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
 def main(argv: list[str] | None = None) -> Any:
     return cli.main(args=argv, prog_name="canvas")
 

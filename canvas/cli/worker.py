@@ -57,11 +57,11 @@ def command(
     statedb: str | None,
 ) -> None:
     """Start a worker that runs tasks from the queues."""
+    app = app_from_context(ctx)
     try:
-        setup_logging(loglevel, logfile)
+        setup_logging(loglevel, logfile, app.conf)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--loglevel") from exc
-    app = app_from_context(ctx)
     if pidfile:
         claim_pidfile(Path(pidfile))
     try:

@@ -299,7 +299,18 @@ class Handler:
             logger.info("Task %s replaced by %r", shown, outcome.replace)
             replace.replace_node(self.app, request, outcome.replace)
         else:
-            logger.error("Task %s raised %s: %s", shown, type(outcome.exc).__name__, outcome.exc)
+            exc = outcome.exc
+            if task.throws and isinstance(exc, tuple(task.throws)):
+                # As in Celery: an expected error (``throws``) is logged without its traceback.
+                logger.info("Task %s raised expected: %s: %s", shown, type(exc).__name__, exc)
+            else:
+                logger.error(
+                    "Task %s raised unexpected: %s: %s\n%s",
+                    shown,
+                    type(exc).__name__,
+                    exc,
+                    (outcome.traceback or "").rstrip(),
+                )
             self.finish(request, task, states.FAILURE, outcome, exc=outcome.exc)
 
     def finish(

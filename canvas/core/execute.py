@@ -6,7 +6,9 @@ Shared by the worker and by eager mode, so ``apply()`` behaves as a worker would
 from __future__ import annotations
 
 import inspect
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,29 @@ from canvas.signature import Signature
 if TYPE_CHECKING:
     from canvas.task import Task
 
-RETRY, REJECTED, IGNORED, REPLACED = states.RETRY, states.REJECTED, "IGNORED", "REPLACED"
+RETRY, REJECTED, IGNORED, REPLACED = states.RETRY, states.REJECTED, states.IGNORED, "REPLACED"
+
+logger = logging.getLogger("canvas.worker")
+
+
+@dataclass(frozen=True)
+class ExceptionInfo:
+    """The ``einfo`` a task's ``on_failure``/``on_retry``/``after_return`` handlers receive:
+    the exception, its type and the formatted traceback, under Celery's attribute names."""
+
+    exception: BaseException
+    traceback: str
+
+    @property
+    def type(self) -> type[BaseException]:
+        return type(self.exception)
+
+    @property
+    def tb(self) -> object:
+        return self.exception.__traceback__
+
+    def __str__(self) -> str:
+        return self.traceback
 
 
 @dataclass
@@ -46,6 +70,7 @@ def run_call(task: Task, request: Request, args: list[Any], kwargs: dict[str, An
             sender=task, task_id=request.id, task=task, args=args, kwargs=kwargs
         )
         try:
+            task.before_start(request.id or "", args, kwargs)
             value = task.run_with_retries(args, kwargs)
         except Retry as exc:
             outcome = Outcome(RETRY, exc=exc.exc or exc, retry=exc)
@@ -60,6 +85,7 @@ def run_call(task: Task, request: Request, args: list[Any], kwargs: dict[str, An
         else:
             outcome = Outcome(states.SUCCESS, value=value)
         outcome.runtime = time.perf_counter() - started
+        _run_handlers(task, request, args, kwargs, outcome)
         if outcome.state == states.SUCCESS:
             signals.task_success.send(sender=task, result=outcome.value)
         elif outcome.state == states.FAILURE:
@@ -87,6 +113,42 @@ def run_call(task: Task, request: Request, args: list[Any], kwargs: dict[str, An
         return outcome
     finally:
         reset_request(token)
+
+
+def _run_handlers(
+    task: Task, request: Request, args: list[Any], kwargs: dict[str, Any], outcome: Outcome
+) -> None:
+    """Celery's task handlers, by how the call ended; one that raises is logged and the outcome
+    stands (a handler observes the call, it cannot undo it)."""
+    task_id = request.id or ""
+    einfo = None
+    if outcome.exc is not None:
+        einfo = ExceptionInfo(outcome.exc, outcome.traceback or metas.format_traceback(outcome.exc))
+    calls: list[tuple[str, Callable[[], object]]] = []
+    if outcome.state == states.SUCCESS:
+        calls.append(("on_success", lambda: task.on_success(outcome.value, task_id, args, kwargs)))
+    elif outcome.state == states.FAILURE:
+        assert outcome.exc is not None
+        exc = outcome.exc
+        calls.append(("on_failure", lambda: task.on_failure(exc, task_id, args, kwargs, einfo)))
+    elif outcome.state == RETRY:
+        assert outcome.exc is not None
+        exc = outcome.exc
+        calls.append(("on_retry", lambda: task.on_retry(exc, task_id, args, kwargs, einfo)))
+    if outcome.state in (states.SUCCESS, states.FAILURE, RETRY, REJECTED, IGNORED):
+        retval = outcome.value if outcome.exc is None else outcome.exc
+        state = outcome.state
+        calls.append(
+            ("after_return", lambda: task.after_return(state, retval, task_id, args, kwargs, einfo))
+        )
+    for name, call in calls:
+        try:
+            call()
+        except Exception:
+            logger.exception("Task %s[%s]: handler %s raised", task.name, task_id, name)
+            signals.task_internal_error.send(
+                sender=task, task_id=task_id, args=args, kwargs=kwargs, request=request
+            )
 
 
 def errback_takes_request(task: Task) -> bool:

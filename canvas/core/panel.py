@@ -370,7 +370,7 @@ def rate_limit(
     if task_name not in state.app.tasks:
         return nok("unknown task")
     value = rate_limit if per_second else None
-    state.app.tasks[task_name].rate_limit = value  # type: ignore[attr-defined]
+    state.app.tasks[task_name].rate_limit = value
     state.worker.order({"op": "task_option", "task": task_name, "options": {"rate_limit": value}})
     if not per_second:
         return ok("rate limit disabled successfully")

@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any
 
+from canvas import signals
 from canvas.bus import of_app
 from canvas.bus.base import Subscription
 from canvas.core import mailbox, panel
@@ -154,6 +155,8 @@ class ControlServer:
 
     def send_heartbeat(self, type: str = "worker-heartbeat") -> None:
         self.events.send(type, **self._worker_fields())
+        if type == "worker-heartbeat":
+            signals.heartbeat_sent.send(sender=self)
 
     def _worker_fields(self) -> dict[str, Any]:
         snapshot = self.worker.state.snapshot()

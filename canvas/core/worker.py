@@ -29,7 +29,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,7 @@ from canvas.exceptions import TimeLimitExceeded
 from canvas.request import Request
 from canvas.transports.base import Delivery
 from canvas.transports.checks import warn_insecure_broker
+from canvas.utils.log import TASK_LOGGER, TaskContext
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -331,8 +332,12 @@ class Worker(Operated):
 
     # -- start -------------------------------------------------------------------------------
     def start(self) -> int:
+        signals.celeryd_init.send(
+            sender=self.hostname, instance=self, conf=self.app.conf, options=self.options
+        )
         self.app.finalize()
         signals.worker_init.send(sender=self)
+        signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         banner.info(
             "canvas worker %s: pool=%s concurrency=%s queues=%s broker=%s",
             self.hostname,
@@ -370,6 +375,7 @@ class Worker(Operated):
 
     def _start_beat(self) -> tuple[threading.Thread, threading.Event]:
         stop = threading.Event()
+        signals.beat_embedded_init.send(sender=self)
         thread = threading.Thread(
             target=run_beat,
             args=(self.app,),
@@ -484,6 +490,7 @@ class Worker(Operated):
                 logger.warning("Cold shutdown: exiting now.")
                 os._exit(1)
             banner.info("Warm shutdown: finishing the tasks in hand (signal again to quit now).")
+            _shutting_down(self.hostname, signum)
             stop.set()
 
         signal.signal(signal.SIGTERM, handler)
@@ -579,6 +586,7 @@ class Worker(Operated):
             logger.exception("Pool process %s crashed", slot)
             code = 1
         finally:
+            signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=code)
             logging.shutdown()
             os._exit(code)
 
@@ -616,6 +624,7 @@ class Worker(Operated):
         if signum in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
             self.stopping = 1
             banner.info("Warm shutdown: finishing the tasks in hand (signal again to quit now).")
+            _shutting_down(self.hostname, signum)
             self._signal_children(signal.SIGTERM)
         elif signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             self.stopping = 2
@@ -726,6 +735,12 @@ def _stop_process(pid: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
+def _shutting_down(hostname: str, signum: int) -> None:
+    signals.worker_shutting_down.send(
+        sender=hostname, sig=signal.Signals(signum).name, how="Warm", exitcode=0
+    )
+
+
 def _describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"signal {os.WTERMSIG(status)}"
@@ -750,18 +765,47 @@ class EscapingFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
-def setup_logging(loglevel: str = "INFO", logfile: str | None = None) -> None:
-    """The worker's log format; ``logfile`` for ``multi``-started workers."""
+LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+TASK_LOG_FORMAT = (
+    "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: %(message)s"
+)
+
+
+def setup_logging(
+    loglevel: str = "INFO", logfile: str | None = None, conf: Mapping[str, Any] | None = None
+) -> None:
+    """The worker's logging, as Celery sets it up: ``worker_log_format`` on the root logger
+    (left alone with ``worker_hijack_root_logger=False``), ``worker_task_log_format`` on the
+    task loggers; a ``setup_logging`` receiver takes over the whole job."""
+    conf = conf or {}
     level = getattr(logging, str(loglevel).upper(), None)
     if not isinstance(level, int):
         raise ValueError(f"Unknown log level {loglevel!r}; use DEBUG, INFO, WARNING or ERROR.")
+    fmt = str(conf.get("worker_log_format") or LOG_FORMAT)
+    task_fmt = str(conf.get("worker_task_log_format") or TASK_LOG_FORMAT)
+    banner.setLevel(min(level, logging.INFO))
+    details = {"loglevel": level, "logfile": logfile, "format": fmt, "colorize": False}
+    if signals.setup_logging.send(sender=None, **details):
+        return  # a receiver configured logging itself, as Celery allows
+    root = logging.getLogger()
+    if conf.get("worker_hijack_root_logger", True) or not root.handlers:
+        root.handlers[:] = [_handler(logfile, fmt)]
+    root.setLevel(level)
+    signals.after_setup_logger.send(sender=None, logger=root, **details)
+    tasks = logging.getLogger(TASK_LOGGER)
+    task_handler = _handler(logfile, task_fmt)
+    task_handler.addFilter(TaskContext())
+    tasks.handlers[:] = [task_handler]
+    tasks.propagate = False
+    tasks.setLevel(level)
+    signals.after_setup_task_logger.send(
+        sender=None, logger=tasks, **{**details, "format": task_fmt}
+    )
+
+
+def _handler(logfile: str | None, fmt: str) -> logging.Handler:
     handler: logging.Handler = (
         logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
     )
-    handler.setFormatter(
-        EscapingFormatter("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    banner.setLevel(min(level, logging.INFO))
+    handler.setFormatter(EscapingFormatter(fmt))
+    return handler

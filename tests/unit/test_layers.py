@@ -41,6 +41,8 @@ DEFERRABLE = (
     "canvas.security",
     "canvas.contrib.django",
     "IPython",
+    # the command line (click): loaded by app.start()/worker_main() only, not by every import
+    "canvas.cli.main",
     # the dashboard extra: Starlette, uvicorn, prometheus-client, rich (canvas dashboard/events)
     "canvas.dashboard.monitor",
     "canvas.dashboard.server",

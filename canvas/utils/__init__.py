@@ -1,0 +1,1 @@
+"""Helpers under Celery's ``celery.utils`` import paths (``canvas.utils.log``)."""

@@ -1,0 +1,1 @@
+"""Celery's ``celery.worker`` import paths; the worker itself is ``canvas.core.worker``."""

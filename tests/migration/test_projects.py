@@ -1,0 +1,85 @@
+"""Celery-style projects (``tests/migration/<name>/``) run unchanged but for their imports.
+
+Each starts a real worker in a subprocess, as the project's docs say, on this session's Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.migration import Project
+from tests.support.workers import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
+    proj = Project(request.param, tmp_path)
+    try:
+        yield proj
+    finally:
+        proj.close()
+
+
+@pytest.mark.parametrize("project", ["first_steps"], indirect=True)
+def test_first_steps(project: Project) -> None:
+    # Given the tutorial's tasks.py and `celery -A tasks worker --loglevel=INFO`
+    project.worker("tasks")
+    tasks = project.load("tasks")
+    # When the tutorial calls the task
+    result = tasks.add.delay(4, 4)
+    # Then the result comes back as the tutorial shows
+    assert result.get(timeout=20) == 8
+    assert result.successful()
+    assert result.ready()
+
+
+@pytest.mark.parametrize("project", ["app_script"], indirect=True)
+def test_a_module_that_starts_its_own_worker(project: Project) -> None:
+    # Given `python app.py`, whose __main__ calls app.worker_main(['worker', ...])
+    worker = project.start("app.py")
+    app = project.load("app")
+    # Then the worker it started runs the module's tasks
+    assert app.add.delay(2, 3).get(timeout=20) == 5
+    assert "app.add" in worker.output()  # the [tasks] list of the banner
+
+
+@pytest.mark.parametrize("project", ["task_classes"], indirect=True)
+def test_task_classes_and_their_handlers_run_in_the_worker(project: Project) -> None:
+    worker = project.worker("tasks", "-P", "solo")
+    tasks = project.load("tasks")
+
+    # A success: before_start, the body (with current_task), on_success, after_return
+    ok = tasks.add.delay(2, 3)
+    assert ok.get(timeout=20) == 5
+    # A failure: on_failure with an einfo, then after_return FAILURE
+    failed = tasks.fail.delay("boom")
+    with pytest.raises(ValueError, match="boom"):
+        failed.get(timeout=20)
+    # A retry: on_retry, then success on the second run
+    assert tasks.flaky.delay().get(timeout=20) == 1
+    # A class-based task and a shared task
+    assert tasks.multiply.delay(6, 7).get(timeout=20) == 42
+    assert tasks.shout.delay("hi").get(timeout=20) == "HI"
+
+    def logged(line: str) -> bool:
+        return line in worker.output()
+
+    for line in [
+        f"before_start {ok.id} [2, 3] {{}}",
+        "adding 2 + 3 in tasks.add",
+        f"on_success 5 {ok.id} [2, 3] {{}}",
+        f"after_return SUCCESS 5 {ok.id}",
+        f"on_failure ValueError('boom') {failed.id} ['boom'] ValueError",
+        f"after_return FAILURE ValueError('boom') {failed.id}",
+        "on_retry KeyError('first try')",
+    ]:
+        wait_for(lambda line=line: logged(line), 10, f"the worker to log {line!r}")
+    # The task logger's records carry the task's name and id (worker_task_log_format)
+    assert f"tasks.add[{ok.id}]: adding 2 + 3" in worker.output()
+    # And a failing task's log line carries its traceback, as Celery logs it
+    assert "Traceback (most recent call last)" in worker.output()
