@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "task_default_retry_delay": 180,
     "task_max_retries": 3,
     "task_time_limit": None,
+    "task_default_rate_limit": None,
     "task_soft_time_limit": None,
     "task_annotations": None,
     "task_allow_join_result": False,

@@ -20,6 +20,7 @@ CanvasError (alias CeleryError)
 │   ├── AlreadyRegistered     a task name registered twice
 │   ├── QueueNotFound         a queue not in ``task_queues`` (``task_create_missing_queues`` off)
 │   ├── InvalidTaskError      a message that is not a task call
+│   ├── IncompleteStream      ``collect()`` met a result that is not ready
 │   ├── ChordError            a chord body that cannot run because a header task failed
 │   ├── TimeoutError          ``AsyncResult.get`` ran out of time (also builtin TimeoutError)
 │   ├── TaskRevokedError      ``get()`` on a task that was revoked or expired before it ran
@@ -98,6 +99,10 @@ class QueueNotFound(TaskError, KeyError):
 
 class InvalidTaskError(TaskError):
     """A message that is not a valid task call."""
+
+
+class IncompleteStream(TaskError):
+    """``collect()``/``iterdeps()`` met a result that is not ready yet."""
 
 
 class WorkflowError(CanvasError):
@@ -247,6 +252,7 @@ __all__ = [
     "ContentDisallowed",
     "Ignore",
     "ImproperlyConfigured",
+    "IncompleteStream",
     "InvalidTaskError",
     "MaxRetriesExceededError",
     "NotConfigured",

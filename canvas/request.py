@@ -42,6 +42,8 @@ class Request:
     stamped_headers: list[str] = field(default_factory=list)
     #: options to reuse when this call is sent again (retry)
     options: dict[str, Any] = field(default_factory=dict)
+    #: handles of the calls this one sent while it ran (Celery's ``request.children``)
+    children: list[Any] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from canvas import states
 from canvas._current import default_app
 from canvas.core import metas
 from canvas.core.workflow_view import WorkflowView
-from canvas.exceptions import TaskRejectedError, TaskRevokedError, TimeoutError
+from canvas.exceptions import IncompleteStream, TaskRejectedError, TaskRevokedError, TimeoutError
 from canvas.request import current_request
 
 if TYPE_CHECKING:
+    import networkx
+
     from canvas.app import Canvas
     from canvas.backends.base import Backend
     from canvas.core.eager import Settled
@@ -54,7 +58,11 @@ def _assert_will_not_block(app: Canvas) -> None:
     )
 
 
-class AsyncResult:
+class ResultBase:
+    """What every result handle is (Celery's ``ResultBase``): ``isinstance(v, ResultBase)``."""
+
+
+class AsyncResult(ResultBase):
     """The handle of one task call; ``parent`` is the previous call in its chain."""
 
     def __init__(
@@ -113,6 +121,117 @@ class AsyncResult:
         """Every node of the workflow this call belongs to, with its state."""
         workflow_id = self._meta().get("workflow") or self.id
         return WorkflowView(self.app, workflow_id)
+
+    # -- Celery's other readers ------------------------------------------------------------
+    @property
+    def task_id(self) -> str:
+        return self.id
+
+    @property
+    def backend(self) -> Backend:
+        return self.app.backend
+
+    @property
+    def ignored(self) -> bool:
+        """Whether the task's results are not stored (``ignore_result``)."""
+        task = self.app.tasks.get(self.name or "")
+        return bool(task is not None and task.ignore_result)
+
+    @property
+    def children(self) -> list[AsyncResult | GroupResult] | None:
+        """Handles of what the task sent while it ran (``None`` until it is done, as Celery)."""
+        found = self._meta().get("children")
+        if found is None:
+            return None
+        return [result_from_tuple(child, self.app) for child in found]
+
+    # With result_extended=True the worker stores these too (args/kwargs as logs show them).
+    @property
+    def args(self) -> Any:
+        return self._meta().get("args")
+
+    @property
+    def kwargs(self) -> Any:
+        return self._meta().get("kwargs")
+
+    @property
+    def queue(self) -> str | None:
+        queue: str | None = self._meta().get("queue")
+        return queue
+
+    @property
+    def worker(self) -> str | None:
+        worker: str | None = self._meta().get("worker")
+        return worker
+
+    @property
+    def retries(self) -> int | None:
+        retries: int | None = self._meta().get("retries")
+        return retries
+
+    def exists(self) -> bool:
+        """Whether the store holds anything for this id: a PENDING id that was never sent (or
+        whose result expired) answers ``False``."""
+        return self.app.backend.get([self.id])[0] is not None
+
+    def iterdeps(
+        self, intermediate: bool = False
+    ) -> Iterator[tuple[AsyncResult | GroupResult | None, AsyncResult | GroupResult]]:
+        """``(parent, result)`` for this result and, breadth first, what each one sent;
+        ``IncompleteStream`` at a result not ready yet unless ``intermediate``."""
+        stack: deque[tuple[Any, Any]] = deque([(None, self)])
+        while stack:
+            parent, node = stack.popleft()
+            yield parent, node
+            if node.ready():
+                stack.extend((node, child) for child in node.children or [])
+            elif not intermediate:
+                raise IncompleteStream(f"{node!r} is not ready yet")
+
+    def collect(self, intermediate: bool = False, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
+        """``(result, value)`` for this result and everything it sent, as they are ready."""
+        for _, node in self.iterdeps(intermediate=intermediate):
+            yield node, node.get(**kwargs)
+
+    def get_leaf(self) -> Any:
+        """The value of the last result ``iterdeps`` reaches."""
+        value = None
+        for _, node in self.iterdeps():
+            value = node.get()
+        return value
+
+    @property
+    def graph(self) -> networkx.DiGraph:
+        """This result and what it sent, as a graph (edges from a result to what it sent)."""
+        import networkx  # heavy: only callers of .graph load it
+
+        graph = networkx.DiGraph()
+        for parent, node in self.iterdeps(intermediate=True):
+            graph.add_node(node)
+            if parent is not None:
+                graph.add_edge(parent, node)
+        return graph
+
+    def then(
+        self, callback: Callable[[Any], Any], on_error: Callable[[BaseException], Any] | None = None
+    ) -> threading.Thread:
+        """Call ``callback(self)`` once the result is ready (``on_error(exc)`` if waiting
+        fails), from a background thread: canvas has no event loop to run Celery's promises."""
+
+        def wait() -> None:
+            try:
+                with allow_join_result():
+                    self.get(propagate=False, disable_sync_subtasks=False)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
+                return
+            callback(self)
+
+        thread = threading.Thread(target=wait, name=f"canvas-then-{self.id}", daemon=True)
+        thread.start()
+        return thread
 
     def ready(self) -> bool:
         return self.state in states.READY_STATES
@@ -175,6 +294,14 @@ class AsyncResult:
 
     maybe_reraise = maybe_throw
 
+    def throw(self, exc: BaseException | None = None, tb: Any = None) -> None:
+        """Raise ``exc``, or the task's own exception when none is given (Celery's promise
+        ``throw``; canvas has no pending promise to hand it to)."""
+        if exc is None:
+            self.maybe_throw(propagate=True)
+            return
+        raise exc
+
     def as_tuple(self) -> tuple[Any, ...]:
         """Celery's serializable form: ``((id, parent tuple), None)``."""
         return _as_tuple(self)
@@ -232,7 +359,7 @@ class AsyncResult:
         return hash(self.id)
 
 
-class ResultSet:
+class ResultSet(ResultBase):
     """Several results, read in member order."""
 
     def __init__(
@@ -331,6 +458,50 @@ class ResultSet:
         return values
 
     join = get
+
+    def join_native(
+        self, timeout: float | None = None, propagate: bool = True, **kwargs: Any
+    ) -> list[Any]:
+        """``get()``: canvas always joins natively (one read for every member)."""
+        return list(self.get(timeout=timeout, propagate=propagate, **kwargs))
+
+    def iter_native(
+        self, timeout: float | None = None, **kwargs: Any
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(task id, meta)`` for each member once all are ready, as Celery's native join."""
+        self.get(timeout=timeout, propagate=False, **kwargs)
+        for member in self.results:
+            if isinstance(member, AsyncResult):
+                meta = member._meta()
+                yield (
+                    member.id,
+                    {
+                        "status": meta.get("status"),
+                        "result": member.result,
+                        "traceback": meta.get("traceback"),
+                        "task_id": member.id,
+                    },
+                )
+
+    def then(
+        self, callback: Callable[[Any], Any], on_error: Callable[[BaseException], Any] | None = None
+    ) -> threading.Thread:
+        """Call ``callback(self)`` once every member is ready (see ``AsyncResult.then``)."""
+
+        def wait() -> None:
+            try:
+                with allow_join_result():
+                    self.get(propagate=False, disable_sync_subtasks=False)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
+                return
+            callback(self)
+
+        thread = threading.Thread(target=wait, name="canvas-then", daemon=True)
+        thread.start()
+        return thread
 
     def _prefetch(self, batch: int = 1000) -> None:
         """Read the members' metas in a few batched reads (one MGET per thousand on Redis), so

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
 
 from canvas._current import default_app
-from canvas.core import metas
+from canvas.core import metas, ratelimit
 from canvas.exceptions import ImproperlyConfigured, MaxRetriesExceededError, Replace, Retry
 from canvas.maps import chunks, xmap, xstarmap
 from canvas.primitives import chain
@@ -162,6 +162,10 @@ class Task:
         self.name = options.pop("name", None) or default
         for key, value in options.items():
             setattr(self, key, value)
+        try:
+            ratelimit.rate(self.rate_limit)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{self.name}: rate_limit {exc}") from None
         self.autoretry_for = tuple(self.autoretry_for or ())
         self.__doc__ = fun.__doc__
         self.__name__ = fun.__name__

@@ -290,14 +290,22 @@ class Canvas:
         **options: Any,
     ) -> AsyncResult | GroupResult:
         """Send any signature or canvas (``apply_async``); eager when ``task_always_eager``."""
+        add_to_parent = options.pop("add_to_parent", True)
         if self.conf.task_always_eager:
             result = self.apply_canvas(sig, args, kwargs, **options)
             if self.conf.task_eager_propagates and result.failed():
                 result.get()
             return result
         if dispatch.streams(sig):
-            return from_spec(joins.stream(self, cast(chord, sig), args, kwargs, options), self)
-        return from_spec(dispatch.send(self, sig, args, kwargs, options), self)
+            sent = from_spec(joins.stream(self, cast(chord, sig), args, kwargs, options), self)
+        else:
+            sent = from_spec(dispatch.send(self, sig, args, kwargs, options), self)
+        parent = current_request()
+        if add_to_parent and parent is not None and not parent.called_directly:
+            sender = self.tasks.get(parent.task or "")
+            if sender is None or sender.trail:
+                parent.children.append(sent)  # Celery's trail: result.children of the caller
+        return sent
 
     def add_to_chord(self, request: Request, sig: Signature) -> AsyncResult | GroupResult:
         """``Task.add_to_chord``: one more member for the chord ``request``'s task feeds."""

@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, signals, states
-from canvas.core import complete, envelope, messages, metas, protocol, replace
+from canvas.core import complete, envelope, messages, metas, protocol, ratelimit, replace
 from canvas.core.envelope import BadMessage, printable
 from canvas.core.execute import (
     IGNORED,
@@ -120,6 +120,11 @@ class Handler:
         eta = headers.get("eta")
         if eta is not None and float(eta) > now + ETA_SLACK:
             return self.park(delivery, float(eta))
+        limit = task.rate_limit or self.app.conf.get("task_default_rate_limit")
+        if limit and headers.get(ratelimit.SLOT_HEADER) is None:
+            slot = ratelimit.slots.take(name, limit, now)
+            if slot > now + ETA_SLACK:
+                return self.park(delivery, slot, {ratelimit.SLOT_HEADER: slot})
         try:
             args, kwargs = protocol.decode_body(delivery.body, delivery.content_type, self.accept)
         except Exception as exc:
@@ -335,7 +340,10 @@ class Handler:
             retries=request.retries,
             runtime=outcome.runtime,
             workflow=request.workflow,
-            extra=_extended(request) if self.app.conf.result_extended else None,
+            extra={
+                **(_extended(request) if self.app.conf.result_extended else {}),
+                **_children(request),
+            },
         )
         meta = self.storable(meta, f"{task.name}[{envelope.printable(request.id)}]")
         if request.workflow:
@@ -416,6 +424,7 @@ class Handler:
         assert outcome.retry is not None and request.id is not None
         retry = outcome.retry
         headers = dict(delivery.headers)
+        headers.pop(ratelimit.SLOT_HEADER, None)  # the next run takes a slot of its own
         headers["retries"] = request.retries + 1
         eta = retry.eta
         countdown = retry.countdown
@@ -456,13 +465,15 @@ class Handler:
         self.finish(request, task, states.REVOKED, Outcome(states.REVOKED, exc=exc), exc=exc)
         self.monitor.task_revoked(request, expired=expired)
 
-    def park(self, delivery: Delivery, eta: float) -> None:
+    def park(
+        self, delivery: Delivery, eta: float, extra_headers: dict[str, Any] | None = None
+    ) -> None:
         """Hand a countdown/ETA message to the store until it is due, then ack it."""
         record = protocol.internal.dumps(
             {
                 "queue": delivery.queue,
                 "body": delivery.body,
-                "headers": delivery.headers,
+                "headers": {**delivery.headers, **(extra_headers or {})},
                 "content_type": delivery.content_type,
             }
         )
@@ -578,10 +589,18 @@ def _shown_args(request: Request) -> str:
     return f"args={args} kwargs={kwargs}"
 
 
+def _children(request: Request) -> dict[str, Any]:
+    """Celery's ``children``: the handles of what the call sent while it ran (``trail``)."""
+    if not request.children:
+        return {}
+    return {"children": [child.as_tuple() for child in request.children]}
+
+
 def _extended(request: Request) -> dict[str, Any]:
     """``result_extended``: the call's arguments as logs show them, and the beat entry."""
     return {
         "args": request.argsrepr if request.argsrepr is not None else repr(tuple(request.args)),
         "kwargs": request.kwargsrepr if request.kwargsrepr is not None else repr(request.kwargs),
         "periodic_task_name": request.headers.get("periodic_task_name"),
+        "queue": request.delivery_info.get("queue"),
     }

@@ -86,6 +86,9 @@ def run_call(task: Task, request: Request, args: list[Any], kwargs: dict[str, An
             outcome = Outcome(states.SUCCESS, value=value)
         outcome.runtime = time.perf_counter() - started
         _run_handlers(task, request, args, kwargs, outcome)
+        if outcome.state == states.SUCCESS and _is_handle(outcome.value):
+            # As Celery stores a returned AsyncResult/GroupResult: its id tuple (as_tuple()).
+            outcome.value = outcome.value.as_tuple()
         if outcome.state == states.SUCCESS:
             signals.task_success.send(sender=task, result=outcome.value)
         elif outcome.state == states.FAILURE:
@@ -113,6 +116,11 @@ def run_call(task: Task, request: Request, args: list[Any], kwargs: dict[str, An
         return outcome
     finally:
         reset_request(token)
+
+
+def _is_handle(value: Any) -> bool:
+    """A result handle (``AsyncResult``/``GroupResult``): the engine knows them by shape."""
+    return callable(getattr(value, "as_tuple", None)) and hasattr(value, "id")
 
 
 def _run_handlers(

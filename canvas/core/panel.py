@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from canvas.config import DEFAULTS
+from canvas.core.ratelimit import rate
 from canvas.core.revoked import Revoked
 from canvas.core.worker_state import WorkerState
 from canvas.events.event import short_repr
@@ -470,22 +471,6 @@ def active_queues(state: ControlState, **kwargs: Any) -> Any:
 
 
 # -- helpers --------------------------------------------------------------------------------
-_RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(?:/\s*([smh]))?\s*$")
-_PER = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def rate(value: str | int | float | None) -> float:
-    """Tasks per second for Celery's rate forms: ``10``, ``"10/s"``, ``"100/m"``, ``"5/h"``."""
-    if value is None or value == "" or value == 0:
-        return 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    match = _RATE.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a rate such as '10/s', '100/m' or '5/h'")
-    return float(match.group(1)) / _PER[match.group(2) or "s"]
-
-
 _SECRET = re.compile(r"key|password|secret|token|passwd|credential", re.IGNORECASE)
 
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import signals, states
 from canvas.beat.scheduler import run_beat
-from canvas.core import metas
+from canvas.core import metas, ratelimit
 from canvas.core.consumer import Handler, raise_soft_limit, release_due
 from canvas.core.envelope import escape_controls, printable
 from canvas.core.execute import Outcome
@@ -520,6 +520,7 @@ class Worker(Operated):
     # -- prefork -------------------------------------------------------------------------------
     def _run_prefork(self) -> int:
         self.app.close()  # children must not share the supervisor's sockets
+        ratelimit.slots.processes = self.concurrency  # each child keeps 1/N of a rate limit
         sig_r, sig_w = os.pipe()
         park_r, park_w = os.pipe()
         for fd in (sig_r, sig_w, park_r, park_w):

@@ -83,3 +83,45 @@ def test_task_classes_and_their_handlers_run_in_the_worker(project: Project) -> 
     assert f"tasks.add[{ok.id}]: adding 2 + 3" in worker.output()
     # And a failing task's log line carries its traceback, as Celery logs it
     assert "Traceback (most recent call last)" in worker.output()
+
+
+@pytest.mark.parametrize("project", ["task_options"], indirect=True)
+def test_task_options(project: Project) -> None:
+    project.worker("tasks", "-P", "threads", "-c", "2")
+    tasks = project.load("tasks")
+
+    # rate_limit="5/s": six calls sent at once start at least 0.2 s apart (per worker)...
+    limited = [tasks.limited.delay(i) for i in range(6)]
+    free = [tasks.free.delay(i) for i in range(6)]
+    starts = sorted(r.get(timeout=30) for r in limited)
+    assert starts[-1] - starts[0] >= 0.9
+    # ...while an unlimited task is not held back by them
+    assert max(r.get(timeout=30) for r in free) < starts[-1]
+
+    # expires as a class attribute: a call that waits behind a slow one past it is revoked
+    blocker = [tasks.slow.delay(), tasks.slow.delay()]
+    late = tasks.perishable.delay()
+    assert [r.get(timeout=30) for r in blocker] == ["slow", "slow"]
+    with pytest.raises(Exception, match="expired|revoked"):
+        late.get(timeout=30)
+    assert late.state == "REVOKED"
+
+
+@pytest.mark.parametrize("project", ["result_handles"], indirect=True)
+def test_tasks_that_return_result_handles(project: Project) -> None:
+    from canvas.result import GroupResult, ResultBase, result_from_tuple
+
+    project.worker("tasks", "-P", "threads", "-c", "4")
+    tasks = project.load("tasks")
+    result = tasks.A.delay(5)
+    # The returned group is stored as its id tuple, once (no serializer error, no re-runs)
+    returned = result_from_tuple(result.get(timeout=30), tasks.app)
+    assert isinstance(returned, GroupResult)
+    assert len(returned) == 5
+    # collect() follows what each task sent, to the leaves
+    values = [v for _, v in result.collect(timeout=30) if not isinstance(v, ResultBase | list)]
+    assert sorted(values) == [0, 1, 4, 9, 16]
+    # and children lists what A sent: its group
+    assert [child.id for child in result.children or []] == [returned.id]
+    project_log = project.logs()
+    assert project_log.count(f"Task tasks.A[{result.id}] received") == 1

@@ -303,3 +303,37 @@ def test_solar_schedule_slots() -> None:
         solar("sunsett", 0, 0)
     with pytest.raises(ValueError, match="latitude"):
         solar("sunset", 91, 0)
+
+
+def test_result_readers_without_a_worker() -> None:
+    from canvas.exceptions import IncompleteStream
+    from canvas.result import AsyncResult
+
+    app = _app()
+    handle = AsyncResult("never-sent", app=app)
+    assert handle.task_id == "never-sent"
+    assert handle.backend is app.backend
+    assert not handle.exists()
+    assert handle.children is None
+    assert not handle.ignored
+    with pytest.raises(IncompleteStream):
+        list(handle.iterdeps())
+    assert [n for _, n in handle.iterdeps(intermediate=True)] == [handle]
+    with pytest.raises(KeyError, match="mine"):
+        handle.throw(KeyError("mine"))
+
+
+def test_then_calls_back_once_ready() -> None:
+    import threading
+
+    app = _app()
+
+    @app.task
+    def one() -> int:
+        return 1
+
+    done = threading.Event()
+    seen: list[Any] = []
+    result = one.apply()
+    result.then(lambda r: (seen.append(r.get()), done.set())).join(10)
+    assert done.is_set() and seen == [1]
