@@ -141,7 +141,9 @@ class Handler:
         if not acks_late:
             delivery.ack()
         if logger.isEnabledFor(logging.INFO):  # the args' repr costs more than the log call
-            logger.info("Task %s[%s] received: %s", task.name, request.id, _shown_args(request))
+            # Celery's shadow: the name logs show (it came in a message: escaped)
+            shown = envelope.printable(str(headers.get("shadow") or task.name))
+            logger.info("Task %s[%s] received: %s", shown, request.id, _shown_args(request))
         signals.task_received.send(sender=self, request=request)
         self.monitor.received(request, delivery.queue, delivery.redelivered)
         if (
@@ -258,7 +260,8 @@ class Handler:
     ) -> None:
         """Act on how the call ended; ``settled`` says the message was acked before it ran."""
         assert request.id is not None
-        shown = f"{task.name}[{envelope.printable(request.id)}]"
+        name = envelope.printable(str(request.headers.get("shadow") or task.name))
+        shown = f"{name}[{envelope.printable(request.id)}]"
         if outcome.state == states.SUCCESS:
             if logger.isEnabledFor(logging.INFO):
                 limit = int(getattr(task, "resultrepr_maxsize", None) or RESULT_REPR_MAXSIZE)

@@ -116,7 +116,7 @@ def build(
             "origin": HOSTNAME,
         }
     )
-    for key in ("time_limit", "soft_time_limit", "ignore_result", "group"):
+    for key in ("time_limit", "soft_time_limit", "ignore_result", "group", "shadow"):
         if options.get(key) is not None:
             headers[key] = options[key]
     stamped = list(options.get(STAMPED_HEADERS) or ())

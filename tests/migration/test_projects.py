@@ -106,6 +106,15 @@ def test_task_options(project: Project) -> None:
         late.get(timeout=30)
     assert late.state == "REVOKED"
 
+    # shadow_name: the worker's log lines show the shadow name
+    shadowed = tasks.report.delay("weekly")
+    assert shadowed.get(timeout=30) == "weekly"
+    wait_for(
+        lambda: f"Task report:weekly[{shadowed.id}] succeeded" in project.logs(),
+        10,
+        "the shadow name in the log",
+    )
+
 
 @pytest.mark.parametrize("project", ["result_handles"], indirect=True)
 def test_tasks_that_return_result_handles(project: Project) -> None:

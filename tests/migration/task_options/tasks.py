@@ -35,3 +35,13 @@ def slow():
 @app.task(bind=True)
 def who_am_i(self):
     return self.request.task
+
+
+class Shadowed(Task):
+    def shadow_name(self, args, kwargs, options):
+        return f"report:{args[0]}"
+
+
+@app.task(base=Shadowed)
+def report(kind):
+    return kind
