@@ -13,6 +13,7 @@ import importlib
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
+from canvas.celery_settings import CELERY_NAMES, NOT_NEEDED, REFUSED, REFUSED_STORES, new_name
 from canvas.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
@@ -40,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "task_ignore_result": False,
     "task_store_errors_even_if_ignored": False,
     "task_default_queue": "canvas",
+    # As in Celery: a worker started without -Q consumes every queue listed here.
+    "task_queues": None,
+    "task_create_missing_queues": True,
     # RabbitMQ: "quorum" declares replicated quorum queues (see docs/scaling.md)
     "task_default_queue_type": "classic",
     "task_default_priority": None,
@@ -63,6 +67,14 @@ DEFAULTS: dict[str, Any] = {
     "worker_prefetch_multiplier": 4,
     "worker_pool": "prefork",
     "worker_hijack_root_logger": True,
+    "worker_log_format": None,
+    "worker_task_log_format": None,
+    # As in Celery: print() inside a task goes to the log, at this level.
+    "worker_redirect_stdouts": True,
+    "worker_redirect_stdouts_level": "WARNING",
+    # a pool process is replaced after this many tasks / past this resident size (KiB)
+    "worker_max_tasks_per_child": None,
+    "worker_max_memory_per_child": None,
     "worker_max_deliveries": 3,
     "worker_lease_seconds": 60.0,
     # As in Celery: no channel-wide prefetch where a worker consumes a quorum queue.
@@ -177,9 +189,56 @@ class Settings(MutableMapping[str, Any]):
                 name = key[len(prefix) :].lower()
                 if not name or name.startswith("_"):
                     continue
-                if not prefix and key != key.lower() and name not in DEFAULTS:
-                    continue  # a plain module's UPPERCASE constants are not our settings
+                if not prefix and key != key.lower():
+                    # Celery's old names (BROKER_URL) map, with a warning; a plain module's
+                    # other UPPERCASE constants are not settings.
+                    old = new_name(key)
+                    if old is None and name not in DEFAULTS:
+                        continue
+                    name = old or name
                 self._values[_OLD_NAMES.get(name, name)] = value
+
+
+def known_names() -> frozenset[str]:
+    """Every lowercase setting name canvas knows: its own and Celery's."""
+    return frozenset(DEFAULTS) | frozenset(NOT_NEEDED) | frozenset(REFUSED) | CELERY_NAMES
+
+
+def check(conf: Mapping[str, Any]) -> list[str]:
+    """Refuse what canvas cannot honour (``ImproperlyConfigured``, naming what to use) and
+    return one line for each setting that is not needed or looks misspelt, to be logged."""
+    lines: list[str] = []
+    refused: list[str] = []
+    known = known_names()
+    for name in sorted(conf):
+        if name in DEFAULTS or name.startswith("_"):
+            continue
+        if name in REFUSED:
+            if not conf[name]:
+                continue  # unset (None, False, empty): nothing is lost by ignoring it
+            refused.append(f"{name}: not supported; {REFUSED[name]}.")
+        elif any(name.startswith(prefix) for prefix in REFUSED_STORES):
+            store = next(v for k, v in REFUSED_STORES.items() if name.startswith(k))
+            refused.append(
+                f"{name}: canvas has no {store} result store; set result_backend to a redis://, "
+                "db+postgresql:// or db+sqlite:/// URL."
+            )
+        elif name in NOT_NEEDED:
+            lines.append(
+                f"Setting {name} is not needed by canvas and has no effect: {NOT_NEEDED[name]}."
+            )
+        elif name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            if close:
+                lines.append(f"Unknown setting {name!r}: did you mean {close[0]!r}?")
+    if conf.get("task_create_missing_queues") is False:
+        refused.append(
+            "task_create_missing_queues=False: not supported; canvas declares every queue it "
+            "sends to (list the queues in task_queues and route with task_routes)."
+        )
+    if refused:
+        raise ImproperlyConfigured("Settings canvas cannot honour:\n  " + "\n  ".join(refused))
+    return lines
 
 
 def _public_attrs(obj: Any) -> Iterator[tuple[str, Any]]:

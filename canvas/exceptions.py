@@ -223,6 +223,10 @@ class NotConfigured(CeleryWarning):
     """A setting a feature needs was left unset and a default was used."""
 
 
+class CDeprecationWarning(CeleryWarning):
+    """A Celery name or form that still works but is deprecated (old setting names)."""
+
+
 class AlwaysEagerIgnored(CeleryWarning):
     """An option that has no effect with ``task_always_eager``."""
 
@@ -245,6 +249,7 @@ __all__ = [
     "BackendError",
     "BackendGetMetaError",
     "BackendStoreError",
+    "CDeprecationWarning",
     "CanvasError",
     "CeleryError",
     "CeleryWarning",

@@ -29,6 +29,7 @@ from canvas.backends import create as create_backend
 from canvas.bus import Bus
 from canvas.bus import for_transport as bus_for_transport
 from canvas.config import Settings, queue_options
+from canvas.config import check as check_settings
 from canvas.control import Control
 from canvas.core import dispatch, eager, joins
 from canvas.core.workflow_view import WorkflowView
@@ -196,6 +197,16 @@ class Canvas:
         if os.environ.get("DJANGO_SETTINGS_MODULE"):
             _setup_django(self)
         self.on_configure.send(sender=self)
+        for line in check_settings(self.conf):
+            logger.warning(line)
+        if str(self.conf.result_backend or "").startswith("rpc://"):
+            logger.warning(
+                "result_backend='rpc://': canvas keeps results in a store, not in replies over "
+                "the broker; using %s (workers on other machines need a shared store: "
+                "set result_backend to a redis:// or db+postgresql:// URL).",
+                self.backend_url,
+            )
+        signals.import_modules.send(sender=self)
         for module in (*tuple(self.conf.imports or ()), *tuple(self.conf.include or ())):
             importlib.import_module(module)
         self._run_autodiscover()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from canvas.cli import pidfile as pidfile_module
+from canvas.cli import worker_flags
 from canvas.cli.base import app_from_context
 from canvas.core.worker import POOLS, Worker, WorkerOptions, setup_logging
+from canvas.exceptions import ImproperlyConfigured
+from canvas.utils.log import LoggingProxy
 
 
 @click.command("worker")
@@ -40,9 +46,11 @@ from canvas.core.worker import POOLS, Worker, WorkerOptions, setup_logging
     "-E", "--task-events", "task_events", is_flag=True, help="Send task events for monitors."
 )
 @click.option("-S", "--statedb", help="Keep revoked task ids in this file across restarts.")
+@worker_flags.celery_flags
 @click.pass_context
 def command(
     ctx: click.Context,
+    /,
     loglevel: str,
     concurrency: int | None,
     pool: str | None,
@@ -55,19 +63,27 @@ def command(
     burst: bool,
     task_events: bool,
     statedb: str | None,
+    **flags: Any,
 ) -> None:
     """Start a worker that runs tasks from the queues."""
     app = app_from_context(ctx)
+    extra = worker_flags.apply(app, flags)
+    if flags.get("detach"):
+        worker_flags.detach()
     try:
         setup_logging(loglevel, logfile, app.conf)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--loglevel") from exc
+    try:
+        app.finalize()  # import the task modules and check the settings before anything starts
+    except ImproperlyConfigured as exc:
+        raise click.ClickException(str(exc)) from exc
     if pidfile:
         claim_pidfile(Path(pidfile))
     try:
         options = WorkerOptions(
             queues=[q.strip() for q in (queues or "").split(",") if q.strip()],
-            concurrency=concurrency,
+            concurrency=extra.pop("concurrency", None) or concurrency,
             pool=pool or app.conf.worker_pool or "prefork",
             hostname=hostname,
             burst=burst,
@@ -75,12 +91,33 @@ def command(
             beat_options={"schedule": schedule_file} if schedule_file else {},
             send_events=task_events,
             statedb=statedb,
+            **extra,
         )
-        code = Worker(app, options).start()
+        worker = Worker(app, options)
+        worker_flags.echo_banner(worker_flags.banner(worker, app.backend_url))
+        if flags.get("autoscale"):
+            logging.getLogger("canvas.worker").warning(
+                "--autoscale=%s: canvas runs %s pool processes; grow or shrink the pool with "
+                "'canvas control pool_grow/pool_shrink' (it does not scale by itself).",
+                flags["autoscale"],
+                worker.concurrency,
+            )
+        redirect_stdout(app)
+        code = worker.start()
     finally:
         if pidfile:
             pidfile_module.release(Path(pidfile))
     ctx.exit(code)
+
+
+def redirect_stdout(app: Any) -> None:
+    """``worker_redirect_stdouts``: ``print()`` in a task becomes a log record, as in Celery."""
+    if not app.conf.get("worker_redirect_stdouts", True):
+        return
+    level = logging.getLevelName(str(app.conf.get("worker_redirect_stdouts_level") or "WARNING"))
+    sys.stdout = LoggingProxy(
+        logging.getLogger("canvas.redirected"), level if isinstance(level, int) else 30
+    )
 
 
 def claim_pidfile(path: Path) -> None:

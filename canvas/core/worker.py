@@ -22,6 +22,7 @@ import logging
 import math
 import multiprocessing
 import os
+import resource
 import select
 import signal
 import socket
@@ -64,6 +65,8 @@ _DUE = struct.Struct("!d")
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
 #: a beat process that dies sooner than this after starting is not started again
 BEAT_MIN_LIFE = 1.0
+#: a pool process's exit code when it retires (max tasks or memory per child), not crashes
+RETIRED = 64
 
 
 def expand_hostname(template: str | None) -> str:
@@ -89,6 +92,10 @@ class WorkerOptions:
     send_events: bool = False
     #: a file that keeps revoked ids across restarts (``--statedb``)
     statedb: str | None = None
+    #: a pool process is replaced after this many tasks (``--max-tasks-per-child``)
+    max_tasks_per_child: int | None = None
+    #: ... or once its resident memory passes this many KiB (``--max-memory-per-child``)
+    max_memory_per_child: int | None = None
 
 
 class _Keeper(threading.Thread):
@@ -220,6 +227,7 @@ def consume(
     burst: bool = False,
     main_thread: bool = True,
     monitor: TaskMonitor | None = None,
+    retire: Callable[[int], bool] | None = None,
 ) -> int:
     """Fetch and run deliveries until ``stop`` (or ``monitor.stop``) is set, or the queues are
     empty in burst mode. ``monitor`` hears each task's steps and holds the revoked ids and the
@@ -284,6 +292,8 @@ def consume(
                 if keeper is not None:
                     keeper.current = None
             done += 1
+            if retire is not None and retire(done):
+                break  # this pool process has done its share: the supervisor starts another
     finally:
         if consumer is not None:
             _drop(consumer, keeper)
@@ -316,7 +326,7 @@ class Worker(Operated):
                 f"Unknown pool {self.options.pool!r}; choose one of {', '.join(POOLS)}."
             )
         self.hostname = expand_hostname(self.options.hostname)
-        self.queues = list(self.options.queues) or [str(app.conf.task_default_queue)]
+        self.queues = list(self.options.queues) or configured_queues(app)
         self.concurrency = (
             self.options.concurrency or app.conf.worker_concurrency or os.cpu_count() or 1
         )
@@ -616,8 +626,23 @@ class Worker(Operated):
             stop=stop,
         )
         listen(link, monitor.apply, on_close=stop.set)  # an orphan stops taking work
-        consume(self.app, self.queues, self.hostname, stop, on_park, monitor=monitor)
-        return 0
+        retire = self._retire_rule()
+        consume(self.app, self.queues, self.hostname, stop, on_park, monitor=monitor, retire=retire)
+        return RETIRED if retire is not None and not stop.is_set() else 0
+
+    def _retire_rule(self) -> Callable[[int], bool] | None:
+        """Celery's max-tasks-per-child and max-memory-per-child, for a pool process."""
+        max_tasks = self.options.max_tasks_per_child or self.app.conf.worker_max_tasks_per_child
+        max_kib = self.options.max_memory_per_child or self.app.conf.worker_max_memory_per_child
+        if not max_tasks and not max_kib:
+            return None
+
+        def retire(done: int) -> bool:
+            if max_tasks and done >= int(max_tasks):
+                return True
+            return bool(max_kib) and _resident_kib() > int(max_kib)
+
+        return retire
 
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGCHLD:
@@ -657,6 +682,10 @@ class Worker(Operated):
                 continue  # retired by pool_shrink, or shutting down
             if terminated:
                 logger.info("Pool process %s (pid %s) terminated; starting a new one", slot, pid)
+                self.respawn_at[slot] = time.monotonic()
+                continue
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == RETIRED:
+                logger.info("Pool process %s (pid %s) retired; starting a new one", slot, pid)
                 self.respawn_at[slot] = time.monotonic()
                 continue
             # A child that dies at once (broker down, bad import) is restarted with backoff.
@@ -734,6 +763,26 @@ def _stop_process(pid: int, timeout: float) -> None:
                 os.waitpid(pid, 0)
             return
         time.sleep(0.05)
+
+
+def configured_queues(app: Canvas) -> list[str]:
+    """The queues a worker without ``-Q`` consumes: every one in ``task_queues`` (kombu
+    ``Queue`` objects, dicts with a ``name``, names, or a name -> options mapping), else
+    ``task_default_queue``."""
+    listed = app.conf.get("task_queues")
+    if not listed:
+        return [str(app.conf.task_default_queue)]
+    if isinstance(listed, Mapping):
+        return [str(name) for name in listed]
+    return [
+        str(item.get("name") if isinstance(item, Mapping) else getattr(item, "name", item))
+        for item in listed
+    ]
+
+
+def _resident_kib() -> int:
+    """This process's peak resident size in KiB (what Celery's max-memory-per-child reads)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _shutting_down(hostname: str, signum: int) -> None:

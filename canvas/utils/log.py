@@ -7,7 +7,9 @@ A task logger is the logger ``name`` whose parent is the ``canvas.task`` logger,
 
 from __future__ import annotations
 
+import io
 import logging
+import threading
 
 from canvas.request import current_request
 
@@ -44,4 +46,40 @@ def get_task_logger(name: str) -> logging.Logger:
     return logger
 
 
-__all__ = ["TASK_LOGGER", "TaskContext", "get_logger", "get_task_logger"]
+class LoggingProxy(io.TextIOBase):
+    """A file that writes each line to ``logger`` (``worker_redirect_stdouts``: ``print()`` in a
+    task becomes a log record, at ``worker_redirect_stdouts_level``)."""
+
+    def __init__(self, logger: logging.Logger, level: int = logging.WARNING) -> None:
+        self.logger = logger
+        self.level = level
+        self._buffer = ""
+        self._writing = threading.local()
+
+    def write(self, text: str) -> int:
+        if getattr(self._writing, "on", False):
+            return len(text)  # a handler that prints would loop: drop the echo
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        self._writing.on = True
+        try:
+            for line in lines:
+                if line.strip():
+                    self.logger.log(self.level, line.rstrip())
+        finally:
+            self._writing.on = False
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer.strip():
+            pending, self._buffer = self._buffer, ""
+            self.write(pending + "\n")
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+
+__all__ = ["TASK_LOGGER", "LoggingProxy", "TaskContext", "get_logger", "get_task_logger"]

@@ -134,3 +134,75 @@ def test_tasks_that_return_result_handles(project: Project) -> None:
     assert [child.id for child in result.children or []] == [returned.id]
     project_log = project.logs()
     assert project_log.count(f"Task tasks.A[{result.id}] received") == 1
+
+
+def test_worker_flags_and_settings(tmp_path: Path) -> None:
+    project = Project(
+        "worker_options",
+        tmp_path,
+        task_queues=["canvas-main", "hipri"],
+        task_default_queue="canvas-main",
+        worker_prefetch_multiplyer=2,  # misspelt on purpose: the worker says so
+        broker_pool_limit=10,  # not needed by canvas: the worker says so
+    )
+    try:
+        worker = project.worker(
+            "tasks",
+            "-P",
+            "prefork",
+            "--autoscale=1,1",
+            "--max-tasks-per-child=2",
+            "--soft-time-limit=1",
+            "-O",
+            "fair",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+        )
+        tasks = project.load("tasks")
+        # The banner lists the app's tasks and both queues of task_queues
+        out = worker.output()
+        assert "[tasks]" in out and "  . tasks.chatty" in out
+        assert ".> canvas-main" in out and ".> hipri" in out
+        # did you mean / not needed: one line each at start-up
+        assert "did you mean 'worker_prefetch_multiplier'?" in out
+        assert "Setting broker_pool_limit is not needed" in out
+        # --max-tasks-per-child=2 with one process: the third call runs in a new process
+        pids = [tasks.pid.delay().get(timeout=30) for _ in range(3)]
+        assert pids[0] == pids[1] != pids[2]
+        # a worker without -Q consumes every queue of task_queues
+        assert tasks.urgent.delay().get(timeout=30) == "urgent"
+        # --soft-time-limit reaches the task
+        assert tasks.overtime.delay().get(timeout=30) == "cleaned up"
+        # print() goes through the log (worker_redirect_stdouts)
+        assert tasks.chatty.delay("hello").get(timeout=30) == "hello"
+        wait_for(
+            lambda: "WARNING/ForkPoolWorker-1] chatty says hello" in worker.output(),
+            10,
+            "print() in the log",
+        )
+    finally:
+        project.close()
+
+
+def test_a_setting_canvas_cannot_honour_stops_the_worker_with_one_clear_line(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    project = Project("first_steps", tmp_path, cassandra_servers=["db1"])
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "canvas.cli.main", "-A", "tasks", "worker"],
+            cwd=project.dir,
+            env=project.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode != 0
+        assert "cassandra_servers: canvas has no Cassandra result store" in run.stderr
+        assert "Traceback" not in run.stderr
+    finally:
+        project.close()
