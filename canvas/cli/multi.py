@@ -4,14 +4,20 @@
         --logfile=/var/log/canvas/%n%I.log
     canvas multi stop w1 w2 --pidfile=/var/run/canvas/%n.pid
 
+    canvas multi start 3 -A proj -c 2 -Q:1 hipri -c:2-3 4
+
 Templates: ``%n`` the node name (``w1``), ``%h`` the full node name (``w1@host``), ``%d`` the
 domain, ``%I`` the pool process index (empty for the main process, whose log holds all).
-Other options (``-l``, ``-c``, ``-Q``, ...) are passed to each worker.
+Other options (``-l``, ``-c``, ``-Q``, ...) are passed to each worker. As in celery multi, a
+number names that many nodes (``3``: canvas1, canvas2, canvas3), and ``-OPTION:SELECTOR VALUE``
+gives one option to some nodes only: the selector is a node's number (``1``), a range
+(``1-3``), a comma list (``1,3``) or node names (``w1,w2``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,6 +27,9 @@ from pathlib import Path
 
 import click
 
+#: ``-Q:1`` / ``--queues:1-3=x`` / ``-c:w1,w2``: an option for some nodes only
+_PER_NODE = re.compile(r"^(-{1,2}[A-Za-z][\w-]*):([\w@.,-]+)(?:=(.*))?$")
+NODE_PREFIX = "canvas"
 DEFAULT_PIDFILE = "%n.pid"
 DEFAULT_LOGFILE = "%n%I.log"
 STOP_TIMEOUT = 60.0
@@ -77,12 +86,16 @@ def command(
     app_spec = app_spec or (ctx.find_root().obj or {}).get("app")
     # Node names come first, worker options after them (as with celery multi).
     split = next((i for i, arg in enumerate(rest) if arg.startswith("-")), len(rest))
-    nodes, extra = rest[:split], [*rest[split:], *ctx.args]
+    nodes, extra = node_names(rest[:split]), [*rest[split:], *ctx.args]
     if not nodes:
         raise click.UsageError("Name at least one worker, e.g. 'canvas multi start w1 -A proj'.")
-    for node in nodes:
+    common, specific = split_options(extra)
+    for position, node in enumerate(nodes, start=1):
         pid_path = Path(expand(pidfile, node)).absolute()
         log_path = Path(expand(logfile, node)).absolute()
+        extra = common + [
+            arg for sel, args in specific if selected(sel, position, node) for arg in args
+        ]
         if action == "show":
             click.echo(" ".join(_worker_argv(app_spec, node, pid_path, log_path, extra)))
         elif action == "start":
@@ -93,6 +106,49 @@ def command(
         else:  # restart
             _stop(node, pid_path, signal.SIGTERM, wait=True)
             _start(app_spec, node, pid_path, log_path, extra)
+
+
+def node_names(given: tuple[str, ...]) -> list[str]:
+    """``('3',)`` -> canvas1..canvas3, as celery multi numbers its nodes; names as given."""
+    if len(given) == 1 and given[0].isdigit():
+        return [f"{NODE_PREFIX}{i}" for i in range(1, int(given[0]) + 1)]
+    return list(given)
+
+
+def split_options(args: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The options every node gets, and ``(selector, [option, value])`` for some nodes only."""
+    common: list[str] = []
+    specific: list[tuple[str, list[str]]] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        match = _PER_NODE.match(arg)
+        if match is None:
+            common.append(arg)
+            index += 1
+            continue
+        option, selector, value = match.groups()
+        if value is None and index + 1 < len(args) and not args[index + 1].startswith("-"):
+            value, index = args[index + 1], index + 1
+        specific.append((selector, [option] if value is None else [option, value]))
+        index += 1
+    return common, specific
+
+
+def selected(selector: str, position: int, node: str) -> bool:
+    """Whether ``-X:selector`` names this node (by number, range, list or name)."""
+    name = node.partition("@")[0]
+    for part in selector.split(","):
+        low, dash, high = part.partition("-")
+        if dash and low.isdigit() and high.isdigit():
+            if int(low) <= position <= int(high):
+                return True
+        elif part.isdigit():
+            if int(part) == position:
+                return True
+        elif part in (name, node):
+            return True
+    return False
 
 
 def _worker_argv(
