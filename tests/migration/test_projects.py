@@ -206,3 +206,46 @@ def test_a_setting_canvas_cannot_honour_stops_the_worker_with_one_clear_line(
         assert "Traceback" not in run.stderr
     finally:
         project.close()
+
+
+@pytest.mark.parametrize("project", ["next_steps"], indirect=True)
+def test_next_steps_proj_package(project: Project) -> None:
+    from canvas import chain, chord, group
+
+    # Given `celery -A proj worker -l INFO` on the guide's proj/ package
+    project.worker("proj")
+    tasks = project.load("proj.tasks")
+    # Then the guide's calls work
+    assert tasks.add.delay(2, 2).get(timeout=20) == 4
+    assert tasks.add.apply_async((2, 2), countdown=1).get(timeout=20) == 4
+    assert group(tasks.add.s(i, i) for i in range(10))().get(timeout=20) == [
+        0,
+        2,
+        4,
+        6,
+        8,
+        10,
+        12,
+        14,
+        16,
+        18,
+    ]
+    assert chain(tasks.add.s(4, 4) | tasks.mul.s(8))().get(timeout=20) == 64
+    assert chord((tasks.add.s(i, i) for i in range(10)), tasks.xsum.s())().get(timeout=20) == 90
+    assert (tasks.add.s(4, 4) | tasks.mul.s(8)).delay().get(timeout=20) == 64
+
+
+@pytest.mark.parametrize("project", ["periodic"], indirect=True)
+def test_periodic_tasks_from_on_after_configure(project: Project) -> None:
+    # Given `celery -A tasks worker` and `celery -A tasks beat`
+    worker = project.worker("tasks")
+    project.start(
+        "-m", "canvas.cli.main", "-A", "tasks", "beat", "-l", "INFO", ready="is now the leader"
+    )
+    # Then the entry added in on_after_configure runs, again and again
+    wait_for(
+        lambda: worker.output().count("Task tasks.test[") >= 4,
+        30,
+        "the periodic task to run twice",
+    )
+    assert "hello" in worker.output()  # print() reached the worker's log

@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from tests.support.servers import REDIS_URL, require_service
-from tests.support.workers import ROOT, WorkerProcess
+from tests.support.workers import ROOT, WorkerProcess, wait_for
 
 PROJECTS = ROOT / "tests" / "migration"
 
@@ -43,8 +43,8 @@ class Project:
         self.workers: list[WorkerProcess] = []
         self.modules: list[str] = []
 
-    def start(self, *command: str) -> WorkerProcess:
-        """Start ``command`` (a worker) in the project's directory; wait until it is ready."""
+    def start(self, *command: str, ready: str = " ready.") -> WorkerProcess:
+        """Start ``command`` in the project's directory; wait until it logs ``ready``."""
         log = self.dir / f"worker-{len(self.workers)}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
@@ -57,7 +57,9 @@ class Project:
             )
         worker = WorkerProcess(proc, log)
         self.workers.append(worker)
-        worker.wait_ready()
+        wait_for(lambda: ready in worker.output() or proc.poll() is not None, 30, ready)
+        if proc.poll() is not None:
+            raise AssertionError(f"{' '.join(command)} exited early:\n{worker.output()}")
         return worker
 
     def worker(self, module: str, *args: str) -> WorkerProcess:
