@@ -315,18 +315,28 @@ class Task:
         sig = Signature(self.name, app=self.app)
         return cast("AsyncResult", self.app.send_canvas(sig, args, kwargs, **options))
 
+    def _call_signature(self) -> inspect.Signature | None:
+        """The parameters a caller passes (``self`` dropped for ``bind=True``), computed once."""
+        cached = self.__dict__.get("_signature", False)
+        if cached is not False:
+            return cast("inspect.Signature | None", cached)
+        try:
+            signature: inspect.Signature | None = inspect.signature(self.run)
+        except (TypeError, ValueError):
+            signature = None
+        if signature is not None and self.bind:
+            signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+        self.__dict__["_signature"] = signature
+        return signature
+
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """``TypeError`` now, at the caller, when the call cannot bind to the task's parameters
         (Celery's ``typing=True``), rather than a failure on the worker later."""
-        try:
-            signature = inspect.signature(self.run)
-        except (TypeError, ValueError):
+        signature = self._call_signature()
+        if signature is None:
             return  # a builtin or C function: nothing to check against
-        params = list(signature.parameters.values())
-        if self.bind:
-            params = params[1:]
         try:
-            signature.replace(parameters=params).bind(*args, **kwargs)
+            signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{self.name}() called with the wrong arguments: {exc}") from None
 
