@@ -171,7 +171,6 @@ REFUSED: dict[str, str] = {
     "security_certificate": "sign with canvas's HMAC keys: security_key (see docs/operate.md)",
     "security_digest": "sign with canvas's HMAC keys: security_key (see docs/operate.md)",
     "security_key_password": "use an unencrypted key file, or canvas's HMAC keys (security_keys)",
-    "task_store_eager_result": "eager results stay in memory; run a worker to store results",
     "worker_direct": (
         "send to a worker's own queue with queue='<name>' and run that worker with -Q"
     ),

@@ -31,7 +31,7 @@ from canvas.bus import for_transport as bus_for_transport
 from canvas.config import Settings, queue_options
 from canvas.config import check as check_settings
 from canvas.control import Control
-from canvas.core import dispatch, eager, joins
+from canvas.core import dispatch, eager, joins, metas
 from canvas.core.workflow_view import WorkflowView
 from canvas.events import Events
 from canvas.exceptions import ImproperlyConfigured, NotRegistered
@@ -304,6 +304,7 @@ class Canvas:
         add_to_parent = options.pop("add_to_parent", True)
         if self.conf.task_always_eager:
             result = self.apply_canvas(sig, args, kwargs, **options)
+            self._store_eager(result, sig)
             if self.conf.task_eager_propagates and result.failed():
                 result.get()
             return result
@@ -317,6 +318,22 @@ class Canvas:
             if sender is None or sender.trail:
                 parent.children.append(sent)  # Celery's trail: result.children of the caller
         return sent
+
+    def _store_eager(self, result: EagerResult | GroupResult, sig: Signature) -> None:
+        """``task_store_eager_result`` (or a task's ``store_eager_result``): eager results are
+        written to the store, so ``AsyncResult(id)`` elsewhere finds them (as in Celery)."""
+        members = result.results if isinstance(result, GroupResult) else [result]
+        for member in members:
+            if not isinstance(member, EagerResult):
+                continue
+            name = member.name or (sig.task if member is result else "")
+            task = self.tasks.get(str(name or ""))
+            wanted = getattr(task, "store_eager_result", None)
+            if not (self.conf.task_store_eager_result if wanted is None else wanted):
+                continue
+            self.backend.store_result(
+                member.id, member.result, member.state, traceback=member.traceback
+            )
 
     def add_to_chord(self, request: Request, sig: Signature) -> AsyncResult | GroupResult:
         """``Task.add_to_chord``: one more member for the chord ``request``'s task feeds."""
@@ -462,12 +479,14 @@ class Canvas:
 
     @property
     def backend(self) -> Backend:
-        backend: Backend = self._connection(
-            "backend",
-            lambda: self._secured(
-                create_backend(self.backend_url, {"expires": self.conf.result_expires})
-            ),
+        backend: Backend = self._connection("backend", self._open_backend)
+        return backend
+
+    def _open_backend(self) -> Backend:
+        backend = self._secured(
+            create_backend(self.backend_url, {"expires": self.conf.result_expires})
         )
+        backend.records = metas  # Celery's store_result/mark_as_* write the engine's records
         return backend
 
     @property

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canvas import states
+from canvas.backends.celery_api import CeleryResultAPI
 
 #: the number of inputs a join is stored with until ``update_join`` gives the real one (a chord
 #: header still being read from a generator): completed inputs are counted, none can fire it
@@ -53,8 +54,8 @@ class Fired:
     spec: bytes
 
 
-class Backend(ABC):
-    """A result store chosen by URL scheme (see ``canvas.backends``)."""
+class Backend(CeleryResultAPI, ABC):
+    """A result store chosen by URL scheme (see ``canvas.backends``), with Celery's methods."""
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = url
@@ -180,7 +181,7 @@ class Backend(ABC):
         that have not expired, oldest first."""
         raise NotImplementedError(f"The result store {type(self).__name__} does not keep revokes.")
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""
 
     @staticmethod

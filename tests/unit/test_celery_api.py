@@ -337,3 +337,38 @@ def test_then_calls_back_once_ready() -> None:
     result = one.apply()
     result.then(lambda r: (seen.append(r.get()), done.set())).join(10)
     assert done.is_set() and seen == [1]
+
+
+def test_the_store_has_celerys_result_backend_methods() -> None:
+    app = _app()
+    backend = app.backend
+    backend.ensure_chords_allowed()
+    backend.mark_as_started("t1", pid=12)
+    assert backend.get_state("t1") == "STARTED"
+    assert backend.get_result("t1") == {"pid": 12}
+    backend.mark_as_done("t1", 42)
+    assert app.AsyncResult("t1").get(timeout=1) == 42
+    backend.mark_as_failure("t2", ValueError("bad"))
+    with pytest.raises(ValueError, match="bad"):
+        app.AsyncResult("t2").get(timeout=1)
+    backend.mark_as_revoked("t3", reason="no longer needed")
+    assert app.AsyncResult("t3").state == "REVOKED"
+    backend.store_result("t4", {"progress": 50}, "PROGRESS")
+    assert backend.get_task_meta("t4")["result"] == {"progress": 50}
+    assert backend.get_task_meta("never")["status"] == "PENDING"
+
+
+def test_task_store_eager_result_writes_eager_results_to_the_store() -> None:
+    app = _app(task_always_eager=True, task_store_eager_result=True)
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(store_eager_result=False)
+    def quiet() -> int:
+        return 1
+
+    result = add.delay(1, 2)
+    assert app.backend.get_task_meta(result.id)["result"] == 3
+    assert app.backend.get_task_meta(quiet.delay().id)["status"] == "PENDING"
