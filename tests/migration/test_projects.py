@@ -249,3 +249,57 @@ def test_periodic_tasks_from_on_after_configure(project: Project) -> None:
         "the periodic task to run twice",
     )
     assert "hello" in worker.output()  # print() reached the worker's log
+
+
+CLIENT = """
+from demoapp.models import Widget
+from demoapp.tasks import add, count_widgets, rename_widget
+from proj.celery import debug_task
+
+w = Widget.objects.create(name="first")
+print("RESULT add", add.delay(2, 3).get(timeout=30))
+print("RESULT count", count_widgets.delay().get(timeout=30))
+rename_widget.delay(w.id, "renamed").get(timeout=30)
+w.refresh_from_db()
+print("RESULT name", w.name)
+debug_task.delay()
+"""
+
+
+def test_a_django_project_as_celerys_django_guide_lays_it_out(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.support.servers import REDIS_URL
+
+    project = Project("django_site", tmp_path)
+    project.env.update(DEMO_BROKER_URL=REDIS_URL, DEMO_QUEUE=f"django-{uuid.uuid4().hex[:8]}")
+    try:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"],
+            cwd=project.dir,
+            env=project.env,
+            check=True,
+            timeout=120,
+        )
+        # Given `celery -A proj worker -l INFO` in the Django project's directory
+        worker = project.worker("proj")
+        # When Django code calls the shared tasks (manage.py shell, as a view would)
+        run = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", CLIENT],
+            cwd=project.dir,
+            env=project.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        # Then the shared tasks ran on the worker, against the same database
+        printed = [
+            line.split()[1:] for line in run.stdout.splitlines() if line.startswith("RESULT")
+        ]
+        assert printed == [["add", "5"], ["count", "1"], ["name", "renamed"]]
+        wait_for(lambda: "Request: " in worker.output(), 10, "debug_task's print in the log")
+    finally:
+        project.close()
