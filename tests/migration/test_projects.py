@@ -303,3 +303,40 @@ def test_a_django_project_as_celerys_django_guide_lays_it_out(tmp_path: Path) ->
         wait_for(lambda: "Request: " in worker.output(), 10, "debug_task's print in the log")
     finally:
         project.close()
+
+
+def test_detach_runs_the_worker_in_the_background_with_pid_and_log_files(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    project = Project("first_steps", tmp_path)
+    pidfile, logfile = project.dir / "w.pid", project.dir / "w.log"
+    try:
+        # Given `celery -A tasks worker --detach --pidfile=... --logfile=...`
+        run = subprocess.run(
+            [
+                sys.executable,
+                *("-m", "canvas.cli.main", "-A", "tasks", "worker", "--detach", "-l", "INFO"),
+                f"--pidfile={pidfile}",
+                f"--logfile={logfile}",
+            ],
+            cwd=project.dir,
+            env=project.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        # Then the command returns at once, and the worker runs on in the background
+        assert run.returncode == 0, run.stderr
+        pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 30, "pid"))
+        wait_for(lambda: logfile.exists() and " ready." in logfile.read_text(), 30, "ready")
+        tasks = project.load("tasks")
+        assert tasks.add.delay(1, 1).get(timeout=30) == 2
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not pidfile.exists(), 30, "the worker to stop and remove its pid file")
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+        project.close()
