@@ -198,6 +198,7 @@ TASK_ATTRIBUTES = [
     "throws",
     "priority",
     "send_events",
+    "send_event",
 ]
 
 PAIRS = [(module, name) for module, names in CELERY_NAMES.items() for name in names]

@@ -94,3 +94,26 @@ def test_setup_logging_receivers_take_over_and_after_setup_signals_follow() -> N
         task_logger = logging.getLogger("canvas.task")
         task_logger.handlers[:] = []
         task_logger.propagate = True
+
+
+def test_send_event_reaches_a_receiver() -> None:
+    app = TestApp()
+    got: list[dict[str, Any]] = []
+
+    @app.task(bind=True)
+    def progress(self: Task) -> None:
+        self.send_event("task-progress", current=3, total=10)
+
+    def keep(event: dict[str, Any]) -> None:
+        if event["type"] == "task-progress":
+            got.append(event)
+
+    receiver = app.events.Receiver(None, handlers={"*": keep})
+    receiver.subscribe()
+    with start_worker(app):
+        result = progress.delay()
+        result.get(timeout=10)
+        for _ in receiver.itercapture(timeout=10, wakeup=False):
+            if got:
+                break
+    assert got and got[0]["uuid"] == result.id and got[0]["current"] == 3
