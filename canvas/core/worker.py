@@ -338,6 +338,8 @@ class Worker(Operated):
         self.threads: list[tuple[threading.Thread, threading.Event]] = []
         self.beat_pid: int | None = None
         self.beat_started = 0.0
+        #: failed timer ticks in a row (the result store is down): the timer backs off
+        self._timer_failures = 0
         self._init_operations(self.options.pool, self.options.send_events, self.options.statedb)
 
     # -- start -------------------------------------------------------------------------------
@@ -361,6 +363,8 @@ class Worker(Operated):
         )
         if warning:
             logger.warning(warning)
+        if not self._wait_for_servers():
+            return 1
         beat = None
         if self.options.beat and self.options.pool == "prefork":
             self.app.close()  # the beat process makes its own connections
@@ -514,15 +518,53 @@ class Worker(Operated):
             wake.wait(delay)
             wake.clear()
 
+    def _wait_for_servers(self) -> bool:
+        """Reach the broker and the result store before saying "ready", as Celery does: one
+        line per failed attempt with the wait before the next (no traceback), until both answer.
+        ``broker_connection_retry_on_startup=False``: give up at the first failure."""
+        attempt = 0
+        while True:
+            what, url = "the broker", self.app.broker_url
+            try:
+                self.app.transport.consumer(self.queues, 1).close()
+                what, url = "the result store", self.app.backend_url
+                self.app.backend.get(["canvas-startup-check"])
+            except Exception as exc:
+                attempt += 1
+                reason = str(exc).rstrip(".") or type(exc).__name__
+                if not self.app.conf.get("broker_connection_retry_on_startup", True):
+                    logger.error("Cannot connect to %s at %s: %s.", what, _redact(url), reason)
+                    return False
+                delay = min(10.0, 0.5 * 2.0 ** (attempt - 1))
+                logger.error(
+                    "Cannot connect to %s at %s: %s. Trying again in %.1f s (attempt %d).",
+                    what,
+                    _redact(url),
+                    reason,
+                    delay,
+                    attempt,
+                )
+                time.sleep(delay)
+                continue
+            if attempt:
+                logger.info("Connected to the broker and the result store")
+            return True
+
     def _tick_timer(self) -> float:
         """Publish due parked messages; returns how long to sleep before looking again."""
         now = time.time()
         try:
             release_due(self.app, now)
             due = self.app.backend.next_due(space=self.app.transport.space)
-        except Exception:
-            logger.exception("Timer could not reach the result store; retrying")
-            return 1.0
+        except Exception as exc:
+            # One line per attempt, backing off: an outage is not a traceback a second.
+            self._timer_failures += 1
+            delay = min(TIMER_MAX_SLEEP, 0.5 * 2.0 ** (self._timer_failures - 1))
+            logger.error("Timer cannot reach the result store (%s); retrying in %.1f s", exc, delay)
+            return delay
+        if self._timer_failures:
+            logger.info("Timer reaches the result store again")
+            self._timer_failures = 0
         if due is None:
             return TIMER_MAX_SLEEP
         return max(0.0, min(TIMER_MAX_SLEEP, due - time.time()))

@@ -340,3 +340,51 @@ def test_detach_runs_the_worker_in_the_background_with_pid_and_log_files(tmp_pat
         if pidfile.exists():
             os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
         project.close()
+
+
+def test_a_worker_whose_broker_is_down_says_so_once_per_attempt(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # Given a broker URL where nothing listens
+    project = Project("first_steps", tmp_path, broker_url="redis://127.0.0.1:9/0")
+    try:
+        log = project.dir / "down.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "canvas.cli.main", "-A", "tasks", "worker", "-P", "solo"],
+                cwd=project.dir,
+                env=project.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            # Then it says so once per attempt, with the wait before the next
+            wait_for(
+                lambda: log.read_text().count("Cannot connect to the broker at") >= 2,
+                30,
+                "two attempts",
+            )
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        text = log.read_text()
+        assert "Trying again in 0.5 s (attempt 1)" in text
+        assert " ready." not in text and "Traceback" not in text
+        # And with broker_connection_retry_on_startup=False it gives up at once
+        (project.dir / "celeryconfig.py").write_text(
+            (project.dir / "celeryconfig.py").read_text()
+            + "broker_connection_retry_on_startup = False\n"
+        )
+        run = subprocess.run(
+            [sys.executable, "-m", "canvas.cli.main", "-A", "tasks", "worker", "-P", "solo"],
+            cwd=project.dir,
+            env=project.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 1
+        assert "Cannot connect to the broker at redis://127.0.0.1:9/0" in run.stderr
+    finally:
+        project.close()
