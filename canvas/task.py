@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -70,6 +71,12 @@ TASK_OPTIONS = frozenset(
         "lazy",
         "filter",
     }
+)
+
+
+#: Celery's task handlers: also accepted as ``@app.task`` options (``on_failure=report``)
+HANDLERS = frozenset(
+    {"before_start", "on_success", "on_failure", "on_retry", "after_return", "on_replace"}
 )
 
 
@@ -136,8 +143,12 @@ class Task:
                 )
             fun = self.run  # a class-based task: its own bound method
             self.bind = False
-        declared = {k for k in dir(type(self)) if not k.startswith("_")}
-        unknown = sorted(set(options) - TASK_OPTIONS - declared)
+        declared = {
+            k
+            for k in dir(type(self))
+            if not k.startswith("_") and not callable(inspect.getattr_static(type(self), k))
+        }
+        unknown = sorted(set(options) - TASK_OPTIONS - HANDLERS - declared)
         if unknown:
             raise TypeError(
                 f"@app.task got unknown option(s) {', '.join(map(repr, unknown))} for "
@@ -161,7 +172,8 @@ class Task:
             default = _default_name(self._app, fun)
         self.name = options.pop("name", None) or default
         for key, value in options.items():
-            setattr(self, key, value)
+            # A handler given as an option is a method of the task, as in Celery (it gets self).
+            setattr(self, key, types.MethodType(value, self) if key in HANDLERS else value)
         try:
             ratelimit.rate(self.rate_limit)
         except ValueError as exc:

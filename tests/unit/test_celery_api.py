@@ -372,3 +372,22 @@ def test_task_store_eager_result_writes_eager_results_to_the_store() -> None:
     result = add.delay(1, 2)
     assert app.backend.get_task_meta(result.id)["result"] == 3
     assert app.backend.get_task_meta(quiet.delay().id)["status"] == "PENDING"
+
+
+def test_a_handler_given_as_an_option_is_a_method_and_methods_are_not_options() -> None:
+    app = _app()
+    seen: list[Any] = []
+
+    def report(self: Task, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        seen.append((self.name, retval))
+
+    @app.task(on_success=report)
+    def one() -> int:
+        return 1
+
+    one.apply()
+    assert seen == [(one.name, 1)]
+    with pytest.raises(TypeError, match="'delay'"):
+
+        @app.task(delay=3)
+        def two() -> None: ...
