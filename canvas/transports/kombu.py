@@ -19,7 +19,9 @@ Guarantees, as ``canvas.transports.base`` promises them:
 RabbitMQ: durable queues, persistent messages. Each queue is declared, on publish and on consume,
 with ``x-dead-letter-exchange: ""`` and ``x-dead-letter-routing-key: <queue>.dlq`` (so dead letters
 made by the broker itself land there too) and ``x-max-priority``; ``<queue>.dlq`` is declared
-plain. A dead consumer's deliveries come back at once. ``prefetch`` is ``basic.qos``.
+plain. A queue that already exists with other arguments (Celery declared it) is used as it is,
+with one warning: the worker's own dead letters still go to ``<queue>.dlq``. A dead consumer's
+deliveries come back at once. ``prefetch`` is ``basic.qos``.
 
 Redis: kombu's lists with ack emulation. A delivery waits in kombu's ``unacked`` hash, scored by
 time in ``unacked_index``; one older than ``visibility_timeout`` goes back to its queue. Kombu
@@ -56,7 +58,7 @@ import time
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -453,6 +455,8 @@ class AMQPTransport(KombuTransport):
             self.options.get("queue_arguments") or {}
         )
         self.delivery_limit = int(self.options.get("delivery_limit") or 0)
+        #: queues declared before canvas with other arguments, used as they are (``_adopt``)
+        self._adopted: set[str] = set()
 
     def arguments(self, queue: str) -> dict[str, Any]:
         """What ``queue`` is declared with (a dead-letter queue takes its queue's type).
@@ -491,14 +495,44 @@ class AMQPTransport(KombuTransport):
         self._declare(channel, dlq, self.arguments(dlq))
 
     def _declare(self, channel: Any, queue: str, arguments: dict[str, Any]) -> None:
+        if not arguments:
+            channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+            return
+        # Probed on a channel of its own: RabbitMQ closes the channel a declaration with other
+        # arguments fails on, and ``channel`` must stay usable.
+        probe = channel.connection.channel()
         try:
-            channel.queue_declare(queue=queue, durable=True, auto_delete=False, arguments=arguments)
+            probe.queue_declare(queue=queue, durable=True, auto_delete=False, arguments=arguments)
         except amqp.exceptions.PreconditionFailed as exc:
-            raise ImproperlyConfigured(
-                f"RabbitMQ already has a queue {queue!r} declared with other arguments than "
-                f"{arguments!r} ({exc}). Delete the queue, or set the transport option "
-                "'max_priority' (or task_default_queue_type) to match it."
-            ) from exc
+            if "x-queue-type" in arguments:
+                # A queue type was asked for (quorum): using the queue as it is would not give it.
+                raise ImproperlyConfigured(
+                    f"RabbitMQ already has a queue {queue!r} declared with other arguments than "
+                    f"{arguments!r} ({exc}). Delete the queue, or set the transport option "
+                    "'max_priority' (or task_default_queue_type) to match it."
+                ) from exc
+            self._adopt(queue, arguments, exc)
+        finally:
+            with suppress(Exception):
+                probe.close()
+
+    def _adopt(self, queue: str, arguments: dict[str, Any], exc: BaseException) -> None:
+        """A queue declared before canvas (by Celery, say) with other arguments: use it as it
+        is, and say once what it lacks. Dead letters still reach ``<queue>.dlq``: the worker
+        publishes them there itself (see ``AMQPConsumer.reject``)."""
+        if queue in self._adopted:
+            return
+        self._adopted.add(queue)
+        logger.warning(
+            "RabbitMQ already has queue %r with other arguments than canvas's %r (%s): using "
+            "it as it is. Messages the broker itself drops are not dead-lettered and priorities "
+            "are as declared; the worker still sends its dead letters to %r. Redeclare the queue "
+            "to get canvas's arguments.",
+            queue,
+            arguments,
+            exc,
+            self.dead_letters(queue),
+        )
 
     def consumer(self, queues: Iterable[str], prefetch: int = 1) -> Consumer:
         return AMQPConsumer(self, queues, prefetch)

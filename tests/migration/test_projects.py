@@ -388,3 +388,37 @@ def test_a_worker_whose_broker_is_down_says_so_once_per_attempt(tmp_path: Path) 
         assert "Cannot connect to the broker at redis://127.0.0.1:9/0" in run.stderr
     finally:
         project.close()
+
+
+def test_a_queue_celery_declared_on_rabbitmq_is_adopted(tmp_path: Path) -> None:
+    import uuid
+
+    from tests.support.servers import AMQP_URL, REDIS_URL, amqp_connection, require_service
+
+    require_service("RabbitMQ", AMQP_URL)
+    queue = f"celery-declared-{uuid.uuid4().hex[:8]}"
+    # Given the queue as Celery declares it: durable, no dead-letter or priority arguments
+    conn = amqp_connection()
+    channel = conn.channel()
+    channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+    project = Project(
+        "rabbit", tmp_path, broker_url=AMQP_URL, result_backend=REDIS_URL, task_default_queue=queue
+    )
+    try:
+        # When a canvas worker starts on it
+        worker = project.worker("tasks", "-P", "solo")
+        tasks = project.load("tasks")
+        # Then it works with the queue as it is, says so once, and dead-letters to <queue>.dlq
+        assert tasks.add.delay(2, 3).get(timeout=30) == 5
+        tasks.refuse.delay()
+        wait_for(
+            lambda: channel.queue_declare(queue=f"{queue}.dlq", passive=True).message_count == 1,
+            30,
+            "the rejected message in the dead-letter queue",
+        )
+        assert worker.output().count(f"RabbitMQ already has queue '{queue}'") == 1
+    finally:
+        project.close()
+        for name in (queue, f"{queue}.dlq"):
+            channel.queue_delete(name)
+        conn.close()
