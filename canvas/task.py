@@ -96,7 +96,7 @@ class Task:
     _app: Canvas | None = None
     acks_late: bool | None = None
     ignore_result: bool | None = None
-    store_errors_even_if_ignored: bool = False
+    store_errors_even_if_ignored: bool | None = None
     track_started: bool | None = None
     autoretry_for: tuple[type[BaseException], ...] = ()
     dont_autoretry_for: tuple[type[BaseException], ...] = ()

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import threading
+import types
 import weakref
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,7 +41,7 @@ from canvas.private import private_dir
 from canvas.request import Request, current_request
 from canvas.result import AsyncResult, EagerResult, GroupResult, from_spec
 from canvas.signature import Signature, signature
-from canvas.task import Task
+from canvas.task import HANDLERS, Task
 from canvas.transports import Transport
 from canvas.transports import create as create_transport
 
@@ -210,6 +211,8 @@ class Canvas:
         for module in (*tuple(self.conf.imports or ()), *tuple(self.conf.include or ())):
             importlib.import_module(module)
         self._run_autodiscover()
+        for task in list(self.tasks.values()):
+            self._annotate(task)  # settings may have been loaded after the tasks were made
         self.on_after_configure.send(sender=self, source=self.conf)
         self.on_after_finalize.send(sender=self)
 
@@ -231,6 +234,7 @@ class Canvas:
             if not (isinstance(base, type) and issubclass(base, _TaskType)):
                 raise TypeError(f"@app.task(base=...) takes a Task subclass, got {base!r}")
             task = base(self, fun, **options)
+            self._annotate(task)
             if options.get("shared"):
                 _shared_tasks.append(task)
             self.tasks[task.name] = task
@@ -247,12 +251,25 @@ class Canvas:
         """The base class of this app's tasks: ``class MyTask(app.Task)`` belongs to this app."""
         return type("Task", (_TaskType,), {"_app": self, "__module__": _TaskType.__module__})
 
+    def _annotate(self, task: _TaskType) -> None:
+        """Celery's ``task_annotations``: a mapping (or a list of them) of task name, or
+        ``'*'``, to attributes to set on the task; a handler (``on_failure``) becomes a method."""
+        annotations = self.conf.task_annotations
+        if not annotations:
+            return
+        for table in annotations if isinstance(annotations, list | tuple) else [annotations]:
+            for key in ("*", task.name):
+                for attr, value in dict(table.get(key) or {}).items():
+                    bound = types.MethodType(value, task) if attr in HANDLERS else value
+                    setattr(task, attr, bound)
+
     def register_task(self, task: _TaskType | type[_TaskType], **options: Any) -> _TaskType:
         """Register a class-based task (``app.register_task(MyTask())``), as Celery does."""
         if isinstance(task, type):
             task = task(self, **options)
         elif task._app is None:
             task.app = self
+        self._annotate(task)
         self.tasks[task.name] = task
         return task
 

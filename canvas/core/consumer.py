@@ -357,7 +357,10 @@ class Handler:
             ignore = task.ignore_result
         if ignore is None:
             ignore = self.app.conf.task_ignore_result
-        if ignore and not (state != states.SUCCESS and task.store_errors_even_if_ignored):
+        keep_errors = task.store_errors_even_if_ignored
+        if keep_errors is None:
+            keep_errors = self.app.conf.task_store_errors_even_if_ignored
+        if ignore and not (state != states.SUCCESS and keep_errors):
             return
         self.app.backend.store(request.id, state, metas.encode(meta))
 

@@ -131,6 +131,8 @@ def build(
     priority = options.get("priority")
     if priority is None and task is not None:
         priority = task.priority
+    if priority is None:
+        priority = app.conf.task_default_priority
     if priority is not None:
         # The broker orders by it; the header gives the worker self.request.delivery_info's.
         headers["priority"] = priority

@@ -391,3 +391,45 @@ def test_a_handler_given_as_an_option_is_a_method_and_methods_are_not_options() 
 
         @app.task(delay=3)
         def two() -> None: ...
+
+
+def test_task_annotations_set_attributes_by_name_and_star() -> None:
+    seen: list[str] = []
+
+    def report(self: Task, exc: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        seen.append(self.name)
+
+    app = _app(
+        task_annotations=[
+            {"*": {"acks_late": True}},
+            {"api.annotated": {"rate_limit": "10/s", "on_failure": report}},
+        ]
+    )
+
+    @app.task(name="api.annotated")
+    def annotated() -> None:
+        raise ValueError("x")
+
+    @app.task(name="api.other")
+    def other() -> None: ...
+
+    assert (annotated.rate_limit, annotated.acks_late) == ("10/s", True)
+    assert (other.rate_limit, other.acks_late) == (None, True)
+    annotated.apply()
+    assert seen == ["api.annotated"]
+
+
+def test_task_default_priority_and_store_errors_settings_are_read() -> None:
+    from canvas.core import messages
+
+    app = _app(task_default_priority=7)
+
+    @app.task
+    def plain() -> None: ...
+
+    @app.task(priority=2)
+    def own() -> None: ...
+
+    assert messages.build(app, plain.name, "id-1", (), {}, {}).headers["priority"] == 7
+    assert messages.build(app, own.name, "id-2", (), {}, {}).headers["priority"] == 2
+    assert plain.store_errors_even_if_ignored is None  # the setting decides, as in Celery
