@@ -189,6 +189,13 @@ class Handler:
         if acks_late:
             if outcome.state == REJECTED:
                 return  # settled by record()
+            if outcome.state == states.FAILURE and not self.acks_on_failure(task):
+                # As in Celery: the failure is recorded, and the message goes to the
+                # dead-letter queue instead of being acked.
+                delivery.reject(
+                    requeue=False, reason="task failed (acks_on_failure_or_timeout off)"
+                )
+                return
             delivery.ack()
 
     def lost(self, request: Request, task: Task, exc: BaseException) -> None:
@@ -201,6 +208,10 @@ class Handler:
             self.finish(request, task, states.FAILURE, Outcome(states.FAILURE, exc=lost), exc=lost)
         except Exception:
             logger.exception("Could not record that %s was lost", shown)
+
+    def acks_on_failure(self, task: Task) -> bool:
+        own = task.acks_on_failure_or_timeout
+        return bool(self.app.conf.task_acks_on_failure_or_timeout if own is None else own)
 
     def soft_limit(self, task: Task, headers: dict[str, Any]) -> float | None:
         limit = headers.get("soft_time_limit") or task.soft_time_limit

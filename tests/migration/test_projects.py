@@ -106,6 +106,14 @@ def test_task_options(project: Project) -> None:
         late.get(timeout=30)
     assert late.state == "REVOKED"
 
+    # acks_on_failure_or_timeout=False (with acks_late): the failed call's message is
+    # dead-lettered rather than acked
+    kept = tasks.keep_on_failure.delay()
+    with pytest.raises(ValueError):
+        kept.get(timeout=30)
+    dlq = f"{tasks.app.conf.task_default_queue}.dlq"
+    wait_for(lambda: tasks.app.transport.size(dlq) == 1, 10, "the failed message in the DLQ")
+
     # shadow_name: the worker's log lines show the shadow name
     shadowed = tasks.report.delay("weekly")
     assert shadowed.get(timeout=30) == "weekly"

@@ -45,3 +45,8 @@ class Shadowed(Task):
 @app.task(base=Shadowed)
 def report(kind):
     return kind
+
+
+@app.task(acks_late=True, acks_on_failure_or_timeout=False)
+def keep_on_failure():
+    raise ValueError("to the dead-letter queue")
