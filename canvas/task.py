@@ -318,12 +318,6 @@ class Task:
         """Send the call to a worker (see Celery's ``apply_async`` for the options)."""
         if self.typing:
             self.check_arguments(args or (), kwargs or {})
-        if self.expires is not None:
-            options.setdefault("expires", self.expires)
-        if "shadow" not in options:
-            shadow = self.shadow_name(args or (), kwargs or {}, options)
-            if shadow:
-                options["shadow"] = shadow
         sig = Signature(self.name, app=self.app)
         return cast("AsyncResult", self.app.send_canvas(sig, args, kwargs, **options))
 

@@ -91,8 +91,12 @@ def build(
     eta = protocol.to_epoch(options.get("eta"), now)
     if eta is None and options.get("countdown") is not None:
         eta = now + float(options["countdown"])
-    expires = protocol.to_epoch(options.get("expires"), now)
     task = app.tasks.get(task_name)
+    # A task's own ``expires`` and ``shadow_name`` apply however the call is sent (delay, a
+    # signature, a workflow node), as Celery's task defaults do.
+    expires = protocol.to_epoch(
+        options.get("expires", task.expires if task is not None else None), now
+    )
     serializer = options.get("serializer") or (task.serializer if task else None)
     body, content_type = protocol.encode_body(args, kwargs, serializer or app.conf.task_serializer)
     limit = app.conf.task_max_payload_bytes
@@ -119,6 +123,10 @@ def build(
     for key in ("time_limit", "soft_time_limit", "ignore_result", "group", "shadow"):
         if options.get(key) is not None:
             headers[key] = options[key]
+    if "shadow" not in headers and task is not None:
+        shadow = task.shadow_name(args, kwargs, options)
+        if shadow:
+            headers["shadow"] = shadow
     stamped = list(options.get(STAMPED_HEADERS) or ())
     if stamped:
         # Celery's two headers: the names, and each stamp's value by name.

@@ -100,11 +100,12 @@ def test_task_options(project: Project) -> None:
 
     # expires as a class attribute: a call that waits behind a slow one past it is revoked
     blocker = [tasks.slow.delay(), tasks.slow.delay()]
-    late = tasks.perishable.delay()
+    late = [tasks.perishable.delay(), tasks.perishable.s().delay()]  # a task, a signature
     assert [r.get(timeout=30) for r in blocker] == ["slow", "slow"]
-    with pytest.raises(Exception, match="expired|revoked"):
-        late.get(timeout=30)
-    assert late.state == "REVOKED"
+    for handle in late:
+        with pytest.raises(Exception, match="expired|revoked"):
+            handle.get(timeout=30)
+        assert handle.state == "REVOKED"
 
     # acks_on_failure_or_timeout=False (with acks_late): the failed call's message is
     # dead-lettered rather than acked
@@ -115,7 +116,7 @@ def test_task_options(project: Project) -> None:
     wait_for(lambda: tasks.app.transport.size(dlq) == 1, 10, "the failed message in the DLQ")
 
     # shadow_name: the worker's log lines show the shadow name
-    shadowed = tasks.report.delay("weekly")
+    shadowed = tasks.report.s("weekly").delay()
     assert shadowed.get(timeout=30) == "weekly"
     wait_for(
         lambda: f"Task report:weekly[{shadowed.id}] succeeded" in project.logs(),
