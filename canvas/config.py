@@ -51,8 +51,6 @@ DEFAULTS: dict[str, Any] = {
     "task_always_eager": False,
     "task_eager_propagates": False,
     "task_store_eager_result": False,
-    "task_default_retry_delay": 180,
-    "task_max_retries": 3,
     "task_time_limit": None,
     "task_default_rate_limit": None,
     "task_soft_time_limit": None,
