@@ -10,6 +10,7 @@ break other tests. One round runs in the default suite; ``-m chaos`` repeats it 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from canvas.transports.redis_cluster import cluster_client
 
@@ -79,6 +81,32 @@ class LocalCluster:
         pid = int((self.directory / str(port) / "redis.pid").read_text())
         os.kill(pid, signal.SIGKILL)
 
+    def keep_evidence(self, pattern: str, into: Path) -> None:
+        """After a failed round, before the servers go: each node's role, replication offsets,
+        cluster view and the case's keys (type, length), and a copy of each node's log. Says
+        where undelivered messages were (a queue, a processing list, nowhere) and whether a
+        node lost data (a full resync in its log)."""
+        lines = []
+        for port in range(PORT, PORT + 6):
+            client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+            try:
+                info = client.info("replication")
+                offset = info.get("master_repl_offset")
+                lines.append(f"== {port} {info.get('role')} offset={offset}")
+                lines.append(client.execute_command("CLUSTER", "NODES").decode().strip())
+                for key in client.scan_iter(match=pattern, count=1000):
+                    kind = client.type(key).decode()
+                    size = client.llen(key) if kind == "list" else ""
+                    lines.append(f"  {key.decode()} {kind} {size}")
+            except Exception as exc:  # a node killed by the case
+                lines.append(f"== {port} not answering: {exc!r}")
+            finally:
+                client.close()
+            log = self.directory / str(port) / "redis.log"
+            if log.exists():
+                shutil.copy(log, into / f"redis-{port}.log")
+        (into / "cluster-evidence.txt").write_text("\n".join(lines) + "\n")
+
     def owner_changed(self, key: str, old: int) -> bool:
         try:
             return self.primary_of(key) != old
@@ -134,14 +162,21 @@ def _failover_round(local_cluster: LocalCluster, tmp: Path, name: str, target: s
         )
         verdict.assert_ok()
         assert recover < 30, f"the workers took {recover:.1f}s to resume"
+    except BaseException:
+        local_cluster.keep_evidence(f"*{case.queue}*", tmp)
+        raise
     finally:
         case.close()
         client.close()
         local_cluster.run("start")  # the killed server comes back as a replica
 
 
-# Under make chaos only: one round in the full parallel suite (08:59 on 2026-12-03) left the
-# second chord and the probe unconsumed for over 120 s after the failover (being looked into).
+# Under make chaos only: one round in the full parallel suite (08:59 on 2026-12-03) ended with
+# 60 of 193 ids unsettled. The worker did not hang: it ran everything sent after the failover
+# (the second chord's header, the probe, the producer's tasks 55-149). Missing were tasks 2-54,
+# published and confirmed before the kill and waiting in the queue on the killed primary, one
+# of the two chord bodies and six results. Not reproduced since (15 rounds alone, under CPU load);
+# a failed round now keeps the cluster's evidence (see keep_evidence).
 @pytest.mark.chaos
 @pytest.mark.timeout(150)
 def test_a_primary_killed_mid_run_loses_nothing(
