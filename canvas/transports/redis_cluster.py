@@ -15,6 +15,12 @@ queue's tag, so ``reject`` moves a message there in one transaction)::
     <prefix>:{q:<queue>}:consumers          zset   consumer heartbeats, read by the reaper
     <prefix>:{q:<queue>}:prio:<queue>       string set once priorities were used
 
+Redis replicates asynchronously: a primary answers a write before its replica has it, and a
+primary killed in between takes the write with it. So a publish also waits, with ``WAIT``, until
+one replica of the queue's primary acknowledged it (transport option ``replica_wait``, seconds,
+default 2; ``0`` turns the wait off). A replica that does not answer in time is logged, and the
+publish returns: the message is then as safe as Redis's replication makes it.
+
 A consumer of several queues (on several nodes) polls them in turn: a non-blocking ``LMOVE``
 on each, then a short ``BLMOVE`` on one, rotating (see ``RedisConsumer``), so no queue starves
 and no multi-key command spans slots. Its heartbeat is renewed in the registry of each queue's
@@ -24,6 +30,9 @@ single node's: a delivery is moved atomically into a processing list, never in f
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -32,8 +41,10 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
 from canvas.exceptions import ImproperlyConfigured
-from canvas.transports.base import DLQ_SUFFIX
+from canvas.transports.base import DLQ_SUFFIX, OutgoingMessage
 from canvas.transports.redis import RedisTransport
+
+logger = logging.getLogger(__name__)
 
 #: how long a command keeps retrying while a failed primary is replaced (about 10 s in all)
 _RETRIES = 25
@@ -70,8 +81,47 @@ def cluster_client(url: str, **options: Any) -> RedisCluster:
 class RedisClusterTransport(RedisTransport):
     """``RedisTransport`` with one hash-tagged key space per queue (see the module docstring)."""
 
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(url, options)
+        wait = self.options.get("replica_wait", 2.0)
+        try:
+            self.replica_wait = float(wait)
+        except (TypeError, ValueError):
+            raise ImproperlyConfigured(
+                f"broker_transport_options replica_wait={wait!r}: give seconds (0 turns it off)."
+            ) from None
+        self._warned_at = 0.0
+
     def make_client(self) -> Any:
         return cluster_client(self.url)
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        super().publish(messages)
+        if self.replica_wait > 0:
+            self._wait_for_replicas({self.key(m.queue, m.priority) for m in messages})
+
+    def _wait_for_replicas(self, keys: set[str]) -> None:
+        """``WAIT 1`` on each primary written to. The node's pool hands back the connection that
+        just wrote (it is last in, first out), and ``WAIT`` covers that connection's writes."""
+        client: Any = self.client  # a RedisCluster (redis-py leaves these calls untyped)
+        primaries: dict[str, ClusterNode] = {}
+        for key in keys:
+            slot = client.keyslot(key)
+            nodes = client.nodes_manager.slots_cache.get(slot) or []
+            if len(nodes) > 1:  # a primary without replicas has nobody to wait for
+                primaries[nodes[0].name] = nodes[0]
+        for node in primaries.values():
+            acked = client.get_redis_connection(node).execute_command(
+                "WAIT", 1, int(self.replica_wait * 1000)
+            )
+            if not acked and time.monotonic() - self._warned_at > 60:
+                self._warned_at = time.monotonic()
+                logger.warning(
+                    "No replica of %s acknowledged a publish within %.1f s: until one does, "
+                    "a crash of that primary can lose it (replica_wait).",
+                    node.name,
+                    self.replica_wait,
+                )
 
     def where(self) -> str:
         """The nodes of the URL, sorted, without credentials (``urlsplit`` reads no list of

@@ -274,3 +274,30 @@ def test_the_bus_reaches_a_subscriber_on_another_node(transport: RedisClusterTra
     finally:
         subscription.close()
         bus.close()
+
+
+def _wait_calls(client: RedisCluster, node: Any) -> int:
+    stats = client.get_redis_connection(node).info("commandstats")
+    return int(stats.get("cmdstat_wait", {}).get("calls", 0))
+
+
+def test_a_publish_waits_for_a_replica_of_its_queue_s_primary(
+    client: RedisCluster, transport: RedisClusterTransport
+) -> None:
+    # Redis replicates asynchronously: a publish the primary confirmed is lost if the primary
+    # dies before its replica has it, so the publish also waits for one replica (WAIT 1).
+    queue = f"waited-{uuid.uuid4().hex[:6]}"
+    key = transport.key(queue)
+    primary = client.get_node_from_key(key)
+    before = _wait_calls(client, primary)
+    transport.publish([OutgoingMessage(queue, b"body", {"id": "w1", "task": "t"})])
+    transport.publish(
+        [OutgoingMessage(queue, b"body", {"id": f"w{i}", "task": "t"}) for i in range(2, 5)]
+    )
+    assert _wait_calls(client, primary) >= before + 2
+    assert transport.size(queue) == 4
+
+
+def test_a_bad_replica_wait_is_refused_by_name(cluster_url: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match="replica_wait='soon'"):
+        RedisClusterTransport(cluster_url, {"replica_wait": "soon"})
