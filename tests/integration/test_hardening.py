@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from canvas import chain
+from canvas.backends.redis import RedisBackend
 from canvas.core import protocol
 from canvas.exceptions import PayloadTooLarge
 from canvas.transports.base import REASON_HEADER, Delivery, OutgoingMessage
@@ -433,11 +434,23 @@ def test_an_unreadable_parked_message_does_not_stop_the_timer(env: Seed) -> None
 
     seed = env
     space = seed.app.transport.space
-    seed.app.backend.schedule("corrupted:0", time.time() - 1, b"\xc1 not a record", space=space)
+    key = f"corrupted-{uuid.uuid4().hex[:8]}:0"
+    seed.app.backend.schedule(key, time.time() - 1, b"\xc1 not a record", space=space)
     worker = seed.start_worker("-P", "prefork", "-c", "1")
     assert seed.tasks.add.apply_async((2, 2), countdown=0.5).get(timeout=PROMPT) == 4
-    wait_for(lambda: "corrupted:0 is unreadable" in worker.output(), PROMPT, "the log line")
-    assert seed.app.backend.next_due(space=space) is None
+
+    def dropped() -> bool:
+        # On the shared Redis another test's worker (same broker, same space) may be the one
+        # that reads and drops it: then it is gone from the set, logged elsewhere.
+        if f"{key} is unreadable" in worker.output():
+            return True
+        backend = seed.app.backend
+        if isinstance(backend, RedisBackend):
+            zset = f"{backend.prefix}-{{scheduled}}-{space}"
+            return redis.Redis.from_url(backend.url).zscore(zset, key) is None
+        return False
+
+    wait_for(dropped, PROMPT, "the unreadable record to be dropped")
 
 
 def test_a_task_that_exits_its_process_fails_instead_of_being_lost(env: Seed, unique: str) -> None:
