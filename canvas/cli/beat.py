@@ -7,9 +7,7 @@ take over within seconds when it dies (see ``canvas.beat``).
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from types import FrameType
 import click
 
 from canvas.beat.scheduler import Beat, run_beat
+from canvas.cli import pidfile as pidfiles
 from canvas.cli.base import app_from_context
 from canvas.exceptions import ImproperlyConfigured
 
@@ -29,45 +28,16 @@ LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
 
 @contextlib.contextmanager
 def pidfile_lock(path: str | None) -> Iterator[None]:
-    """Write our pid to ``path`` for the run; refuse to start if a live process holds it."""
+    """Write our pid to ``path`` for the run; refuse to start if a live process holds it (the
+    worker's rules, ``canvas.cli.pidfile``: never through a symlink, never a foreign file)."""
     if not path:
         yield
         return
-    pidfile = Path(path)
-    try:
-        fd = os.open(pidfile, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        if _alive(_read_pid(pidfile)):
-            raise click.ClickException(
-                f"pidfile {path} names a running process ({_read_pid(pidfile)}): "
-                "stop it, or give another --pidfile."
-            ) from None
-        pidfile.unlink(missing_ok=True)  # stale: left by a process that died
-        fd = os.open(pidfile, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"{os.getpid()}\n")
+    pidfiles.claim(Path(path))
     try:
         yield
     finally:
-        if _read_pid(pidfile) == os.getpid():
-            pidfile.unlink(missing_ok=True)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno == errno.EPERM
-    return True
+        pidfiles.release(Path(path))
 
 
 @click.command("beat")
