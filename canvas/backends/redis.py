@@ -54,9 +54,9 @@ if #args > 0 then redis.call('HSET', KEYS[1], unpack(args)) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 """
 
-# The done marker makes a node count once as an input of each successor, so a counter equals
-# the number of distinct inputs done, and a node with one input fires without one.
-_COMPLETE = """
+# HMGET of KEYS[1] in chunks (Lua's stack holds a few thousand values); the complete scripts
+# of this store and of the cluster store start with it.
+_HMGET = """
 local function hmget(fields)
   local out = {}
   for i = 1, #fields, 1000 do
@@ -65,6 +65,13 @@ local function hmget(fields)
   end
   return out
 end
+"""
+
+# The done marker makes a node count once as an input of each successor, so a counter equals
+# the number of distinct inputs done, and a node with one input fires without one.
+_COMPLETE = (
+    _HMGET
+    + """
 local node = ARGV[1]
 local successors = redis.call('HGET', KEYS[1], 'n:' .. node)
 if successors and redis.call('HSETNX', KEYS[1], 'd:' .. node, '1') == 0 then return {} end
@@ -96,6 +103,7 @@ for k, id in ipairs(fired) do
 end
 return out
 """
+)
 
 # Replace a join's record; fire it now if every input is done already (c: counts them: a join
 # stored with OPEN_JOIN inputs counts without ever firing). The o: order is kept if present.

@@ -48,7 +48,7 @@ from redis.typing import EncodableT
 
 from canvas import states
 from canvas.backends.base import Backend, Fired
-from canvas.backends.redis import RedisBackend, _encode, _ms
+from canvas.backends.redis import _HMGET, RedisBackend, _encode, _ms
 from canvas.transports.redis_cluster import cluster_client
 
 # Step 1 of complete (see the module docstring): the single-node script without the meta key,
@@ -57,15 +57,9 @@ from canvas.transports.redis_cluster import cluster_client
 # written already (nothing to do), 1 when it must be written and marked, 2 for a task outside any
 # stored workflow; n successors fired; when n > 0, the metas of pending nodes (their workers are
 # between steps 1 and 3), which the caller writes before it reads the successors' inputs.
-_COMPLETE_WORKFLOW = """
-local function hmget(fields)
-  local out = {}
-  for i = 1, #fields, 1000 do
-    local part = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
-    for j = 1, #part do out[#out + 1] = part[j] end
-  end
-  return out
-end
+_COMPLETE_WORKFLOW = (
+    _HMGET
+    + """
 local node = ARGV[1]
 local successors = redis.call('HGET', KEYS[1], 'n:' .. node)
 if not successors then return {2, 0} end
@@ -111,6 +105,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
 end
 return out
 """
+)
 
 # Step 3: the node's meta is in its own key; it leaves the pending set.
 _MARK_WRITTEN = """
