@@ -405,14 +405,8 @@ class Worker(Operated):
         are forked later (and again when one dies), and a fork while a beat thread holds a lock
         or a connection left children that never consumed and a worker that ignored SIGTERM."""
         self.beat_started = time.monotonic()
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)  # as in _spawn
-        try:
-            pid = os.fork()
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            raise
+        pid, held = _fork_holding_stop_signals()
         if pid:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             self.beat_pid = pid
             return
         code = 0
@@ -613,17 +607,8 @@ class Worker(Operated):
     def _spawn(self, slot: int) -> None:
         self.terminate_flags[slot] = 0
         ours, theirs = Link.pair()
-        # Stop signals are held from before the fork until the child has its own handlers: one
-        # sent at once (pool_shrink right after pool_grow) would otherwise meet the handler
-        # inherited from the supervisor, which ignores it, and the process would never stop.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-        try:
-            pid = os.fork()
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            raise
+        pid, _ = _fork_holding_stop_signals()
         if pid:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             theirs.close()
             self.children[pid] = (slot, time.monotonic())
             self.links[pid] = ours
@@ -831,6 +816,25 @@ def _shutting_down(hostname: str, signum: int) -> None:
     signals.worker_shutting_down.send(
         sender=hostname, sig=signal.Signals(signum).name, how="Warm", exitcode=0
     )
+
+
+def _fork_holding_stop_signals() -> tuple[int, set[int | signal.Signals]]:
+    """``os.fork()`` with the stop signals held across it: ``(pid, the mask before)``.
+
+    The parent gets its mask back at once; the child keeps the signals pending until it has
+    installed its own handlers and restores the mask itself. A signal sent at once (pool_shrink
+    right after pool_grow) would otherwise meet the handler inherited from the supervisor, which
+    ignores it, and the process would never stop.
+    """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return pid, held
 
 
 def _describe_status(status: int) -> str:
