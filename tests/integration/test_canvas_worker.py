@@ -15,7 +15,6 @@ step. Waits are on conditions with deadlines, never sleeps.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import signal
@@ -30,8 +29,6 @@ from typing import Any
 
 import msgpack
 import pytest
-import redis
-from kombu.connection import Connection
 
 from canvas import Canvas, GroupResult, chain, chord, dag, group, signals
 from canvas.core import complete, dispatch, messages
@@ -45,6 +42,7 @@ from tests.support.servers import (
     check_redis,
     redis_db,
 )
+from tests.support.worker_harness import clean_up_after
 
 pytestmark = pytest.mark.integration
 
@@ -168,36 +166,6 @@ def _stop_worker(harness: Harness) -> None:
             process.wait(timeout=15)
 
 
-def _clean_up(harness: Harness, broker: str | None, backend: str | None) -> None:
-    app = harness.app
-    ids: list[str] = []
-    workflows: set[str] = set()
-    for result in harness.sent:
-        view = result.workflow
-        workflows.add(view.id)
-        ids.extend(n.node.id for n in view.nodes())
-        ids.append(result.id)
-    with contextlib.suppress(Exception):
-        app.backend.forget(ids)
-    if backend and backend.startswith("redis"):
-        client = redis.Redis.from_url(backend)
-        for workflow_id in workflows:
-            client.delete(f"canvas-workflow-{{{workflow_id}}}")
-        client.close()
-    queue = str(app.conf.task_default_queue)
-    if broker and broker.startswith("amqp"):
-        with Connection(broker) as conn:
-            channel = conn.channel()
-            for name in (queue, queue + ".dlq"):
-                with contextlib.suppress(Exception):
-                    channel.queue_delete(name)
-    elif broker:
-        for name in (queue, queue + ".dlq"):
-            with contextlib.suppress(Exception):
-                app.transport.purge(name)
-    app.close()
-
-
 @pytest.fixture(scope="module", params=list(PAIRS))
 def h(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -216,7 +184,7 @@ def h(
         yield harness
     finally:
         _stop_worker(harness)
-        _clean_up(harness, broker, backend)
+        clean_up_after(harness.app, harness.sent, broker)
         shown = [f"{k} {v:.2f}s" for k, v in harness.timings.items()]
         shown += [f"{k} {v}" for k, v in harness.figures.items()]
         sys.stderr.write(f"\n[{request.param}] {', '.join(shown)}\n")

@@ -12,7 +12,6 @@ and late deliveries), taken from that module and run here with this module's har
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -22,10 +21,11 @@ import amqp.exceptions
 import pytest
 from kombu.connection import Connection
 
-from canvas.transports.redis_cluster import RedisClusterTransport, cluster_client
+from canvas.transports.redis_cluster import RedisClusterTransport
 from tests.integration import test_canvas_worker as single
 from tests.support.redis_cluster import start_cluster
 from tests.support.servers import AMQP_URL, check_amqp
+from tests.support.worker_harness import clean_up_after
 
 pytestmark = pytest.mark.integration
 
@@ -83,39 +83,9 @@ def h(
         yield harness
     finally:
         single._stop_worker(harness)
-        _clean_up(harness, quorum)
+        clean_up_after(harness.app, harness.sent, AMQP_URL if quorum else None)
         shown = [f"{k} {v:.2f}s" for k, v in harness.timings.items()]
         sys.stderr.write(f"\n[{request.param}] {', '.join(shown)}\n")
-
-
-def _clean_up(harness: Harness, quorum: bool) -> None:
-    app = harness.app
-    ids: list[str] = []
-    workflows: set[str] = set()
-    for result in harness.sent:
-        with contextlib.suppress(Exception):
-            view = result.workflow
-            workflows.add(view.id)
-            ids.extend(n.node.id for n in view.nodes())
-        ids.append(result.id)
-    with contextlib.suppress(Exception):
-        app.backend.forget(ids)
-    client = cluster_client(str(app.backend.url))
-    for workflow_id in workflows:
-        client.delete(app.backend._workflow_key(workflow_id))  # type: ignore[attr-defined]
-    client.close()
-    queue = str(app.conf.task_default_queue)
-    if quorum:
-        with Connection(AMQP_URL) as conn:
-            channel = conn.channel()
-            for name in (queue, queue + ".dlq"):
-                with contextlib.suppress(Exception):
-                    channel.queue_delete(name)
-    else:
-        for name in (queue, queue + ".dlq"):
-            with contextlib.suppress(Exception):
-                app.transport.purge(name)
-    app.close()
 
 
 def test_the_queue_is_of_the_kind_asked_for(h: Harness) -> None:

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from kombu.connection import Connection
 
 from canvas import Canvas
+from canvas.backends.redis import RedisBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 CANVAS = str(Path(sys.executable).with_name("canvas"))
@@ -106,34 +106,39 @@ class WorkerHarness:
 
     def clean_up(self) -> None:
         """Forget what the tests wrote, delete the session's queues, close the app."""
-        app = self.app
-        ids: list[str] = []
-        workflows: set[str] = set()
-        for result in self.sent:
-            with contextlib.suppress(Exception):
-                view = result.workflow
-                workflows.add(view.id)
-                ids.extend(n.node.id for n in view.nodes())
-            ids.append(result.id)
+        clean_up_after(self.app, self.sent, self.broker)
+
+
+def clean_up_after(app: Canvas, sent: list[Any], broker: str | None) -> None:
+    """Forget the results of ``sent`` and their workflows, drop the default queue and its
+    dead letters, close ``app``: what a test session of real workers leaves behind."""
+    ids: list[str] = []
+    workflows: set[str] = set()
+    for result in sent:
         with contextlib.suppress(Exception):
-            app.backend.forget([i for i in ids if i])
-        if self.backend and self.backend.startswith("redis"):
-            client = redis.Redis.from_url(self.backend)
-            for workflow_id in workflows:
-                client.delete(f"canvas-workflow-{{{workflow_id}}}")
-            client.close()
-        queue = str(app.conf.task_default_queue)
-        if self.broker and self.broker.startswith("amqp"):
-            with Connection(self.broker) as conn:
-                channel = conn.channel()
-                for name in (queue, queue + ".dlq"):
-                    with contextlib.suppress(Exception):
-                        channel.queue_delete(name)
-        elif self.broker:
+            view = result.workflow
+            workflows.add(view.id)
+            ids.extend(n.node.id for n in view.nodes())
+        ids.append(result.id)
+    with contextlib.suppress(Exception):
+        app.backend.forget([i for i in ids if i])
+    store = app.backend
+    if isinstance(store, RedisBackend):  # a workflow's hash has no expiry of its own to wait on
+        client = store._conn().client
+        for workflow_id in workflows:
+            client.delete(store._workflow_key(workflow_id))
+    queue = str(app.conf.task_default_queue)
+    if broker and broker.startswith("amqp"):
+        with Connection(broker) as conn:
+            channel = conn.channel()
             for name in (queue, queue + ".dlq"):
                 with contextlib.suppress(Exception):
-                    app.transport.purge(name)
-        app.close()
+                    channel.queue_delete(name)
+    elif broker:
+        for name in (queue, queue + ".dlq"):
+            with contextlib.suppress(Exception):
+                app.transport.purge(name)
+    app.close()
 
 
 def start(
