@@ -21,7 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from canvas import states
 from canvas.backends.celery_api import CeleryResultAPI
@@ -56,6 +56,9 @@ class Fired:
 
 class Backend(CeleryResultAPI, ABC):
     """A result store chosen by URL scheme (see ``canvas.backends``), with Celery's methods."""
+
+    #: the options this store reads (``result_backend_transport_options`` may set them)
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"expires"})
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = url
@@ -157,8 +160,9 @@ class Backend(CeleryResultAPI, ABC):
 
     # -- counters ----------------------------------------------------------------------------
     @abstractmethod
-    def incr(self, key: str, ttl: float) -> int:
-        """Atomically add one to a counter that expires ``ttl`` seconds after its first use."""
+    def incr(self, key: str, ttl: float, by: int = 1) -> int:
+        """Atomically add ``by`` (one) to a counter that expires ``ttl`` seconds after its first
+        use, and return the new value."""
 
     def claim_node(
         self, workflow_id: str, node_id: str, key: str, ttl: float

@@ -208,14 +208,14 @@ class MemoryBackend(Backend):
                 del self._leases[name]
 
     # -- counters ----------------------------------------------------------------------------
-    def incr(self, key: str, ttl: float) -> int:
+    def incr(self, key: str, ttl: float, by: int = 1) -> int:
         with self._lock:
             now = time.monotonic()
             value, expires_at = self._counters.get(key, (0, now + ttl))
             if expires_at <= now:
                 value, expires_at = 0, now + ttl
-            self._counters[key] = (value + 1, expires_at)
-            return value + 1
+            self._counters[key] = (value + by, expires_at)
+            return value + by
 
     # -- revokes -----------------------------------------------------------------------------
     def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:

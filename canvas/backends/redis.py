@@ -255,6 +255,8 @@ class RedisBackend(Backend):
         "revoke": _REVOKE,
     }
 
+    OPTIONS: ClassVar[frozenset[str]] = Backend.OPTIONS | {"prefix"}
+
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
         self.prefix: str = str(self.options.get("prefix", "canvas"))
@@ -484,10 +486,10 @@ class RedisBackend(Backend):
         self._conn().scripts["release"](keys=[f"{self.prefix}-lease-{name}"], args=[owner])
 
     # -- counters ----------------------------------------------------------------------------
-    def incr(self, key: str, ttl: float) -> int:
+    def incr(self, key: str, ttl: float, by: int = 1) -> int:
         name = f"{self.prefix}-counter-{key}"
         pipe = self._conn().client.pipeline(transaction=False)
-        pipe.incr(name)
+        pipe.incrby(name, by)
         pipe.pexpire(name, _ms(ttl), nx=True)
         value, _ = pipe.execute()
         return int(value)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -184,6 +184,8 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 
 class SQLBackend(Backend):
     """Task metas, workflows, delayed messages, leases and counters in seven tables."""
+
+    OPTIONS: ClassVar[frozenset[str]] = Backend.OPTIONS | {"prefix", "cleanup_every"}
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -592,16 +594,16 @@ class SQLBackend(Backend):
             conn.execute(sa.delete(lease).where(lease.c.name == name, lease.c.owner == owner))
 
     # -- counters ----------------------------------------------------------------------------
-    def incr(self, key: str, ttl: float) -> int:
+    def incr(self, key: str, ttl: float, by: int = 1) -> int:
         c = self.tables.counters
         with self._write() as conn:
             now = time.time()
             expired = c.c.expires_at <= now
-            stmt = self._insert(c).values(key=key, value=1, expires_at=now + ttl)
+            stmt = self._insert(c).values(key=key, value=by, expires_at=now + ttl)
             stmt = stmt.on_conflict_do_update(
                 index_elements=[c.c.key],
                 set_={
-                    "value": sa.case((expired, 1), else_=c.c.value + 1),
+                    "value": sa.case((expired, by), else_=c.c.value + by),
                     "expires_at": sa.case((expired, now + ttl), else_=c.c.expires_at),
                 },
             )

@@ -31,6 +31,7 @@ from canvas.core.execute import (
 )
 from canvas.core.messages import Lineage
 from canvas.core.monitor import TaskMonitor
+from canvas.core.outage import is_outage
 from canvas.exceptions import (
     PayloadTooLarge,
     SoftTimeLimitExceeded,
@@ -78,9 +79,21 @@ class Handler:
         self.max_payload = int(app.conf.task_max_payload_bytes or 0)
         #: (workflow, node id, spec) of the delivery being handled, read when it was claimed
         self.claimed: tuple[str, str, bytes | None] | None = None
+        #: the delivery counter that the delivery being handled added one to, if any
+        self.counted: str | None = None
 
     def handle(self, delivery: Delivery) -> None:
-        self.claimed = None
+        """Run one delivery. An outage that stops it takes back its count of deliveries (see
+        ``canvas.core.outage``) before the error reaches the worker, which requeues it."""
+        self.claimed = self.counted = None
+        try:
+            self._handle(delivery)
+        except Exception as exc:
+            if self.counted is not None and is_outage(exc):
+                self._uncount(self.counted)
+            raise
+
+    def _handle(self, delivery: Delivery) -> None:
         if delivery.error is not None:
             return self.dead_letter(delivery, f"cannot decode message: {delivery.error}")
         try:
@@ -566,8 +579,17 @@ class Handler:
         return True
 
     def _too_many(self, task_id: str) -> bool:
-        count = self.app.backend.incr(f"deliveries:{task_id}", self.app.conf.result_expires)
+        key = f"deliveries:{task_id}"
+        count = self.app.backend.incr(key, self.app.conf.result_expires)
+        self.counted = key
         return count >= self.max_deliveries
+
+    def _uncount(self, key: str) -> None:
+        """Best effort: a store that is down for this write too leaves one count standing."""
+        try:
+            self.app.backend.incr(key, self.app.conf.result_expires, by=-1)
+        except Exception as exc:
+            logger.debug("Could not take back the delivery count %s: %s", key, exc)
 
 
 def release_due(app: Canvas, now: float, lease: float = 30.0) -> int:

@@ -160,8 +160,8 @@ class SecureBackend(Backend):
         count, spec = self.inner.claim_node(workflow_id, node_id, key, ttl)
         return count, None if spec is None else self._spec(workflow_id, node_id, spec)
 
-    def incr(self, key: str, ttl: float) -> int:
-        return self.inner.incr(key, ttl)
+    def incr(self, key: str, ttl: float, by: int = 1) -> int:
+        return self.inner.incr(key, ttl, by)
 
     def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:
         # Revoked ids are not secret, and a forged one can only stop a task from running.

@@ -354,6 +354,10 @@ class BackendContract:
         assert backend.incr(short, 0.2) == 2
         _until(lambda: backend.incr(short, 0.2) == 1)  # its first use started the ttl
 
+    def test_incr_by_takes_a_count_back(self, backend: Backend) -> None:
+        key = _uid()
+        assert [backend.incr(key, 60, by=n) for n in (1, 1, -1, 0)] == [1, 2, 1, 1]
+
     def test_claim_node_counts_claims_and_reads_the_spec(self, backend: Backend) -> None:
         wf, a = _uid(), _uid()
         backend.save_workflow(wf, [_node(a, ())], b"info")
