@@ -59,7 +59,6 @@ NOT_NEEDED: dict[str, str] = {
         "store errors are retried by the worker, which requeues the message"
     ),
     "result_backend_thread_safe": "each thread may share the process's store connection",
-    "result_backend_transport_options": "the store takes its options from its URL",
     "result_cache_max": "a handle caches its own final state only",
     "result_chord_join_timeout": (
         "chords are joined by an atomic store operation, never by polling"

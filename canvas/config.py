@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "broker_confirm": True,
     "result_backend": None,
     "result_expires": 86400.0,
+    # options the result store reads (Redis: prefix; Redis Cluster: replica_wait, seconds)
+    "result_backend_transport_options": {},
     "result_serializer": "msgpack",
     "result_extended": False,
     # a result larger than this (encoded) is stored as a FAILURE saying so (0: no limit)

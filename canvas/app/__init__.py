@@ -500,9 +500,17 @@ class Canvas:
         return backend
 
     def _open_backend(self) -> Backend:
-        backend = self._secured(
-            create_backend(self.backend_url, {"expires": self.conf.result_expires})
-        )
+        options = dict(self.conf.result_backend_transport_options or {})
+        backend = create_backend(self.backend_url, {**options, "expires": self.conf.result_expires})
+        unread = sorted(set(options) - type(backend).OPTIONS)
+        if unread:
+            logger.warning(
+                "result_backend_transport_options: %s not read by the %s store (it reads %s)",
+                ", ".join(map(repr, unread)),
+                type(backend).__name__,
+                ", ".join(sorted(type(backend).OPTIONS - {"expires"})) or "none",
+            )
+        backend = self._secured(backend)
         backend.records = metas  # Celery's store_result/mark_as_* write the engine's records
         return backend
 

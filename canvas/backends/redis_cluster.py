@@ -47,9 +47,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 from canvas import states
-from canvas.backends.base import Backend, Fired
+from canvas.backends.base import Backend, Fired, NodeRecord
 from canvas.backends.redis import _HMGET, RedisBackend, _encode, _ms
-from canvas.transports.redis_cluster import cluster_client
+from canvas.transports.redis_cluster import ReplicaWait, cluster_client
 
 # Step 1 of complete (see the module docstring): the single-node script without the meta key,
 # which keeps the meta in the hash (v:) and the node in the workflow's pending set until step 3.
@@ -150,6 +150,14 @@ class RedisClusterBackend(RedisBackend):
         "store": _STORE,
     }
 
+    OPTIONS: ClassVar[frozenset[str]] = RedisBackend.OPTIONS | {"replica_wait"}
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(url, options)
+        self.replica_wait = ReplicaWait(
+            self.options.get("replica_wait"), "result_backend_transport_options", "a result"
+        )
+
     def make_client(self) -> Any:
         return cluster_client(self.url)
 
@@ -161,8 +169,20 @@ class RedisClusterBackend(RedisBackend):
         return _encode(status, b"") if self.is_ready(status) else b""
 
     def store(self, task_id: str, status: str, meta: bytes) -> None:
+        """A ready meta also waits for a replica: the worker acks the message next, and a
+        primary that dies before its replica has the meta would take the outcome with it."""
         args: list[EncodableT] = [_encode(status, meta), _ms(self.expires), self._notice(status)]
-        self._conn().scripts["store"](keys=[self._meta_key(task_id)], args=args)
+        key = self._meta_key(task_id)
+        conn = self._conn()
+        conn.scripts["store"](keys=[key], args=args)
+        if self.is_ready(status):
+            self.replica_wait(conn.client, [key])
+
+    def save_workflow(self, workflow_id: str, nodes: Sequence[NodeRecord], info: bytes) -> None:
+        """Saved before its first nodes are published, and waited for like them: a node whose
+        workflow record is lost would finish as a plain task and wire nothing after it."""
+        super().save_workflow(workflow_id, nodes, info)
+        self.replica_wait(self._conn().client, [self._workflow_key(workflow_id)])
 
     def get(self, task_ids: Sequence[str]) -> list[bytes | None]:
         if not task_ids:
@@ -207,7 +227,8 @@ class RedisClusterBackend(RedisBackend):
         self._conn().scripts["store_first"](keys=[self._meta_key(task_id)], args=args)
 
     def complete(self, workflow_id: str, node_id: str, status: str, meta: bytes) -> list[Fired]:
-        """Three steps, each idempotent (see the module docstring)."""
+        """Three steps, each idempotent (see the module docstring), then a wait for a replica of
+        each primary written to (the worker acks the node's message next)."""
         conn = self._conn()
         keys = self._workflow_keys(workflow_id)
         value = _encode(status, meta)
@@ -215,12 +236,16 @@ class RedisClusterBackend(RedisBackend):
         reply: list[Any] = conn.scripts["complete_workflow"](keys=keys, args=args)
         step, count = int(reply[0]), int(reply[1])
         fired = [Fired(reply[i].decode(), reply[i + 1]) for i in range(2, 2 + 2 * count, 2)]
+        written = [keys[0]]
         # Inputs of what fired whose workers are between steps 1 and 3: their metas first.
         for i in range(2 + 2 * count, len(reply), 2):
-            pending = reply[i + 1]
-            self._store_first(reply[i].decode(), pending, pending.partition(b"\n")[0].decode())
+            pending, pending_id = reply[i + 1], reply[i].decode()
+            self._store_first(pending_id, pending, pending.partition(b"\n")[0].decode())
+            written.append(self._meta_key(pending_id))
         if step:
             self._store_first(node_id, value, status)
+            written.append(self._meta_key(node_id))
         if step == 1:
             conn.scripts["mark_written"](keys=keys, args=[node_id])
+        self.replica_wait(conn.client, written)
         return fired

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -78,50 +78,62 @@ def cluster_client(url: str, **options: Any) -> RedisCluster:
     )
 
 
+class ReplicaWait:
+    """``WAIT 1`` on each primary a write went to, up to ``seconds`` (0: no wait).
+
+    The node's pool hands back the connection that just wrote (it is last in, first out), and
+    ``WAIT`` covers that connection's writes. A replica that does not answer in time is logged,
+    once a minute at most, and the write stands as safe as Redis's replication makes it.
+    """
+
+    def __init__(self, value: Any, setting: str, what: str) -> None:
+        try:
+            self.seconds = float(2.0 if value is None else value)
+        except (TypeError, ValueError):
+            raise ImproperlyConfigured(
+                f"{setting} replica_wait={value!r}: give seconds (0 turns it off)."
+            ) from None
+        self.what = what
+        self._warned_at = 0.0
+
+    def __call__(self, client: Any, keys: Iterable[str]) -> None:
+        if self.seconds <= 0:
+            return
+        primaries: dict[str, ClusterNode] = {}
+        for key in keys:
+            nodes = client.nodes_manager.slots_cache.get(client.keyslot(key)) or []
+            if len(nodes) > 1:  # a primary without replicas has nobody to wait for
+                primaries[nodes[0].name] = nodes[0]
+        for node in primaries.values():
+            acked = client.get_redis_connection(node).execute_command(
+                "WAIT", 1, int(self.seconds * 1000)
+            )
+            if not acked and time.monotonic() - self._warned_at > 60:
+                self._warned_at = time.monotonic()
+                logger.warning(
+                    "No replica of %s acknowledged %s within %.1f s: until one does, "
+                    "a crash of that primary can lose it (replica_wait).",
+                    node.name,
+                    self.what,
+                    self.seconds,
+                )
+
+
 class RedisClusterTransport(RedisTransport):
     """``RedisTransport`` with one hash-tagged key space per queue (see the module docstring)."""
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
-        wait = self.options.get("replica_wait", 2.0)
-        try:
-            self.replica_wait = float(wait)
-        except (TypeError, ValueError):
-            raise ImproperlyConfigured(
-                f"broker_transport_options replica_wait={wait!r}: give seconds (0 turns it off)."
-            ) from None
-        self._warned_at = 0.0
+        self.replica_wait = ReplicaWait(
+            self.options.get("replica_wait"), "broker_transport_options", "a publish"
+        )
 
     def make_client(self) -> Any:
         return cluster_client(self.url)
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         super().publish(messages)
-        if self.replica_wait > 0:
-            self._wait_for_replicas({self.key(m.queue, m.priority) for m in messages})
-
-    def _wait_for_replicas(self, keys: set[str]) -> None:
-        """``WAIT 1`` on each primary written to. The node's pool hands back the connection that
-        just wrote (it is last in, first out), and ``WAIT`` covers that connection's writes."""
-        client: Any = self.client  # a RedisCluster (redis-py leaves these calls untyped)
-        primaries: dict[str, ClusterNode] = {}
-        for key in keys:
-            slot = client.keyslot(key)
-            nodes = client.nodes_manager.slots_cache.get(slot) or []
-            if len(nodes) > 1:  # a primary without replicas has nobody to wait for
-                primaries[nodes[0].name] = nodes[0]
-        for node in primaries.values():
-            acked = client.get_redis_connection(node).execute_command(
-                "WAIT", 1, int(self.replica_wait * 1000)
-            )
-            if not acked and time.monotonic() - self._warned_at > 60:
-                self._warned_at = time.monotonic()
-                logger.warning(
-                    "No replica of %s acknowledged a publish within %.1f s: until one does, "
-                    "a crash of that primary can lose it (replica_wait).",
-                    node.name,
-                    self.replica_wait,
-                )
+        self.replica_wait(self.client, {self.key(m.queue, m.priority) for m in messages})
 
     def where(self) -> str:
         """The nodes of the URL, sorted, without credentials (``urlsplit`` reads no list of

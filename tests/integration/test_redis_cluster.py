@@ -6,6 +6,7 @@ failure to start fails the tests). Every test uses names of its own, so runs may
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from redis.cluster import RedisCluster
 
+from canvas import Canvas
 from canvas.backends import NodeRecord
 from canvas.backends import create as create_backend
 from canvas.backends.redis_cluster import RedisClusterBackend
@@ -296,6 +298,57 @@ def test_a_publish_waits_for_a_replica_of_its_queue_s_primary(
     )
     assert _wait_calls(client, primary) >= before + 2
     assert transport.size(queue) == 4
+
+
+def test_a_completion_waits_for_a_replica_of_each_primary_it_wrote_to(
+    client: RedisCluster, store: RedisClusterBackend
+) -> None:
+    # The worker acks a node's message after complete(): a primary that died before its replica
+    # had the outcome would take it with it, so the outcome waits as a publish does.
+    workflow, member = next(
+        (w, "m0")
+        for w in (uuid.uuid4().hex for _ in range(100))
+        if client.get_node_from_key(store._workflow_key(w)).name
+        != client.get_node_from_key(store._meta_key("m0")).name
+    )
+    _chord(store, workflow, 1)
+    primaries = [
+        client.get_node_from_key(store._workflow_key(workflow)),
+        client.get_node_from_key(store._meta_key(member)),
+    ]
+    before = [_wait_calls(client, node) for node in primaries]
+    assert [f.id for f in store.complete(workflow, member, "SUCCESS", b"1")] == ["body"]
+    after = [_wait_calls(client, node) for node in primaries]
+    assert all(a >= b + 1 for a, b in zip(after, before, strict=True)), (before, after)
+
+
+def test_a_ready_result_waits_for_a_replica_and_progress_does_not(
+    client: RedisCluster, store: RedisClusterBackend
+) -> None:
+    task = uuid.uuid4().hex
+    primary = client.get_node_from_key(store._meta_key(task))
+    before = _wait_calls(client, primary)
+    store.store(task, "PROGRESS", b"half")
+    assert _wait_calls(client, primary) == before
+    store.store(task, "SUCCESS", b"done")
+    assert _wait_calls(client, primary) == before + 1
+
+
+def test_the_store_takes_replica_wait_from_result_backend_transport_options(
+    cluster_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = Canvas(
+        "replica-wait",
+        broker="memory://",
+        backend=cluster_url,
+        result_backend_transport_options={"replica_wait": 0.5, "retry_policy": {}},
+        set_as_current=False,
+    )
+    with caplog.at_level(logging.WARNING, logger="canvas"):
+        backend = app.backend
+    assert isinstance(backend, RedisClusterBackend) and backend.replica_wait.seconds == 0.5
+    assert "'retry_policy' not read by the RedisClusterBackend store" in caplog.text
+    backend.close()
 
 
 def test_a_bad_replica_wait_is_refused_by_name(cluster_url: str) -> None:
