@@ -36,7 +36,7 @@ from canvas.core.remote import ControlServer
 from canvas.core.revoked import Revoked, StateDB, revoke_expires
 from canvas.core.worker_state import WorkerState
 from canvas.events.dispatcher import EventDispatcher
-from canvas.exceptions import TaskRevokedError
+from canvas.exceptions import TaskRevokedError, WorkerLostError
 from canvas.request import Request
 
 if TYPE_CHECKING:
@@ -288,19 +288,26 @@ class Operated:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
-    def process_gone(self, pid: int, slot: int) -> bool:
-        """A pool process died: settle what it was terminated for; whether to replace it."""
+    def process_gone(self, pid: int, slot: int, how: str = "") -> bool:
+        """A pool process died (``how``: "signal 9 (SIGKILL)", say): settle what it was
+        terminated for, or the acked call it was running; whether to replace it."""
         link = self.links.pop(pid, None)
         if link is not None:
             self.read_reports(link)  # its last reports, written before it died
             link.close()
-        self.state.process_died(pid)
+        running = self.state.process_died(pid)
         terminated = self.terminating.pop(pid, None)
         self.terminate_flags[slot] = 0
         if terminated is not None:
             infos, signum, _ = terminated
             for info in infos:
                 self._record_terminated(info, signum)
+        else:
+            # Its message was acked when it started (acks_late off): nothing will run it again,
+            # so its caller must hear that it was lost (a late-acked one comes back instead).
+            for info in running:
+                if info.get("acknowledged"):
+                    self._record_lost(info, how or "unknown cause", slot)
         if slot in self.retiring:
             self.retiring.discard(slot)
             return False
@@ -308,28 +315,8 @@ class Operated:
 
     def _record_terminated(self, info: dict[str, Any], signum: str) -> None:
         task_id, name = str(info.get("id")), str(info.get("name"))
-        workflow = info.get("workflow")
-        try:
-            stored = metas.decode(self.app.backend.get([task_id])[0])
-            if stored and stored.get("status") in states.READY_STATES:
-                return  # it finished before the signal landed
-            exc = TaskRevokedError(f"{name}[{task_id}] terminated by {signum}")
-            meta = metas.make_meta(
-                task_id,
-                states.REVOKED,
-                exc=exc,
-                task=name,
-                worker=self.hostname,
-                workflow=workflow,
-            )
-            if isinstance(workflow, str):
-                request = Request(id=task_id, task=name, workflow=workflow)
-                node = Handler(self.app, self.hostname).node(request)
-                complete.settle(self.app, workflow, node, meta)
-            else:
-                self.app.backend.store(task_id, states.REVOKED, metas.encode(meta))
-        except Exception:
-            logger.exception("Could not record task %s as REVOKED", task_id)
+        exc = TaskRevokedError(f"{name}[{task_id}] terminated by {signum}")
+        if not self._settle_ended(info, states.REVOKED, exc):
             return
         logger.info("Task %s[%s] terminated (%s): REVOKED", name, task_id, signum)
         self.task_events.send(
@@ -339,8 +326,47 @@ class Operated:
             terminated=True,
             signum=signum,
             expired=False,
-            workflow=workflow,
+            workflow=info.get("workflow"),
         )
+
+    def _record_lost(self, info: dict[str, Any], how: str, slot: int) -> None:
+        """Celery's record of an acked call whose process died: FAILURE, ``WorkerLostError``."""
+        task_id, name = str(info.get("id")), str(info.get("name"))
+        exc = WorkerLostError(f"Worker exited prematurely: {how} Job: {slot}.")
+        if not self._settle_ended(info, states.FAILURE, exc):
+            return
+        logger.error("Task %s[%s] lost: its pool process exited with %s", name, task_id, how)
+        self.task_events.send(
+            "task-failed",
+            uuid=task_id,
+            name=name,
+            exception=repr(exc),
+            traceback="",
+            workflow=info.get("workflow"),
+        )
+
+    def _settle_ended(self, info: dict[str, Any], state: str, exc: Exception) -> bool:
+        """Record ``state`` for a call its process will never finish, and wire its workflow,
+        unless it finished first; whether it was recorded."""
+        task_id, name = str(info.get("id")), str(info.get("name"))
+        workflow = info.get("workflow")
+        try:
+            stored = metas.decode(self.app.backend.get([task_id])[0])
+            if stored and stored.get("status") in states.READY_STATES:
+                return False  # it finished before its process ended
+            meta = metas.make_meta(
+                task_id, state, exc=exc, task=name, worker=self.hostname, workflow=workflow
+            )
+            if isinstance(workflow, str):
+                request = Request(id=task_id, task=name, workflow=workflow)
+                node = Handler(self.app, self.hostname).node(request)
+                complete.settle(self.app, workflow, node, meta)
+            else:
+                self.app.backend.store(task_id, state, metas.encode(meta))
+        except Exception:
+            logger.exception("Could not record task %s as %s", task_id, state)
+            return False
+        return True
 
     def child_signals(self, slot: int, stop: threading.Event) -> None:
         """In a pool process: SIGTERM is the warm stop, SIGINT is ignored, unless the

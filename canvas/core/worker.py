@@ -705,7 +705,7 @@ class Worker(Operated):
                 continue
             slot, started = child
             terminated = pid in self.terminating
-            if not self.process_gone(pid, slot) or self.stopping:
+            if not self.process_gone(pid, slot, _describe_status(status)) or self.stopping:
                 continue  # retired by pool_shrink, or shutting down
             if terminated:
                 logger.info("Pool process %s (pid %s) terminated; starting a new one", slot, pid)
@@ -839,7 +839,11 @@ def _fork_holding_stop_signals() -> tuple[int, set[int | signal.Signals]]:
 
 def _describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
-        return f"signal {os.WTERMSIG(status)}"
+        number = os.WTERMSIG(status)
+        try:
+            return f"signal {number} ({signal.Signals(number).name})"
+        except ValueError:
+            return f"signal {number}"
     return f"code {os.WEXITSTATUS(status)}"
 
 

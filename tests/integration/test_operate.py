@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from canvas import chord, states
-from canvas.exceptions import TaskRevokedError
+from canvas.exceptions import TaskRevokedError, WorkerLostError
 from tests.support.servers import AMQP_URL, REDIS_URL, require_service
 from tests.support.workers import CANVAS, WorkerProcess, wait_for
 
@@ -138,6 +138,22 @@ def test_a_long_task_terminated_from_python_ends_revoked(ops: Ops) -> None:
     # And the worker replaced the process and goes on working
     assert ops.module.add.delay(2, 3).get(timeout=20) == 5
     wait_for(lambda: pid not in _children(worker.proc.pid), 10, "the process to be gone")
+
+
+def test_an_acked_task_whose_process_is_killed_fails_with_worker_lost(ops: Ops) -> None:
+    # As in Celery: the OOM killer (say) ends a pool process in the middle of a task whose
+    # message was acked when it started; nothing will run it again, so it must not stay PENDING.
+    worker = ops.worker("-P", "prefork", "-c", "1")
+    result = (ops.module.acked_work.s("killed", 60) | ops.module.add.s(1)).delay()
+    wait_for(lambda: ops.started("killed"), 20, "the task to start")
+    active = ops.app.control.inspect(destination=[ops.host()], timeout=10).active()
+    pid = active[ops.host()][0]["worker_pid"]
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(WorkerLostError, match=r"signal 9 \(SIGKILL\)"):
+        result.get(timeout=20)  # the chain's last step: the loss reached the end of the chain
+    assert result.parent is not None and result.parent.state == states.FAILURE
+    assert "lost: its pool process exited with signal 9" in worker.output()
+    assert ops.module.add.delay(2, 3).get(timeout=20) == 5  # and a new process works
 
 
 @pytest.mark.parametrize("ops", ["redis", "amqp"], indirect=True)

@@ -58,6 +58,12 @@ def work(key: str, seconds: float) -> str:
     return key
 
 
+@app.task(name="ops.acked_work")
+def acked_work(key: str, seconds: float) -> str:
+    """``work`` with its message acked as it starts (Celery's default)."""
+    return str(work(key, seconds))
+
+
 @app.task(name="ops.fail")
 def fail(message: str) -> None:
     raise ValueError(message)
