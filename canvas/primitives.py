@@ -98,6 +98,12 @@ class chain(Signature):  # lowercase: Celery's name
         super().__init__("canvas.chain", (), {"tasks": steps}, options, app=app)
         self._app = app or next((t._app for t in steps if t._app), None)
 
+    def _check_arguments(
+        self, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None
+    ) -> None:
+        if self.tasks:
+            self.tasks[0]._check_arguments(args, kwargs)
+
     @classmethod
     def _of(cls, tasks: Sequence[Signature], app: Canvas | None = None) -> chain:
         """A chain of exactly ``tasks`` (no folding): what ``|`` builds."""
@@ -274,6 +280,13 @@ class group(Signature):  # lowercase: Celery's name
     def tasks(self, tasks: Iterable[Signature]) -> None:
         self._pending = None
         self.kwargs["tasks"] = list(tasks)
+
+    def _check_arguments(
+        self, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None
+    ) -> None:
+        if self._pending is None:  # a generator's members are checked by nobody: not read twice
+            for task in self.tasks:
+                task._check_arguments(args, kwargs)
 
     @property
     def app(self) -> Canvas:
@@ -479,6 +492,11 @@ class chord(Signature):  # lowercase: Celery's name
     @tasks.setter
     def tasks(self, tasks: Any) -> None:
         self.kwargs["header"] = _header(tasks, self._app)
+
+    def _check_arguments(
+        self, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None
+    ) -> None:
+        self.header._check_arguments(args, kwargs)
 
     @property
     def body(self) -> Signature | None:

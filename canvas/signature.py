@@ -256,7 +256,19 @@ class Signature:
 
         A ``GroupResult`` when the canvas ends in a group (Celery's shapes: see ``canvas.dag``).
         """
+        self._check_arguments(args, kwargs)
         return self.app.send_canvas(self, args, kwargs, **options)
+
+    def _check_arguments(
+        self, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None
+    ) -> None:
+        """Celery's ``typing``: ``TypeError`` at the caller when a task this send starts at once
+        cannot take its arguments (a later chain step's previous result is not known yet)."""
+        if self.subtask_type is not None or self.task is None:
+            return  # the primitives check their first tasks; the maps check nothing
+        task = self.app.tasks.get(self.task)
+        if task is not None and task.typing:  # a task only a remote worker knows: unchecked
+            task.check_arguments(*self._partial(args, kwargs))
 
     def apply(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from canvas import Celery, Task, current_app, current_task, shared_task, states
+from canvas import Celery, Task, chord, current_app, current_task, group, shared_task, states
 from canvas import exceptions as exc
 from canvas.schedules import solar
 from canvas.sun import event_time
@@ -191,6 +191,36 @@ def test_calling_with_the_wrong_arguments_is_a_type_error_at_delay_time() -> Non
         return x
 
     loose.delay()  # no check, as with Celery's typing=False
+
+
+def test_a_signature_s_arguments_are_checked_when_it_is_sent() -> None:
+    # Celery sends a signature through its task's apply_async, which checks: so do the tasks
+    # a canvas starts at once; a later chain step's first argument is not known yet.
+    app = _app()
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task
+    def tsum(numbers: list[int]) -> int:
+        return sum(numbers)
+
+    wrong = [
+        lambda: add.s(1).delay(),
+        lambda: add.s(1, 2, 3).apply_async(),
+        lambda: (add.s(1) | add.s(2)).delay(),
+        lambda: group(add.s(1, 2), add.s(1)).delay(),
+        lambda: chord([add.s(1, 2), add.s(3)], tsum.s()).delay(),
+    ]
+    for send in wrong:
+        with pytest.raises(TypeError, match=r"add\(\) called with the wrong arguments"):
+            send()
+    add.s(2).delay(3)  # partial arguments complete it
+    add.si(1, 2).delay(5)  # immutable: the 5 is dropped
+    (add.s(1, 1) | add.s(2)).delay()  # the second step gets the first one's result
+    chord([add.s(1, 2)], tsum.s()).delay()
+    app.signature("elsewhere.task", args=(1,)).delay()  # not known here: not checked
 
 
 def test_the_task_logger_records_carry_the_task_id_and_name() -> None:
