@@ -50,10 +50,15 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def make_app(broker: str, backend: str, queue: str, queue_type: str) -> Any:
+def make_app(
+    broker: str, backend: str, queue: str, queue_type: str, replica_wait: str | None = None
+) -> Any:
     os.environ.update(
         BENCH_BROKER=broker, BENCH_BACKEND=backend, BENCH_QUEUE=queue, BENCH_QUEUE_TYPE=queue_type
     )
+    os.environ.pop("BENCH_REPLICA_WAIT", None)
+    if replica_wait is not None:
+        os.environ["BENCH_REPLICA_WAIT"] = replica_wait
     sys.path.insert(0, str(HERE))
     import importlib
 
@@ -97,12 +102,17 @@ def timed(canvas: Any) -> float:
 
 
 def throughput(
-    args: argparse.Namespace, name: str, broker: str, backend: str, qtype: str
+    args: argparse.Namespace,
+    name: str,
+    broker: str,
+    backend: str,
+    qtype: str,
+    replica_wait: str | None = None,
 ) -> dict[str, Any]:
     from canvas import chord, group
 
-    queue = f"bench-{name}-{uuid.uuid4().hex[:6]}"
-    app = make_app(broker, backend, queue, qtype)
+    queue = f"bench-{name.split()[0]}-{uuid.uuid4().hex[:6]}"
+    app = make_app(broker, backend, queue, qtype, replica_wait)
     add, tsum = app.tasks["cluster_app.add"], app.tasks["cluster_app.tsum"]
     env = {
         "BENCH_BROKER": broker,
@@ -110,6 +120,8 @@ def throughput(
         "BENCH_QUEUE": queue,
         "BENCH_QUEUE_TYPE": qtype,
     }
+    if replica_wait is not None:
+        env["BENCH_REPLICA_WAIT"] = replica_wait
     groups, chords = [], []
     with workers(env, [queue], 2):
         add.delay(0, 0).get(timeout=60)  # the worker is up
@@ -172,12 +184,14 @@ def scaling(args: argparse.Namespace, processes: int) -> float:
 def main() -> int:
     args = parse_args()
     subprocess.run(["bash", str(ROOT / "scripts" / "redis-cluster.sh"), "start"], check=True)
-    configs = [
-        ("redis", args.redis, args.redis, "classic"),
-        ("redis-cluster", CLUSTER, CLUSTER, "classic"),
-        ("rabbitmq+redis", args.amqp, args.redis, "classic"),
-        ("rabbitmq-quorum+redis", args.amqp, args.redis, "quorum"),
-        ("rabbitmq-quorum+redis-cluster", args.amqp, CLUSTER, "quorum"),
+    configs: list[tuple[str, str, str, str, str | None]] = [
+        ("redis", args.redis, args.redis, "classic", None),
+        ("redis-cluster", CLUSTER, CLUSTER, "classic", None),
+        # what waiting for a replica (publishes, results, completions) costs
+        ("redis-cluster (replica_wait 0)", CLUSTER, CLUSTER, "classic", "0"),
+        ("rabbitmq+redis", args.amqp, args.redis, "classic", None),
+        ("rabbitmq-quorum+redis", args.amqp, args.redis, "quorum", None),
+        ("rabbitmq-quorum+redis-cluster", args.amqp, CLUSTER, "quorum", None),
     ]
     rows = [throughput(args, *config) for config in configs]
     base = rows[0]["group_tps"]

@@ -6,6 +6,10 @@ import os
 
 from canvas import Canvas
 
+# Redis Cluster only: seconds a publish or a result waits for a replica (unset: canvas's default)
+_wait = os.environ.get("BENCH_REPLICA_WAIT")
+_options = {} if _wait is None else {"replica_wait": float(_wait)}
+
 app = Canvas(
     "benchcluster",
     broker=os.environ["BENCH_BROKER"],
@@ -13,6 +17,8 @@ app = Canvas(
     task_default_queue=os.environ.get("BENCH_QUEUE", "bench-cluster"),
     task_default_queue_type=os.environ.get("BENCH_QUEUE_TYPE") or "classic",
     result_expires=900,
+    broker_transport_options=_options,
+    result_backend_transport_options=_options,
 )
 
 

@@ -4,7 +4,8 @@ twice.
 
 The cluster is a private one of ``scripts/redis-cluster.sh`` on ports 7100-7105
 (``CANVAS_CHAOS_CLUSTER_PORT`` moves them): killing a primary of the suite's shared cluster would
-break other tests. One round runs in the default suite; ``-m chaos`` repeats it (``ROUNDS``).
+break other tests. Both cases run under ``make chaos`` (``pytest -m chaos``), the second one
+``ROUNDS`` times, alternating the queue's and the workflow's primary.
 """
 
 from __future__ import annotations
