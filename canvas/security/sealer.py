@@ -119,15 +119,27 @@ class SecuritySettings:
                 conf.get("security_encryption_keys"),
                 b"canvas encryption v1",
             )
-        max_age = float(conf.get("security_max_age") or DEFAULT_MAX_AGE)
+        return cls.window(conf, key_id, signing, enc_id, enc_keys)
+
+    @classmethod
+    def window(
+        cls,
+        conf: Mapping[str, Any],
+        key_id: str,
+        signing_keys: dict[str, bytes],
+        encryption_key_id: str | None = None,
+        encryption_keys: dict[str, bytes] | None = None,
+    ) -> SecuritySettings:
+        """Settings with these keys and the time window and replay cache ``conf`` sets (the
+        X.509 scheme signs with a private key instead: its ``signing_keys`` are empty)."""
         skew = conf.get("security_clock_skew")
         replay = conf.get("security_replay_cache")
         return cls(
             key_id=key_id,
-            signing_keys=signing,
-            encryption_key_id=enc_id,
-            encryption_keys=enc_keys,
-            max_age=max_age,
+            signing_keys=signing_keys,
+            encryption_key_id=encryption_key_id,
+            encryption_keys=encryption_keys or {},
+            max_age=float(conf.get("security_max_age") or DEFAULT_MAX_AGE),
             clock_skew=DEFAULT_CLOCK_SKEW if skew is None else float(skew),
             replay_cache=True if replay is None else bool(replay),
         )
@@ -153,6 +165,11 @@ def _pack(value: Any) -> bytes:
 
 def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _framed(kid: str, magic: bytes, context: bytes, signed: bytes) -> bytes:
+    """What a signature covers: the envelope kind, the key id, where it belongs, the content."""
+    return magic + _pack([kid, context]) + signed
 
 
 def is_signed(body: bytes, content_type: str) -> bool:
@@ -227,11 +244,21 @@ class Sealer:
             raise SecurityError(f"malformed signed record at {context} ({exc})") from None
         return self._decrypt(enc_id, payload, nonce, RECORD_MAGIC + bound)
 
-    # -- primitives --------------------------------------------------------------------------
+    # -- primitives (the HMAC scheme's; ``canvas.security.x509`` signs with a private key) ------
+    def _sign(self, kid: str, data: bytes) -> bytes:
+        return hmac.new(self.settings.signing_keys[kid], data, hashlib.sha256).digest()
+
+    def _check(self, kid: str, data: bytes, signature: bytes) -> None:
+        """Raise ``SecurityError`` unless ``signature`` is ``kid``'s over ``data``."""
+        if kid not in self.settings.signing_keys:
+            raise SecurityError(
+                f"signed with unknown key id {kid!r}; known: {sorted(self.settings.signing_keys)}"
+            )
+        if not hmac.compare_digest(signature, self._sign(kid, data)):
+            raise SecurityError("bad signature: altered, or signed with another secret")
+
     def _mac(self, kid: str, magic: bytes, context: bytes, signed: bytes) -> bytes:
-        key = self.settings.signing_keys[kid]
-        framing = magic + _pack([kid, context])
-        return hmac.new(key, framing + signed, hashlib.sha256).digest()
+        return self._sign(kid, _framed(kid, magic, context, signed))
 
     def _verify(self, data: bytes, magic: bytes, context: bytes) -> tuple[str, bytes]:
         try:
@@ -240,12 +267,7 @@ class Sealer:
             raise SecurityError(f"malformed signed envelope ({exc})") from None
         if not isinstance(kid, str) or not isinstance(signed, bytes) or not isinstance(mac, bytes):
             raise SecurityError("malformed signed envelope (bad field types)")
-        if kid not in self.settings.signing_keys:
-            raise SecurityError(
-                f"signed with unknown key id {kid!r}; known: {sorted(self.settings.signing_keys)}"
-            )
-        if not hmac.compare_digest(mac, self._mac(kid, magic, context, signed)):
-            raise SecurityError("bad signature: altered, or signed with another secret")
+        self._check(kid, _framed(kid, magic, context, signed), mac)
         return kid, signed
 
     def _encrypt(self, data: bytes, nonce: bytes, aad: bytes) -> tuple[str | None, bytes]:
