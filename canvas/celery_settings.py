@@ -166,10 +166,6 @@ REFUSED: dict[str, str] = {
     "redis_password": "put the password in result_backend",
     "redis_port": "put the port in result_backend",
     "redis_username": "put the user in result_backend",
-    "security_cert_store": "sign with canvas's HMAC keys: security_key (see docs/operate.md)",
-    "security_certificate": "sign with canvas's HMAC keys: security_key (see docs/operate.md)",
-    "security_digest": "sign with canvas's HMAC keys: security_key (see docs/operate.md)",
-    "security_key_password": "use an unencrypted key file, or canvas's HMAC keys (security_keys)",
     "worker_direct": (
         "send to a worker's own queue with queue='<name>' and run that worker with -Q"
     ),

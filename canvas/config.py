@@ -13,6 +13,7 @@ import importlib
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
+from canvas import signing
 from canvas.celery_settings import CELERY_NAMES, NOT_NEEDED, REFUSED, REFUSED_STORES, new_name
 from canvas.exceptions import ImproperlyConfigured
 
@@ -100,8 +101,15 @@ DEFAULTS: dict[str, Any] = {
     # workflows
     "canvas_max_nodes": 250_000,
     "canvas_max_depth": 200,
-    # security (see canvas.security): signing is on when security_key is set
+    # security (see canvas.signing): signing is on when security_key is set; X.509 (Celery's
+    # auth serializer) when security_certificate is set too, else HMAC
     "security_key": None,
+    "security_key_password": None,
+    "security_certificate": None,
+    "security_cert_store": None,
+    "security_digest": "sha256",
+    # what encodes the bodies task_serializer='auth' signs (setup_security(serializer=...))
+    "security_serializer": "json",
     "security_key_id": None,
     "security_keys": None,
     "security_encryption_key": None,
@@ -239,6 +247,7 @@ def check(conf: Mapping[str, Any]) -> list[str]:
         )
     if refused:
         raise ImproperlyConfigured("Settings canvas cannot honour:\n  " + "\n  ".join(refused))
+    signing.scheme(conf)  # a mixed or incomplete signing configuration stops start-up here
     return lines
 
 

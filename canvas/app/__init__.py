@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar, cast, overload
 
-from canvas import _current, dag, signals
+from canvas import _current, dag, signals, signing
 from canvas._current import Current, default_app
 from canvas.backends import Backend
 from canvas.backends import create as create_backend
@@ -32,7 +32,7 @@ from canvas.bus import for_transport as bus_for_transport
 from canvas.config import Settings, queue_options
 from canvas.config import check as check_settings
 from canvas.control import Control
-from canvas.core import dispatch, eager, joins, metas
+from canvas.core import dispatch, eager, joins, metas, protocol
 from canvas.core.workflow_view import WorkflowView
 from canvas.events import Events
 from canvas.exceptions import ImproperlyConfigured, NotRegistered
@@ -143,6 +143,47 @@ class Canvas:
             )
         self.config_from_object(module, silent=silent, force=force)
         return True
+
+    def setup_security(
+        self,
+        allowed_serializers: Iterable[str] | None = None,
+        key: str | None = None,
+        key_password: str | bytes | None = None,
+        cert: str | None = None,
+        store: str | None = None,
+        digest: str | None = None,
+        serializer: str = "json",
+    ) -> None:
+        """Celery's X.509 message signing (see ``canvas.signing``): the arguments override the
+        ``security_*`` settings, and the key, certificate and store are read now, so a wrong
+        file fails here and not at the first message.
+
+        ``serializer`` encodes the bodies that are signed. ``allowed_serializers`` is checked
+        and kept for Celery's signature: ``accept_content=['auth']`` already refuses every
+        message that is not signed.
+        """
+        given = {
+            "security_key": key,
+            "security_key_password": key_password,
+            "security_certificate": cert,
+            "security_cert_store": store,
+            "security_digest": digest,
+        }
+        self.conf.update({name: value for name, value in given.items() if value is not None})
+        self.conf.security_serializer = serializer
+        protocol.serializer(serializer)
+        protocol.accepted_content_types(
+            name for name in allowed_serializers or () if name != signing.AUTH
+        )
+        if signing.scheme(self.conf) != "x509":
+            raise ImproperlyConfigured(
+                "setup_security() signs with X.509: set security_key, security_certificate, "
+                "security_cert_store, task_serializer='auth' and accept_content=['auth']."
+            )
+        signing.load_security()
+        from canvas.security.x509 import CertificateKeys  # cryptography: only apps that sign
+
+        CertificateKeys.from_conf(self.conf)
 
     def set_current(self) -> None:
         """Make this the current app (what ``current_app`` and unbound signatures use)."""
@@ -532,14 +573,12 @@ class Canvas:
 
     def _secured(self, connection: _Connection) -> _Connection:
         """Wrap a transport or store for signing/encryption when ``security_*`` keys are set."""
-        if not any(
-            self.conf.get(k) for k in ("security_key", "security_keys", "security_encryption_key")
-        ):
+        if signing.scheme(self.conf) is None:
             return connection
         # Imported only here: most apps never load the cryptography package (~10 MB).
-        from canvas import security
-
-        return security.wrap(self, connection)
+        security = signing.load_security()
+        wrapped: _Connection = security.wrap(self, connection)
+        return wrapped
 
     def _connection(self, key: str, factory: Callable[[], Any]) -> Any:
         pid = os.getpid()

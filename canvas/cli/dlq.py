@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from canvas import security, states
+from canvas import security, signing, states
 from canvas.cli.base import app_from_context
 from canvas.core import envelope, metas, protocol
 from canvas.core.envelope import printable
@@ -243,7 +243,7 @@ def _arguments(app: Canvas, delivery: Delivery) -> dict[str, Any]:
             return {"error": str(exc)}
         body, content_type = opened.body, opened.content_type
     # Only what the app's workers accept: a dead letter may be hostile, and pickle runs code.
-    accept = protocol.accepted_content_types(app.conf.accept_content)
+    accept = protocol.accepted_content_types(signing.accepted(app.conf))
     try:
         args, kwargs = protocol.decode_body(body, content_type, accept)
     except Exception as exc:  # any reason it does not decode is worth showing

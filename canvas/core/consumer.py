@@ -17,7 +17,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from canvas import dag, signals, states
+from canvas import dag, signals, signing, states
 from canvas.core import complete, envelope, messages, metas, protocol, ratelimit, replace
 from canvas.core.envelope import BadMessage, printable
 from canvas.core.execute import (
@@ -74,7 +74,7 @@ class Handler:
         self.soft_limits = soft_limits
         self.hostname = hostname
         self.on_park = on_park
-        self.accept = protocol.accepted_content_types(app.conf.accept_content)
+        self.accept = protocol.accepted_content_types(signing.accepted(app.conf))
         self.max_deliveries = int(app.conf.worker_max_deliveries or 0)
         self.max_payload = int(app.conf.task_max_payload_bytes or 0)
         #: (workflow, node id, spec) of the delivery being handled, read when it was claimed
@@ -466,7 +466,7 @@ class Handler:
             body, content_type = protocol.encode_body(
                 new_args if isinstance(new_args, list) else request.args,
                 new_kwargs if isinstance(new_kwargs, dict) else request.kwargs,
-                self.app.conf.task_serializer,
+                signing.body_serializer(self.app.conf, self.app.conf.task_serializer),
             )
         meta = metas.make_meta(
             request.id,

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from canvas import dag, signals
+from canvas import dag, signals, signing
 from canvas.core import monitor, protocol
 from canvas.exceptions import PayloadTooLarge
 from canvas.request import Request
@@ -98,7 +98,8 @@ def build(
         options.get("expires", task.expires if task is not None else None), now
     )
     serializer = options.get("serializer") or (task.serializer if task else None)
-    body, content_type = protocol.encode_body(args, kwargs, serializer or app.conf.task_serializer)
+    name = signing.body_serializer(app.conf, serializer or app.conf.task_serializer)
+    body, content_type = protocol.encode_body(args, kwargs, name)
     limit = app.conf.task_max_payload_bytes
     if limit and len(body) > limit:
         raise PayloadTooLarge(

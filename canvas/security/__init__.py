@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, overload
 
-from canvas import states
+from canvas import signing, states
 from canvas.backends.base import Backend
 from canvas.bus.base import Bus
 from canvas.core import metas
@@ -82,14 +82,27 @@ def wrap(app: Canvas, connection: Bus) -> Bus: ...
 def wrap(app: Canvas, connection: Transport | Backend | Bus) -> Transport | Backend | Bus:
     """``connection`` (a transport, store or bus) wrapped for the app's ``security_*`` settings.
 
-    Returns it unchanged when ``security_key`` is not set or when it is wrapped already. The
-    replay cache of a transport counts nonces in ``app.backend`` (looked up on each use, so a
-    forked process uses its own connection).
+    Returns it unchanged when ``security_key`` is not set or when it is wrapped already; with
+    X.509 signing (``canvas.signing``) only a transport is wrapped. The replay cache of a
+    transport counts nonces in ``app.backend`` (looked up on each use, so a forked process uses
+    its own connection).
     """
-    settings = SecuritySettings.from_conf(app.conf)
-    if settings is None or isinstance(connection, SecureTransport | SecureBackend | SecureBus):
+    if isinstance(connection, SecureTransport | SecureBackend | SecureBus):
         return connection
-    sealer = Sealer(settings)
+    chosen = signing.scheme(app.conf)
+    if chosen == "x509":
+        if isinstance(connection, Backend | Bus):
+            return connection  # Celery's auth signs task messages only; results and bus are clear
+        # Imported here: only X.509 deployments load cryptography's certificate modules.
+        from canvas.security.x509 import CertificateSealer
+
+        sealer: Sealer = CertificateSealer.from_conf(app.conf)
+        settings = sealer.settings
+    else:
+        found = SecuritySettings.from_conf(app.conf)
+        if found is None:
+            return connection
+        settings, sealer = found, Sealer(found)
     if isinstance(connection, Bus):
         return SecureBus(connection, sealer)
     if isinstance(connection, Transport):

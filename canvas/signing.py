@@ -1,0 +1,132 @@
+"""Which message-signing scheme the settings choose, checked without loading cryptography.
+
+canvas signs with one of two schemes (``canvas.security`` does the signing):
+
+* **HMAC**, canvas's own: ``security_key`` is a shared secret (``security_keys``,
+  ``security_encryption_key``... add rotation and encryption);
+* **X.509**, Celery's ``auth`` serializer: ``security_key`` is the path of a PEM private key,
+  with ``security_certificate``, ``security_cert_store``, ``task_serializer='auth'`` and
+  ``accept_content=['auth']``.
+
+``scheme(conf)`` names the one the settings ask for and refuses a mixed or incomplete
+configuration with ``ImproperlyConfigured`` naming the settings; a key file path is never taken as
+an HMAC secret. It runs when an app finalizes (a worker starting) and before any connection is
+signed, so a producer and a worker fail the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any, Literal
+
+from canvas.exceptions import ImproperlyConfigured
+
+#: the serializer name that means "signed with X.509" (Celery's)
+AUTH = "auth"
+#: what to install for signing (the ``auth`` extra, as ``celery[auth]``)
+INSTALL = "pip install 'canvas-workflows[auth]'"
+
+#: settings that only the X.509 scheme reads
+X509_SETTINGS = ("security_certificate", "security_cert_store", "security_key_password")
+#: what the X.509 scheme needs, all of them (Celery's ``setup_security`` asks the same)
+X509_REQUIRED = ("security_key", "security_certificate", "security_cert_store")
+#: settings that only the HMAC scheme reads
+HMAC_SETTINGS = (
+    "security_key_id",
+    "security_keys",
+    "security_encryption_key",
+    "security_encryption_key_id",
+    "security_encryption_keys",
+)
+
+_KEY_FILE = re.compile(r"\.(pem|key|crt|cer|der|p8|pk8)$", re.IGNORECASE)
+
+Scheme = Literal["hmac", "x509"]
+
+
+def uses_auth_serializer(conf: Mapping[str, Any]) -> bool:
+    return conf.get("task_serializer") == AUTH or AUTH in list(conf.get("accept_content") or ())
+
+
+def looks_like_key_file(value: Any) -> bool:
+    """A ``security_key`` that names a key file (or holds PEM text) rather than a secret."""
+    if isinstance(value, os.PathLike):
+        return True
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return False
+    return value.lstrip().startswith("-----BEGIN") or bool(_KEY_FILE.search(value.strip()))
+
+
+def scheme(conf: Mapping[str, Any]) -> Scheme | None:
+    """The signing scheme the settings choose (``None``: signing is off); see the docstring."""
+    x509 = [name for name in X509_SETTINGS if conf.get(name)]
+    if uses_auth_serializer(conf):
+        x509.append("task_serializer/accept_content 'auth'")
+    hmac = [name for name in HMAC_SETTINGS if conf.get(name)]
+    key = conf.get("security_key")
+    if x509:
+        if hmac:
+            raise ImproperlyConfigured(
+                f"Both signing schemes are configured: X.509 ({', '.join(x509)}) and canvas's "
+                f"HMAC keys ({', '.join(hmac)}). Choose one: for Celery's X.509 signing unset "
+                f"{', '.join(hmac)}; for HMAC signing unset {', '.join(x509)}."
+            )
+        missing = [name for name in X509_REQUIRED if not conf.get(name)]
+        if missing:
+            raise ImproperlyConfigured(
+                f"X.509 message signing ({', '.join(x509)}) also needs {', '.join(missing)}: "
+                "security_key (the PEM private key file), security_certificate (its PEM "
+                "certificate) and security_cert_store (a glob of the certificates to trust)."
+            )
+        if conf.get("task_serializer") != AUTH or list(conf.get("accept_content") or ()) != [AUTH]:
+            raise ImproperlyConfigured(
+                "X.509 message signing needs task_serializer='auth' and accept_content=['auth'] "
+                f"(now {conf.get('task_serializer')!r} and {conf.get('accept_content')!r}): a "
+                "worker that also accepted unsigned messages would verify nothing."
+            )
+        if not isinstance(key, str | bytes | os.PathLike):
+            raise ImproperlyConfigured(
+                f"security_key must be the path of a PEM private key file for X.509 signing, "
+                f"not {type(key).__name__}."
+            )
+        return "x509"
+    if key and looks_like_key_file(key):
+        raise ImproperlyConfigured(
+            f"security_key={key!r} looks like a private key file, and without "
+            "security_certificate it would be taken as an HMAC secret. For Celery's X.509 "
+            "signing also set security_certificate, security_cert_store, task_serializer='auth' "
+            "and accept_content=['auth']; for canvas's HMAC signing give the secret itself."
+        )
+    if key or hmac:
+        return "hmac"
+    return None
+
+
+def body_serializer(conf: Mapping[str, Any], name: str) -> str:
+    """The serializer that encodes a body: ``'auth'`` means ``security_serializer`` (``'json'``,
+    as Celery's ``setup_security(serializer=...)``), signed by the transport."""
+    if name == AUTH:
+        return str(conf.get("security_serializer") or "json")
+    return name
+
+
+def accepted(conf: Mapping[str, Any]) -> list[str]:
+    """``accept_content`` with ``'auth'`` read as the signed body's serializer: the transport
+    verifies every message before the worker decodes it, and refuses any unsigned one."""
+    return [body_serializer(conf, name) for name in conf.get("accept_content") or ()]
+
+
+def load_security() -> ModuleType:
+    """``canvas.security``, imported only by processes that sign (cryptography is ~10 MB)."""
+    try:
+        from canvas import security  # heavy and optional: only apps that sign load it
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"Message signing needs the cryptography package ({exc}): {INSTALL}."
+        ) from exc
+    return security
