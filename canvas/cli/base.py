@@ -9,6 +9,7 @@ import sys
 import click
 
 from canvas.app import Canvas
+from canvas.exceptions import ImproperlyConfigured
 
 
 def import_app(spec: str) -> Canvas:
@@ -24,6 +25,8 @@ def import_app(spec: str) -> Canvas:
             module = importlib.import_module(module_name)
         else:
             raise click.UsageError(f"--app {spec!r}: cannot import {exc.name!r}.") from exc
+    except ImproperlyConfigured as exc:  # e.g. app.setup_security() with a bad file: one line
+        raise click.ClickException(f"--app {spec!r}: {exc}") from exc
     if attr:
         app = getattr(module, attr, None)
         if not isinstance(app, Canvas):

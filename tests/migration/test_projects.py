@@ -431,3 +431,124 @@ def test_a_queue_celery_declared_on_rabbitmq_is_adopted(tmp_path: Path) -> None:
         for name in (queue, f"{queue}.dlq"):
             channel.queue_delete(name)
         conn.close()
+
+
+def _signing_project(tmp_path: Path) -> Project:
+    """The signing guide's project, with a key and self-signed certificate made now."""
+    from tests.support.certificates import (
+        make_certificate,
+        make_key,
+        write_certificate,
+        write_key,
+    )
+
+    ssl = tmp_path / "ssl"
+    ssl.mkdir()
+    key = make_key()
+    write_key(ssl / "worker.key", key)
+    write_certificate(ssl / "worker.pem", make_certificate(key, "canvas signing worker"))
+    return Project(
+        "signing",
+        tmp_path,
+        security_key=str(ssl / "worker.key"),
+        security_certificate=str(ssl / "worker.pem"),
+        security_cert_store=str(ssl / "*.pem"),
+        security_digest="sha256",
+    )
+
+
+def test_message_signing_as_celerys_security_guide_sets_it_up(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from canvas import Canvas
+    from canvas.security import unwrap
+    from canvas.transports.base import REASON_HEADER, OutgoingMessage
+    from tests.support.certificates import (
+        make_certificate,
+        make_key,
+        write_certificate,
+        write_key,
+    )
+    from tests.support.servers import REDIS_URL
+
+    project = _signing_project(tmp_path)
+    ssl = tmp_path / "ssl"
+    try:
+        # Given `celery -A tasks worker` on the guide's app (auth serializer, setup_security())
+        worker = project.worker("tasks", "-P", "solo")
+        tasks = project.load("tasks")
+        queue = tasks.app.conf.task_default_queue
+        raw = unwrap(tasks.app.transport)
+        dlq = raw.dead_letters(queue)
+
+        # A signed call runs
+        assert tasks.add.delay(2, 2).get(timeout=30) == 4
+
+        # An unsigned one (an app without the settings, on the same queue) does not run
+        plain = Canvas("tasks", broker=REDIS_URL, backend=REDIS_URL, set_as_current=False)
+        unsigned = plain.send_task("tasks.add", (1, 1), queue=queue)
+
+        # A signed one whose arguments were changed on the way does not run
+        held = f"{queue}-held"  # no worker reads it: the signed message waits there
+        original = tasks.add.apply_async((3, 4), queue=held)
+        captured = raw.consumer([held]).get(10)
+        assert captured is not None and b"[[3,4],{}]" in captured.body
+        tampered = captured.body.replace(b"[[3,4],{}]", b"[[9,9],{}]")
+        raw.publish([OutgoingMessage(queue, tampered, captured.headers, captured.content_type)])
+        captured.ack()
+
+        # One signed with a key whose certificate the worker's store does not hold does not run
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        stranger_key = make_key()
+        write_key(elsewhere / "stranger.key", stranger_key)
+        write_certificate(elsewhere / "stranger.pem", make_certificate(stranger_key, "stranger"))
+        stranger = Canvas(
+            "tasks",
+            broker=REDIS_URL,
+            backend=REDIS_URL,
+            set_as_current=False,
+            task_serializer="auth",
+            accept_content=["auth"],
+            security_key=str(elsewhere / "stranger.key"),
+            security_certificate=str(elsewhere / "stranger.pem"),
+            security_cert_store=str(elsewhere / "*.pem"),
+        )
+        unknown = stranger.send_task("tasks.add", (5, 5), queue=queue)
+
+        # Then each of the three is dead-lettered with its reason, and none ran
+        wait_for(lambda: raw.size(dlq) >= 3, 30, "three refused messages in the DLQ")
+        reasons = {}
+        dead = raw.consumer([dlq], prefetch=10)
+        while (letter := dead.get(1)) is not None:
+            reasons[letter.headers["id"]] = letter.headers[REASON_HEADER]
+            letter.ack()
+        dead.close()
+        assert reasons[unsigned.id].startswith("security: unsigned message")
+        assert reasons[original.id].startswith("security: bad signature")
+        assert reasons[unknown.id].startswith("security: unknown certificate 'stranger ")
+        for refused in (unsigned, original, unknown):
+            assert tasks.app.AsyncResult(refused.id).state == "PENDING"
+            assert f"Refused message {refused.id}" in worker.output()
+        # And the worker runs on
+        assert tasks.add.delay(20, 22).get(timeout=30) == 42
+        for app in (plain, stranger):
+            app.close()
+
+        # A worker whose store holds an expired certificate does not start, and says which
+        old_key = make_key()
+        write_certificate(ssl / "old.pem", make_certificate(old_key, "old", valid_days=-1))
+        run = subprocess.run(
+            [sys.executable, "-m", "canvas.cli.main", "-A", "tasks", "worker"],
+            cwd=project.dir,
+            env=project.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode != 0
+        assert "security_cert_store: certificate 'old " in run.stderr
+        assert "expired on" in run.stderr and "Traceback" not in run.stderr
+    finally:
+        project.close()
