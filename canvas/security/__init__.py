@@ -21,6 +21,13 @@ Settings (named like Celery's ``security_*``)::
     security_clock_skew        seconds a message may look issued in the future (60)
     security_replay_cache      refuse a second delivery of one envelope within max_age (True)
 
+Celery's X.509 signing (its ``auth`` serializer) is the other scheme: with
+``security_certificate``, ``security_cert_store``, ``task_serializer='auth'`` and
+``accept_content=['auth']``, ``security_key`` is the path of an RSA private key (never a secret),
+and each envelope carries an RSA-PSS signature and the signer's certificate id
+(``canvas.security.x509``). Messages, records and the bus are sealed as with HMAC keys; encryption
+and key rotation settings belong to the HMAC scheme. ``canvas.signing`` picks the scheme.
+
 Why HMAC-SHA256 and not Ed25519: every node of a task queue both verifies and signs (workers
 publish successors, retries and results), so a private key would sit on every node anyway and a
 public-key scheme separates nobody. HMAC is a shared secret like Django's ``SECRET_KEY``: no key
@@ -82,17 +89,16 @@ def wrap(app: Canvas, connection: Bus) -> Bus: ...
 def wrap(app: Canvas, connection: Transport | Backend | Bus) -> Transport | Backend | Bus:
     """``connection`` (a transport, store or bus) wrapped for the app's ``security_*`` settings.
 
-    Returns it unchanged when ``security_key`` is not set or when it is wrapped already; with
-    X.509 signing (``canvas.signing``) only a transport is wrapped. The replay cache of a
-    transport counts nonces in ``app.backend`` (looked up on each use, so a forked process uses
-    its own connection).
+    Returns it unchanged when ``security_key`` is not set or when it is wrapped already. The
+    ``Sealer`` signs with the HMAC keys or, with Celery's X.509 settings (``canvas.signing``),
+    with the private key (``canvas.security.x509``). The replay cache of a transport counts
+    nonces in ``app.backend`` (looked up on each use, so a forked process uses its own
+    connection).
     """
     if isinstance(connection, SecureTransport | SecureBackend | SecureBus):
         return connection
     chosen = signing.scheme(app.conf)
     if chosen == "x509":
-        if isinstance(connection, Backend | Bus):
-            return connection  # Celery's auth signs task messages only; results and bus are clear
         # Imported here: only X.509 deployments load cryptography's certificate modules.
         from canvas.security.x509 import CertificateSealer
 

@@ -9,8 +9,12 @@ certificate is unknown or has expired, or when the signature (RSA-PSS with ``sec
 fails verification (``canvas.security.transport``).
 
 The envelope is canvas's (``canvas.security.sealer``): the headers, issue time and nonce are
-signed with the body, so ``security_max_age`` and the replay cache hold here too. Only task
-messages are signed, as in Celery; results and the bus are not (canvas's HMAC keys sign those).
+signed with the body, so ``security_max_age`` and the replay cache hold here too. Store records
+and the bus are sealed with the same key, as with HMAC keys: countdown/ETA messages and workflow
+node specs wait in the result store, and someone who can write there must not be able to have a
+worker publish them under its own signature. (Celery signs task messages, and events with
+``event_serializer='auth'``; its ETA messages wait in worker memory.) Signing costs about 0.4 ms
+per message or record with a 2048-bit key; verifying about 0.02 ms.
 
 Start-up checks what Celery finds only when a message fails: the key must match the certificate,
 every file in the store must be a readable RSA certificate, none may have expired (Celery's rule),

@@ -482,8 +482,10 @@ def test_message_signing_as_celerys_security_guide_sets_it_up(tmp_path: Path) ->
         raw = unwrap(tasks.app.transport)
         dlq = raw.dead_letters(queue)
 
-        # A signed call runs
+        # A signed call runs; so do a countdown (parked in the store) and a chain
         assert tasks.add.delay(2, 2).get(timeout=30) == 4
+        assert tasks.add.apply_async((1, 2), countdown=1).get(timeout=30) == 3
+        assert (tasks.add.s(1, 1) | tasks.add.s(3)).delay().get(timeout=30) == 5
 
         # An unsigned one (an app without the settings, on the same queue) does not run
         plain = Canvas("tasks", broker=REDIS_URL, backend=REDIS_URL, set_as_current=False)

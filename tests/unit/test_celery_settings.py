@@ -43,8 +43,8 @@ def test_refused_settings_stop_start_up_naming_what_to_use() -> None:
 
 def test_the_app_refuses_at_finalize() -> None:
     app = Celery("refuse", broker="memory://", backend="memory://", set_as_current=False)
-    app.conf.security_certificate = "cert.pem"
-    with pytest.raises(ImproperlyConfigured, match="security_certificate"):
+    app.conf.broker_vhost = "/prod"
+    with pytest.raises(ImproperlyConfigured, match="broker_vhost: not supported"):
         app.finalize()
 
 

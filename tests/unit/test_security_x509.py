@@ -25,6 +25,7 @@ from canvas.exceptions import ImproperlyConfigured
 from canvas.security import (
     KEY_ID_HEADER,
     SIGNED_CONTENT_TYPE,
+    SecureBackend,
     SecureTransport,
     SecurityError,
     unwrap,
@@ -281,6 +282,20 @@ class TestEnvelopes:
         with pytest.raises(SecurityError, match=f"certificate '{worker.id}' expired on"):
             CertificateSealer(box.settings, stale).open_message(envelope, SIGNED_CONTENT_TYPE)
 
+    def test_records_bound_to_their_place_and_signer(
+        self, worker: Pair, stranger: Pair, certs: Path
+    ) -> None:
+        # Given a parked countdown message as the worker's store holds it
+        box = sealer(worker, certs / "worker.pem")
+        record = box.seal_record(b"parked message", "parked:t-1:0")
+        assert box.open_record(record, "parked:t-1:0") == b"parked message"
+        # Then it cannot be moved elsewhere, nor forged by a key the store does not trust
+        with pytest.raises(SecurityError, match="bad signature"):
+            box.open_record(record, "parked:t-2:0")
+        forged = sealer(stranger, stranger.cert_path).seal_record(b"evil", "parked:t-1:0")
+        with pytest.raises(SecurityError, match="unknown certificate"):
+            box.open_record(forged, "parked:t-1:0")
+
     def test_another_digest_fails(self, worker: Pair, certs: Path) -> None:
         envelope = sealer(worker, certs / "worker.pem", security_digest="sha512").seal_message(
             HEADERS, b"x", "c"
@@ -313,9 +328,13 @@ class TestTransport:
         secure = wrap(app, transport)
         assert isinstance(secure, SecureTransport)
         assert isinstance(secure.sealer, CertificateSealer)
-        # Results and the bus stay as they are: Celery's auth signs task messages only
-        backend = MemoryBackend()
-        assert wrap(app, backend) is backend
+        # Records are sealed with the same key (countdown messages and workflows wait there)
+        backend = wrap(app, MemoryBackend())
+        assert isinstance(backend, SecureBackend)
+        assert isinstance(backend.sealer, CertificateSealer)
+        backend.store("t-9", "SUCCESS", b"meta")
+        assert backend.get(["t-9"]) == [b"meta"]
+        assert worker.id.encode() in backend.inner.get(["t-9"])[0]
         good = secure.seal(OutgoingMessage("q", b"[[2,2],{}]", HEADERS, "application/json"))
         assert good.headers[KEY_ID_HEADER] == worker.id
         foreign = sealer(stranger, stranger.cert_path).seal_message(HEADERS, b"x", "c")
