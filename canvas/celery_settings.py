@@ -44,7 +44,7 @@ NOT_NEEDED: dict[str, str] = {
     "event_queue_expires": "events use canvas's broadcast bus (canvas.bus)",
     "event_queue_prefix": "events use canvas's broadcast bus (canvas.bus)",
     "event_queue_ttl": "events use canvas's broadcast bus (canvas.bus)",
-    "event_serializer": "events are msgpack on canvas's bus",
+    "event_serializer": "events are msgpack on canvas's bus (signed when signing is on)",
     "result_accept_content": "results are canvas's own msgpack records, never pickle",
     "result_backend_always_retry": (
         "store errors are retried by the worker, which requeues the message"
