@@ -110,9 +110,14 @@ def scheme(conf: Mapping[str, Any]) -> Scheme | None:
 def body_serializer(conf: Mapping[str, Any], name: str) -> str:
     """The serializer that encodes a body: ``'auth'`` means ``security_serializer`` (``'json'``,
     as Celery's ``setup_security(serializer=...)``), signed by the transport."""
-    if name == AUTH:
-        return str(conf.get("security_serializer") or "json")
-    return name
+    if name != AUTH:
+        return name
+    if scheme(conf) != "x509":  # e.g. @app.task(serializer='auth') in an app that signs nothing
+        raise ImproperlyConfigured(
+            "serializer 'auth' signs with X.509: set security_key, security_certificate, "
+            "security_cert_store, task_serializer='auth' and accept_content=['auth']."
+        )
+    return str(conf.get("security_serializer") or "json")
 
 
 def accepted(conf: Mapping[str, Any]) -> list[str]:

@@ -155,11 +155,16 @@ class TestScheme:
         with pytest.raises(ImproperlyConfigured, match="also needs security_key"):
             app.finalize()
 
-    def test_auth_reads_as_the_signed_body_serializer(self) -> None:
-        assert signing.body_serializer({}, "auth") == "json"
-        assert signing.body_serializer({"security_serializer": "msgpack"}, "auth") == "msgpack"
+    def test_auth_reads_as_the_signed_body_serializer(self, worker: Pair, certs: Path) -> None:
+        signed = conf(worker, certs)
+        assert signing.body_serializer(signed, "auth") == "json"
+        assert signing.accepted(signed) == ["json"]
+        msgpack = {**signed, "security_serializer": "msgpack"}
+        assert signing.body_serializer(msgpack, "auth") == "msgpack"
         assert signing.body_serializer({}, "pickle") == "pickle"
-        assert signing.accepted({"accept_content": ["auth"]}) == ["json"]
+        # A task asking for 'auth' in an app that does not sign is not sent unsigned
+        with pytest.raises(ImproperlyConfigured, match="serializer 'auth' signs with X.509"):
+            signing.body_serializer({"security_key": "k" * 32}, "auth")
 
 
 # -- loading the key, certificate and store ------------------------------------------------------
