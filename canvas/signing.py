@@ -12,17 +12,34 @@ canvas signs with one of two schemes (``canvas.security`` does the signing):
 configuration with ``ImproperlyConfigured`` naming the settings; a key file path is never taken as
 an HMAC secret. It runs when an app finalizes (a worker starting) and before any connection is
 signed, so a producer and a worker fail the same way.
+
+How a signed message looks from outside (``is_signed``, ``KEY_ID_HEADER``) and the transport
+under a signing wrapper (``unwrap``) are here too: ``canvas dlq`` and the dashboard read dead
+letters of any app, and only a process that signs loads ``canvas.security`` and cryptography
+(``pip install 'canvas-workflows[auth]'``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from types import ModuleType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from canvas.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from canvas.security.transport import SecureTransport
+    from canvas.transports.base import Transport
+
+#: content type of a signed message on the wire; the real one travels inside the envelope
+SIGNED_CONTENT_TYPE = "application/x-canvas-signed"
+#: clear header naming the key (or certificate) that signed the message, for people and dlq
+KEY_ID_HEADER = "x-canvas-key-id"
+#: the first bytes of a signed message's envelope
+MESSAGE_MAGIC = b"CVS1"
 
 #: the serializer name that means "signed with X.509" (Celery's)
 AUTH = "auth"
@@ -135,3 +152,22 @@ def load_security() -> ModuleType:
             f"Message signing needs the cryptography package ({exc}): {INSTALL}."
         ) from exc
     return security
+
+
+def is_signed(body: bytes, content_type: str) -> bool:
+    return content_type == SIGNED_CONTENT_TYPE and body[:4] == MESSAGE_MAGIC
+
+
+def sealing(transport: Transport) -> SecureTransport | None:
+    """``transport`` if it is a signing wrapper, else ``None``. Only a process that imported
+    ``canvas.security`` can hold one, so this never loads it."""
+    module = sys.modules.get("canvas.security.transport")
+    if module is not None and isinstance(transport, module.SecureTransport):
+        return cast("SecureTransport", transport)
+    return None
+
+
+def unwrap(transport: Transport) -> Transport:
+    """The transport under a signing wrapper (``canvas dlq`` reads raw messages)."""
+    secure = sealing(transport)
+    return transport if secure is None else secure.inner

@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from canvas import security, signing, states
+from canvas import signing, states
 from canvas.cli.base import app_from_context
 from canvas.core import envelope, metas, protocol
 from canvas.core.envelope import printable
-from canvas.security import KEY_ID_HEADER, SecurityError, is_signed, unwrap
-from canvas.security.transport import SecureTransport
+from canvas.exceptions import SecurityError
+from canvas.signing import KEY_ID_HEADER, is_signed, sealing, unwrap
 from canvas.transports.base import DLQ_SUFFIX, REASON_HEADER, Delivery, OutgoingMessage, Transport
 
 if TYPE_CHECKING:
@@ -234,8 +234,8 @@ def show(
 def _arguments(app: Canvas, delivery: Delivery) -> dict[str, Any]:
     body, content_type = delivery.body, delivery.content_type
     if is_signed(body, content_type):
-        secure = security.wrap(app, app.transport)
-        if not isinstance(secure, SecureTransport):
+        secure = sealing(app.transport)  # the app wraps its transport when it signs
+        if secure is None:
             return {"error": "signed message, and security_key is not set here"}
         try:
             opened = secure.open(delivery, check_age=False)
@@ -315,7 +315,7 @@ def replay_letters(
     refused unless ``force``: a captured message dropped into the dead-letter queue must not
     run a finished call again."""
     target, dlq = queue_names(app, queue)
-    publisher = security.wrap(app, app.transport)  # signs when security_key is set
+    publisher = app.transport  # signs when security_key is set
     replayed = 0
     refused: list[tuple[str | None, str]] = []
     sent: list[tuple[str, str]] = []
@@ -356,8 +356,9 @@ def _replayable(publisher: Transport, queue: str, delivery: Delivery) -> Outgoin
     worker would refuse (see ``canvas.core.envelope``) are refused here already."""
     headers = {k: v for k, v in delivery.headers.items() if k not in (REASON_HEADER, KEY_ID_HEADER)}
     body, content_type = delivery.body, delivery.content_type
-    if isinstance(publisher, SecureTransport):
-        opened = publisher.open(delivery, check_age=False)  # raises for unsigned or altered
+    secure = sealing(publisher)
+    if secure is not None:
+        opened = secure.open(delivery, check_age=False)  # raises for unsigned or altered
         headers, body, content_type = dict(opened.headers), opened.body, opened.content_type
     try:
         envelope.check(headers)

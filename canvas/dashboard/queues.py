@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from canvas.cli.dlq import DeadLetter, Replayed, holding, queue_names, replay_letters
-from canvas.security import unwrap
+from canvas.signing import unwrap
 
 if TYPE_CHECKING:
     from canvas.app import Canvas

@@ -73,6 +73,7 @@ from canvas.security.sealer import (
 )
 from canvas.security.store import SecureBackend
 from canvas.security.transport import SecureConsumer, SecureTransport
+from canvas.signing import unwrap
 from canvas.transports.base import Transport
 from canvas.transports.checks import warn_insecure_broker
 
@@ -123,11 +124,6 @@ def wrap(app: Canvas, connection: Transport | Backend | Bus) -> Transport | Back
     if isinstance(connection, Backend):
         return SecureBackend(connection, sealer, forged=forged_meta)
     raise TypeError(f"wrap() takes a Transport or a Backend, not {type(connection).__name__}.")
-
-
-def unwrap(transport: Transport) -> Transport:
-    """The transport under a security wrapper (``canvas dlq`` reads raw messages)."""
-    return transport.inner if isinstance(transport, SecureTransport) else transport
 
 
 def forged_meta(task_id: str, error: SecurityError) -> bytes:

@@ -22,15 +22,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from canvas.exceptions import ImproperlyConfigured, SecurityError
+from canvas.signing import KEY_ID_HEADER, MESSAGE_MAGIC, SIGNED_CONTENT_TYPE, is_signed
 
 logger = logging.getLogger("canvas.security")
 
-#: content type of a signed message on the wire; the real one travels inside the envelope
-SIGNED_CONTENT_TYPE = "application/x-canvas-signed"
-#: clear header naming the key that signed the message (for people and ``canvas dlq``)
-KEY_ID_HEADER = "x-canvas-key-id"
-
-MESSAGE_MAGIC = b"CVS1"
 RECORD_MAGIC = b"CVR1"
 MIN_KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -170,10 +165,6 @@ def _unpack(data: bytes) -> Any:
 def _framed(kid: str, magic: bytes, context: bytes, signed: bytes) -> bytes:
     """What a signature covers: the envelope kind, the key id, where it belongs, the content."""
     return magic + _pack([kid, context]) + signed
-
-
-def is_signed(body: bytes, content_type: str) -> bool:
-    return content_type == SIGNED_CONTENT_TYPE and body[:4] == MESSAGE_MAGIC
 
 
 class Sealer:
