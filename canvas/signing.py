@@ -68,15 +68,23 @@ def uses_auth_serializer(conf: Mapping[str, Any]) -> bool:
     return conf.get("task_serializer") == AUTH or AUTH in list(conf.get("accept_content") or ())
 
 
+def looks_like_pem_text(value: Any) -> bool:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return isinstance(text, str) and text.lstrip().startswith("-----BEGIN")
+
+
 def looks_like_key_file(value: Any) -> bool:
     """A ``security_key`` that names a key file (or holds PEM text) rather than a secret."""
-    if isinstance(value, os.PathLike):
+    if isinstance(value, os.PathLike) or looks_like_pem_text(value):
         return True
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    if not isinstance(value, str):
-        return False
-    return value.lstrip().startswith("-----BEGIN") or bool(_KEY_FILE.search(value.strip()))
+    return isinstance(value, str) and bool(_KEY_FILE.search(value.strip()))
+
+
+def _shown(key: Any) -> str:
+    """How an error names ``security_key``: never the key itself."""
+    return "<PEM text>" if looks_like_pem_text(key) else repr(key)
 
 
 def scheme(conf: Mapping[str, Any]) -> Scheme | None:
@@ -114,7 +122,7 @@ def scheme(conf: Mapping[str, Any]) -> Scheme | None:
         return "x509"
     if key and looks_like_key_file(key):
         raise ImproperlyConfigured(
-            f"security_key={key!r} looks like a private key file, and without "
+            f"security_key={_shown(key)} looks like a private key file, and without "
             "security_certificate it would be taken as an HMAC secret. For Celery's X.509 "
             "signing also set security_certificate, security_cert_store, task_serializer='auth' "
             "and accept_content=['auth']; for canvas's HMAC signing give the secret itself."

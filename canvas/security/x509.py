@@ -35,6 +35,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from canvas import signing
 from canvas.exceptions import ImproperlyConfigured, SecurityError
 from canvas.security.sealer import Sealer, SecuritySettings
 
@@ -68,6 +69,10 @@ def load_private_key(path: Any, password: Any = None) -> rsa.RSAPrivateKey:
     """The RSA key in the PEM file ``path`` (``security_key``)."""
     if isinstance(password, str):
         password = password.encode()
+    if signing.looks_like_pem_text(path):
+        raise ImproperlyConfigured(
+            "security_key holds PEM text; give the path of the key file, as in Celery."
+        )
     try:
         key = serialization.load_pem_private_key(_read("security_key", path), password=password)
     except TypeError as exc:  # encrypted without a password, or a password for a plain key

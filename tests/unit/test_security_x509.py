@@ -111,9 +111,15 @@ class TestScheme:
         # Then the error names what X.509 signing also needs
         assert "security_certificate" in str(raised.value)
 
-    def test_pem_text_is_not_a_secret_either(self, worker: Pair) -> None:
-        with pytest.raises(ImproperlyConfigured, match="looks like a private key file"):
-            signing.scheme({"security_key": worker.key_path.read_text()})
+    def test_pem_text_is_not_a_secret_either_and_is_never_echoed(
+        self, worker: Pair, certs: Path
+    ) -> None:
+        pem = worker.key_path.read_text()
+        with pytest.raises(ImproperlyConfigured, match="<PEM text> looks like a private key"):
+            signing.scheme({"security_key": pem})
+        with pytest.raises(ImproperlyConfigured, match="holds PEM text") as raised:
+            CertificateKeys.from_conf({**conf(worker, certs / "*.pem"), "security_key": pem})
+        assert "BEGIN" not in str(raised.value)
 
     def test_mixing_the_schemes_names_both_sides(self, worker: Pair, certs: Path) -> None:
         mixed = conf(worker, certs, security_keys={"old": "o" * 32}, security_encryption_key="e")
