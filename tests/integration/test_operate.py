@@ -152,7 +152,11 @@ def test_an_acked_task_whose_process_is_killed_fails_with_worker_lost(ops: Ops) 
     with pytest.raises(WorkerLostError, match=r"signal 9 \(SIGKILL\)"):
         result.get(timeout=20)  # the chain's last step: the loss reached the end of the chain
     assert result.parent is not None and result.parent.state == states.FAILURE
-    assert "lost: its pool process exited with signal 9" in worker.output()
+    wait_for(
+        lambda: "lost: its pool process exited with signal 9" in worker.output(),
+        10,
+        "the worker's log line about the loss",
+    )
     assert ops.module.add.delay(2, 3).get(timeout=20) == 5  # and a new process works
 
 
