@@ -93,15 +93,11 @@ def command(
             statedb=statedb,
             **extra,
         )
-        worker = Worker(app, options)
+        try:
+            worker = Worker(app, options)
+        except ValueError as exc:  # AUTOSCALE_KEEPALIVE that is not a number of seconds
+            raise click.ClickException(str(exc)) from exc
         worker_flags.echo_banner(worker_flags.banner(worker, app.backend_url))
-        if flags.get("autoscale"):
-            logging.getLogger("canvas.worker").warning(
-                "--autoscale=%s: canvas runs %s pool processes; grow or shrink the pool with "
-                "'canvas control pool_grow/pool_shrink' (it does not scale by itself).",
-                flags["autoscale"],
-                worker.concurrency,
-            )
         redirect_stdout(app)
         code = worker.start()
     finally:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from canvas.core import autoscale
+
 if TYPE_CHECKING:
     from canvas.app import Canvas
     from canvas.core.worker import Worker
@@ -25,7 +27,11 @@ logger = logging.getLogger("canvas.worker")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 FLAGS: list[Callable[[Any], Any]] = [
-    click.option("--autoscale", help="max,min pool processes (canvas starts max; see docs)."),
+    click.option(
+        "--autoscale",
+        callback=lambda ctx, param, value: _autoscale(value),
+        help="max,min: start min pool processes, grow to max when work waits.",
+    ),
     click.option(
         "--max-tasks-per-child",
         type=click.IntRange(min=1),
@@ -79,19 +85,18 @@ def apply(app: Canvas, flags: dict[str, Any]) -> dict[str, Any]:
     if flags.get("max_memory_per_child"):
         options["max_memory_per_child"] = flags["max_memory_per_child"]
     if flags.get("autoscale"):
-        options["concurrency"] = autoscale_max(flags["autoscale"])
+        options["autoscale"] = flags["autoscale"]
     return options
 
 
-def autoscale_max(value: str) -> int:
-    """``--autoscale=10,3``: the most processes (canvas runs that many; Celery grows to it)."""
+def _autoscale(value: str | None) -> tuple[int, int] | None:
+    """``--autoscale=10,3`` to ``(max, min)``, checked before anything loads."""
+    if value is None:
+        return None
     try:
-        numbers = [int(part) for part in str(value).split(",") if part.strip()]
-    except ValueError:
-        numbers = []
-    if not numbers or min(numbers) < 0 or max(numbers) < 1:
-        raise click.BadParameter(f"{value!r} is not max,min (e.g. 10,3)", param_hint="--autoscale")
-    return max(numbers)
+        return autoscale.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--autoscale") from exc
 
 
 def detach() -> None:
@@ -112,7 +117,9 @@ def banner(worker: Worker, results: str) -> str:
     """The block Celery prints at start-up: node, app, transport, results, pool, queues, tasks."""
     app = worker.app
     pool = worker.options.pool
-    concurrency = 1 if pool == "solo" else worker.concurrency
+    concurrency = str(1 if pool == "solo" else worker.concurrency)
+    if worker.autoscaler is not None:  # Celery's way of showing the range
+        concurrency = f"{{min={worker.autoscaler.min}, max={worker.autoscaler.max}}}"
     lines = [
         f" -------------- {worker.hostname} (canvas)",
         "- ** ---------- [config]",

@@ -2,8 +2,9 @@
 
 What the supervisor does when a command asks: pass orders to the consuming processes (new revokes,
 events on or off, a task's limits, the queues), terminate the process running a revoked task,
-grow or shrink the pool, shut down. The pool's processes report each task's steps back
-(``canvas.core.monitor``), so the supervisor always knows which process runs what.
+grow or shrink the pool (or, with ``--autoscale``, let ``canvas.core.autoscale`` size it), shut
+down. The pool's processes report each task's steps back (``canvas.core.monitor``), so the
+supervisor always knows which process runs what.
 
 Terminate (prefork only): the supervisor sets the slot's flag in a shared page, then sends the
 signal. A pool process that gets SIGTERM or SIGINT with its flag set dies by that signal at once
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import states
 from canvas.core import complete, metas
+from canvas.core.autoscale import INTERVAL, MOST_PROCESSES, Autoscaler, keepalive_from_env
 from canvas.core.consumer import Handler
 from canvas.core.link import Link
 from canvas.core.monitor import TaskMonitor
@@ -48,7 +50,7 @@ banner = logging.getLogger("canvas.worker.banner")
 #: seconds a terminated pool process has to die before it is killed
 TERMINATE_GRACE = 3.0
 #: most pool slots (the size of the page of terminate flags)
-MAX_SLOTS = 4096
+MAX_SLOTS = MOST_PROCESSES
 
 
 class Operated:
@@ -64,7 +66,13 @@ class Operated:
     respawn_at: dict[int, float]
     threads: list[tuple[threading.Thread, threading.Event]]
 
-    def _init_operations(self, pool: str, send_events: bool, statedb: str | None) -> None:
+    def _init_operations(
+        self,
+        pool: str,
+        send_events: bool,
+        statedb: str | None,
+        autoscale: tuple[int, int] | None = None,
+    ) -> None:
         conf = self.app.conf
         self.pool = pool
         self.state = WorkerState()
@@ -89,7 +97,15 @@ class Operated:
         self.terminating: dict[int, tuple[list[dict[str, Any]], str, float]] = {}
         self.terminate_flags = mmap.mmap(-1, MAX_SLOTS)
         self._calls: collections.deque[Callable[[], None]] = collections.deque()
-        self.autoscale_bounds: tuple[int, int] | None = None
+        #: ``--autoscale=max,min`` (not for the solo pool, which has one process)
+        self.autoscaler = (
+            Autoscaler(*autoscale, keepalive=keepalive_from_env())
+            if autoscale and pool != "solo"
+            else None
+        )
+        self._next_scale = 0.0
+        #: the demand the autoscaler saw last (running tasks plus waiting messages)
+        self._demand = 0
         #: the pool size accepted resizes lead to (``None``: ``concurrency``, nothing pending)
         self._asked: int | None = None
         self._resize_lock = threading.Lock()
@@ -139,6 +155,9 @@ class Operated:
     def resize(self, delta: int) -> str | None:
         if self.pool == "solo":
             return "The solo pool has one process; use prefork or threads to resize."
+        if self.autoscaler is not None:
+            word = "pool_grow" if delta > 0 else "pool_shrink"
+            return f"{word} is not supported with autoscale; change the autoscale range instead."
         with self._resize_lock:
             return self._resize(delta)
 
@@ -148,25 +167,31 @@ class Operated:
             return f"Cannot shrink the pool of {self._size_asked()} below one process."
         if size > MAX_SLOTS:
             return f"Cannot grow the pool over {MAX_SLOTS} processes."
-        if self.autoscale_bounds and not (
-            self.autoscale_bounds[1] <= size <= self.autoscale_bounds[0]
-        ):
-            low, high = self.autoscale_bounds[1], self.autoscale_bounds[0]
-            return f"{size} processes is outside autoscale's {low}..{high}; change autoscale."
-        self._asked = size
-        self.call_soon(lambda: self._resize_pool(delta))
+        self._resize_to(size)
         return None
 
-    def autoscale(self, max: int, min: int) -> str | None:
-        if min < 1 or max < min:
-            return f"autoscale needs 1 <= min <= max, got max={max} min={min}"
+    def _resize_to(self, size: int) -> None:
+        """Have the supervisor loop bring the pool to ``size`` (the caller holds the lock)."""
+        if size == self._size_asked():
+            return
+        self._asked = size
+        self.call_soon(lambda: self._resize_pool(size - self.concurrency))
+
+    def autoscale(self, max: int | None, min: int | None) -> tuple[int, int] | str:
+        if self.autoscaler is None:
+            return "autoscale is not enabled on this worker (start it with --autoscale=max,min)"
         with self._resize_lock:
-            self.autoscale_bounds = (max, min)
-            target = sorted((min, self._size_asked(), max))[1]
-            if target != self._size_asked() and self.pool != "solo":
-                self._asked = target
-                self.call_soon(lambda: self._resize_pool(target - self.concurrency))
-        return None
+            try:
+                bounds = self.autoscaler.update(max, min)
+            except ValueError as exc:
+                return str(exc)
+            self._resize_to(sorted((bounds[1], self._size_asked(), bounds[0]))[1])
+        return bounds
+
+    def autoscale_info(self) -> dict[str, int] | None:
+        if self.autoscaler is None:
+            return None
+        return self.autoscaler.info(self._size_asked(), self._demand)
 
     def set_events(self, enabled: bool) -> bool:
         if self.events_enabled == enabled:
@@ -213,7 +238,32 @@ class Operated:
         self.monitors = [monitor]
         return monitor
 
+    def scale_pool(self) -> float:
+        """With ``--autoscale``: once a second, size the pool to the demand; returns seconds
+        until the next look (the supervisor loop calls it each round)."""
+        if self.autoscaler is None:
+            return INTERVAL
+        now = time.monotonic()
+        if now < self._next_scale:
+            return self._next_scale - now
+        self._next_scale = now + INTERVAL
+        self._demand = self.state.running() + self._waiting()
+        with self._resize_lock:
+            size = self.autoscaler.target(now, self._size_asked(), self._demand)
+            self._resize_to(size)
+        return INTERVAL
+
+    def _waiting(self) -> int:
+        """Messages ready in this worker's queues (0 while the broker cannot say)."""
+        try:
+            return sum(self.app.transport.size(queue) for queue in list(self.queues))
+        except Exception as exc:  # a broker outage: the consumers back off and say so
+            logger.debug("Autoscale cannot read the queues' sizes: %s", exc)
+            return 0
+
     def _resize_pool(self, delta: int) -> None:
+        if delta == 0:
+            return
         if self.pool == "threads":
             alive = [(t, own) for t, own in self.threads if t.is_alive() and not own.is_set()]
             for _ in range(delta):
@@ -226,9 +276,11 @@ class Operated:
             for slot in [next(free) for _ in range(delta)]:
                 self._spawn(slot)
         else:
-            # Processes already retiring (a shrink sent just before) are not counted twice.
+            # Processes already retiring (a shrink sent just before) are not counted twice;
+            # idle ones stop first, so a task in hand does not delay the shrink.
             serving = [kv for kv in self.children.items() if kv[1][0] not in self.retiring]
-            ranked = sorted(serving, key=lambda kv: kv[1][0], reverse=True)
+            busy = {info.get("worker_pid") for info in self.state.snapshot()["active"]}
+            ranked = sorted(serving, key=lambda kv: (kv[0] in busy, -kv[1][0]))
             for pid, (slot, _) in ranked[:-delta]:
                 self.retiring.add(slot)
                 self.respawn_at.pop(slot, None)

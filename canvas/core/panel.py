@@ -148,7 +148,11 @@ class Remote(Protocol):
     def resize(self, delta: int) -> str | None:
         """Add (or with a negative delta, stop) pool processes; an error text, or ``None``."""
 
-    def autoscale(self, max: int, min: int) -> str | None: ...
+    def autoscale(self, max: int | None, min: int | None) -> tuple[int, int] | str:
+        """New autoscale bounds (``None`` keeps one): ``(max, min)``, or an error text."""
+
+    def autoscale_info(self) -> dict[str, int] | None:
+        """``--autoscale``'s bounds, pool size and demand; ``None`` without it."""
 
     def set_events(self, enabled: bool) -> bool:
         """Turn task events on or off; whether that changed anything."""
@@ -217,6 +221,7 @@ def stats(state: ControlState, **kwargs: Any) -> Any:
             "processes": worker.pool_pids(),
         },
         "broker": _broker_info(app),
+        **({"autoscaler": scaling} if (scaling := worker.autoscale_info()) else {}),
         "events": worker.events_enabled,
         "queues": list(worker.queues),
         "rusage": {
@@ -417,11 +422,16 @@ def pool_shrink(state: ControlState, n: int = 1, **kwargs: Any) -> Any:
 
 @control_command(args=[("max", int), ("min", int)], signature="[max [min]]")
 def autoscale(state: ControlState, max: int | None = None, min: int | None = None) -> Any:
-    """Keep the pool between min and max processes."""
-    high = int(max if max is not None else state.worker.concurrency)
-    low = int(min if min is not None else high)
-    error = state.worker.autoscale(high, low)
-    return nok(error) if error else ok(f"autoscale now max={high} min={low}")
+    """Keep the pool between min and max processes (a worker started with --autoscale)."""
+    try:
+        high = None if max is None else int(max)
+        low = None if min is None else int(min)
+    except (TypeError, ValueError):
+        return nok(f"autoscale needs whole numbers, got max={max!r} min={min!r}")
+    bounds = state.worker.autoscale(high, low)
+    if isinstance(bounds, str):
+        return nok(bounds)
+    return ok(f"autoscale now max={bounds[0]} min={bounds[1]}")
 
 
 @control_command()

@@ -96,6 +96,8 @@ class WorkerOptions:
     max_tasks_per_child: int | None = None
     #: ... or once its resident memory passes this many KiB (``--max-memory-per-child``)
     max_memory_per_child: int | None = None
+    #: ``(max, min)`` pool processes, sized to the work waiting (``--autoscale``)
+    autoscale: tuple[int, int] | None = None
 
 
 class _Keeper(threading.Thread):
@@ -228,6 +230,7 @@ def consume(
     main_thread: bool = True,
     monitor: TaskMonitor | None = None,
     retire: Callable[[int], bool] | None = None,
+    prefetch: int | None = None,
 ) -> int:
     """Fetch and run deliveries until ``stop`` (or ``monitor.stop``) is set, or the queues are
     empty in burst mode. ``monitor`` hears each task's steps and holds the revoked ids and the
@@ -235,8 +238,9 @@ def consume(
 
     Broker errors close the consumer and open a new one after a backoff; an error handling a
     delivery (a store outage, say) requeues it and backs off before fetching again.
+    ``prefetch`` overrides ``worker_prefetch_multiplier``.
     """
-    prefetch = max(1, int(app.conf.worker_prefetch_multiplier or 1))
+    prefetch = max(1, int(prefetch or app.conf.worker_prefetch_multiplier or 1))
     monitor = monitor if monitor is not None else TaskMonitor(app, hostname, queues=list(queues))
     handler = Handler(app, hostname, on_park, soft_limits=main_thread, monitor=monitor)
     backoff = _Backoff()
@@ -330,6 +334,8 @@ class Worker(Operated):
         self.concurrency = (
             self.options.concurrency or app.conf.worker_concurrency or os.cpu_count() or 1
         )
+        if self.options.autoscale and self.options.pool != "solo":
+            self.concurrency = self.options.autoscale[1]  # as Celery: start with min
         self.children: dict[int, tuple[int, float]] = {}  # pid -> (slot, started)
         self.crashes: dict[int, int] = {}  # slot -> quick deaths in a row
         self.respawn_at: dict[int, float] = {}  # slot -> when to start it again
@@ -340,7 +346,8 @@ class Worker(Operated):
         self.beat_started = 0.0
         #: failed timer ticks in a row (the result store is down): the timer backs off
         self._timer_failures = 0
-        self._init_operations(self.options.pool, self.options.send_events, self.options.statedb)
+        options = self.options
+        self._init_operations(options.pool, options.send_events, options.statedb, options.autoscale)
 
     # -- start -------------------------------------------------------------------------------
     def start(self) -> int:
@@ -363,6 +370,8 @@ class Worker(Operated):
         )
         if warning:
             logger.warning(warning)
+        if self.options.autoscale and self.autoscaler is None:
+            logger.warning("--autoscale: the solo pool runs one task at a time; it does not scale")
         if not self._wait_for_servers():
             return 1
         beat = None
@@ -463,7 +472,7 @@ class Worker(Operated):
         for _ in range(self.concurrency):
             self._start_thread(monitor)
         self._ready()
-        while not stop.is_set() and any(t.is_alive() for t, _ in self.threads):
+        while not stop.is_set() and (self._scaling() or any(t.is_alive() for t, _ in self.threads)):
             self.run_calls()
             self._tick_thread_timer(wake)
         for thread, _ in self.threads:
@@ -476,7 +485,12 @@ class Worker(Operated):
         thread = threading.Thread(
             target=consume,
             args=(self.app, self.queues, self.hostname, own, lambda due: self.wake.set()),
-            kwargs={"burst": self.options.burst, "main_thread": False, "monitor": monitor},
+            kwargs={
+                "burst": self.options.burst,
+                "main_thread": False,
+                "monitor": monitor,
+                "prefetch": self._prefetch(),
+            },
             name=f"canvas-thread-{len(self.threads)}",
             daemon=True,
         )
@@ -484,8 +498,22 @@ class Worker(Operated):
         self.threads.append((thread, own))
 
     def _tick_thread_timer(self, wake: threading.Event) -> None:
-        wake.wait(self._tick_timer())
+        """Tick the timer when due (or woken: a message was parked) and the autoscaler."""
+        now = time.monotonic()
+        if now >= self.next_timer:
+            self.next_timer = now + self._tick_timer()
+        if wake.wait(min(self.next_timer - now, self.scale_pool())):
+            self.next_timer = 0.0
         wake.clear()
+
+    def _scaling(self) -> bool:
+        """Autoscaling without burst: the pool may be empty now and grow later."""
+        return self.autoscaler is not None and not self.options.burst
+
+    def _prefetch(self) -> int | None:
+        """With ``--autoscale`` each process holds one message: what waits stays in the queue,
+        where the autoscaler counts it and a new process can take it."""
+        return 1 if self.autoscaler is not None else None
 
     def _ready(self) -> None:
         self.control.start()
@@ -566,7 +594,8 @@ class Worker(Operated):
     # -- prefork -------------------------------------------------------------------------------
     def _run_prefork(self) -> int:
         self.app.close()  # children must not share the supervisor's sockets
-        ratelimit.slots.processes = self.concurrency  # each child keeps 1/N of a rate limit
+        # Each child keeps 1/N of a rate limit; an autoscaled pool may reach its max.
+        ratelimit.slots.processes = self.autoscaler.max if self.autoscaler else self.concurrency
         sig_r, sig_w = os.pipe()
         park_r, park_w = os.pipe()
         for fd in (sig_r, sig_w, park_r, park_w):
@@ -589,6 +618,8 @@ class Worker(Operated):
                     with contextlib.suppress(BlockingIOError):
                         os.read(park_r, 4096)
                 self.drain_reports()
+                if not self.stopping:
+                    self.scale_pool()
                 self.run_calls()
                 self.kill_stuck()
                 self._reap()
@@ -654,7 +685,16 @@ class Worker(Operated):
         )
         listen(link, monitor.apply, on_close=stop.set)  # an orphan stops taking work
         retire = self._retire_rule()
-        consume(self.app, self.queues, self.hostname, stop, on_park, monitor=monitor, retire=retire)
+        consume(
+            self.app,
+            self.queues,
+            self.hostname,
+            stop,
+            on_park,
+            monitor=monitor,
+            retire=retire,
+            prefetch=self._prefetch(),
+        )
         return RETIRED if retire is not None and not stop.is_set() else 0
 
     def _retire_rule(self) -> Callable[[int], bool] | None:

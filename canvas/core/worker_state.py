@@ -75,6 +75,11 @@ class WorkerState:
                     "due": report.get("eta"),
                 }
 
+    def running(self) -> int:
+        """How many tasks the pool runs now."""
+        with self._lock:
+            return len(self.active)
+
     def running_in(self, pid: int) -> list[dict[str, Any]]:
         """The tasks the process ``pid`` is running."""
         with self._lock:

@@ -65,8 +65,10 @@ class Ops:
         self.app = self.module.app
         self._start = start
 
-    def worker(self, *args: str, name: str = "w1") -> WorkerProcess:
-        return self._start(APP, "-n", f"{name}@%h", *args, env=self.env)
+    def worker(
+        self, *args: str, name: str = "w1", env: dict[str, str] | None = None
+    ) -> WorkerProcess:
+        return self._start(APP, "-n", f"{name}@%h", *args, env={**self.env, **(env or {})})
 
     def host(self, name: str = "w1") -> str:
         return f"{name}@{HOST}"
@@ -274,6 +276,95 @@ def test_inspect_and_control_a_worker(ops: Ops) -> None:
         {host: {"ok": "shutting down"}}
     ]
     assert worker.proc.wait(30) == 0
+
+
+# -- autoscale --------------------------------------------------------------------------------
+def _started(ops: Ops, key: str) -> list[str]:
+    path = ops.dir / f"{key}.started"
+    return path.read_text().split() if path.exists() else []
+
+
+@pytest.mark.parametrize("ops", ["redis", "amqp"], indirect=True)
+def test_autoscale_grows_with_waiting_work_and_shrinks_when_idle(ops: Ops) -> None:
+    # Given a worker that may run 1 to 3 processes and lets one idle for a second
+    worker = ops.worker("-P", "prefork", "--autoscale=3,1", env={"AUTOSCALE_KEEPALIVE": "1"})
+    host, pid = ops.host(), worker.proc.pid
+    assert "{min=1, max=3} (prefork)" in worker.output()
+    wait_for(lambda: len(_children(pid)) == 1, 20, "the pool to start with min processes")
+    # When four calls wait and each holds its process
+    calls = [ops.module.hold.delay("load") for _ in range(4)]
+    # Then the pool grows to max (not past it): three run, one waits for a free process
+    wait_for(lambda: len(_started(ops, "load")) == 3, 30, "three calls running at once")
+    assert len(set(_started(ops, "load"))) == 3 and len(_children(pid)) == 3
+    stats = ops.app.control.inspect(destination=[host], timeout=10).stats()[host]
+    assert stats["autoscaler"]["max"] == 3 and stats["autoscaler"]["min"] == 1
+    assert stats["autoscaler"]["current"] == 3 and stats["autoscaler"]["qty"] >= 3
+    # When the work is done, the idle processes stop after the keepalive, down to min
+    (ops.dir / "load.release").touch()
+    assert len({call.get(timeout=30) for call in calls}) == 3
+    wait_for(lambda: len(_children(pid)) == 1, 30, "the pool to shrink back to min")
+    assert "Pool shrinks to 1" in worker.output()
+
+
+def test_autoscale_bounds_change_by_remote_control(ops: Ops) -> None:
+    worker = ops.worker("-P", "prefork", "--autoscale=2,1")
+    host, pid, control = ops.host(), worker.proc.pid, ops.app.control
+    # Raising min grows the pool at once; lowering max shrinks it at once
+    assert control.autoscale(4, 3, destination=[host], reply=True, timeout=10) == [
+        {host: {"ok": "autoscale now max=4 min=3"}}
+    ]
+    wait_for(lambda: len(_children(pid)) == 3, 20, "the pool to grow to the new min")
+    done = ops.cli("control", "autoscale", "2", "1", "-d", host)
+    assert "autoscale now max=2 min=1" in done.stdout
+    wait_for(lambda: len(_children(pid)) == 2, 20, "the pool to shrink to the new max")
+    # Bad bounds are refused with what was wrong, and the pool keeps its size
+    assert control.autoscale(1, 3, destination=[host], reply=True, timeout=10) == [
+        {host: {"error": "autoscale needs min <= max, got max=1 min=3"}}
+    ]
+    assert control.autoscale("ten", 3, destination=[host], reply=True, timeout=10) == [
+        {host: {"error": "autoscale needs whole numbers, got max='ten' min=3"}}
+    ]
+    bad = ops.cli("control", "autoscale", "ten", "3", "-d", host, check=False)
+    assert bad.returncode != 0 and "max" in bad.stderr and "ten" in bad.stderr
+    # As in Celery, an autoscaled pool is not resized by hand
+    assert control.pool_grow(1, destination=[host], reply=True, timeout=10) == [
+        {
+            host: {
+                "error": "pool_grow is not supported with autoscale; "
+                "change the autoscale range instead."
+            }
+        }
+    ]
+    stats = ops.app.control.inspect(destination=[host], timeout=10).stats()[host]
+    assert stats["autoscaler"] == {"max": 2, "min": 1, "current": 2, "qty": 0}
+    assert len(_children(pid)) == 2
+
+
+def test_autoscale_on_a_worker_without_it_is_refused(ops: Ops) -> None:
+    ops.worker("-P", "threads", "-c", "1")
+    host = ops.host()
+    assert ops.app.control.autoscale(2, 1, destination=[host], reply=True, timeout=10) == [
+        {
+            host: {
+                "error": "autoscale is not enabled on this worker "
+                "(start it with --autoscale=max,min)"
+            }
+        }
+    ]
+
+
+def test_a_threads_pool_autoscales_too(ops: Ops) -> None:
+    ops.worker("-P", "threads", "--autoscale=2,0", env={"AUTOSCALE_KEEPALIVE": "1"})
+    host = ops.host()
+    inspect = ops.app.control.inspect(destination=[host], timeout=10)
+    # min 0: no thread until work waits; then two; then none again
+    assert inspect.stats()[host]["autoscaler"]["current"] == 0
+    calls = [ops.module.hold.delay("threads") for _ in range(2)]
+    wait_for(lambda: len(_started(ops, "threads")) == 2, 30, "two calls running at once")
+    assert inspect.stats()[host]["autoscaler"]["current"] == 2
+    (ops.dir / "threads.release").touch()
+    assert [call.get(timeout=30) for call in calls]
+    wait_for(lambda: inspect.stats()[host]["autoscaler"]["current"] == 0, 30, "the pool to empty")
 
 
 def test_a_busy_solo_worker_still_answers(ops: Ops) -> None:

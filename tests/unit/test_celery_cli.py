@@ -7,7 +7,6 @@ from click.testing import CliRunner
 
 from canvas.cli.main import cli
 from canvas.cli.multi import selected, split_options
-from canvas.cli.worker_flags import autoscale_max
 
 
 def test_multi_numbers_nodes_and_gives_per_node_options() -> None:
@@ -49,11 +48,10 @@ def test_split_options_takes_values_after_or_with_equals() -> None:
     assert specific == [("w1", ["--queues", "a,b"]), ("2", ["-c", "3"])]
 
 
-def test_autoscale_takes_max_min() -> None:
-    assert autoscale_max("10,3") == 10
-    assert autoscale_max("4") == 4
-    with pytest.raises(Exception, match="max,min"):
-        autoscale_max("ten")
+def test_a_bad_autoscale_stops_the_worker_with_a_clear_error() -> None:
+    run = CliRunner().invoke(cli, ["-A", "canvas:Canvas", "worker", "--autoscale=3,ten"])
+    assert run.exit_code == 2
+    assert "--autoscale" in run.output and "'3,ten' is not max,min" in run.output
 
 
 def test_worker_accepts_celerys_flags() -> None:

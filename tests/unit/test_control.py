@@ -59,7 +59,10 @@ class StandIn:
         self.concurrency += delta
         return None
 
-    def autoscale(self, max: int, min: int) -> str | None:
+    def autoscale(self, max: int | None, min: int | None) -> tuple[int, int] | str:
+        return (max or 1, min or 0)
+
+    def autoscale_info(self) -> dict[str, int] | None:
         return None
 
     def set_events(self, enabled: bool) -> bool:

@@ -64,6 +64,17 @@ def acked_work(key: str, seconds: float) -> str:
     return str(work(key, seconds))
 
 
+@app.task(name="ops.hold", acks_late=True)
+def hold(key: str) -> int:
+    """Marks ``<key>.started`` and holds its process until the test writes ``<key>.release``
+    (or a minute passed); returns its pid."""
+    mark(f"{key}.started")
+    deadline = time.monotonic() + 60
+    while not (DIR / f"{key}.release").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return os.getpid()
+
+
 @app.task(name="ops.fail")
 def fail(message: str) -> None:
     raise ValueError(message)
