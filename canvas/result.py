@@ -340,7 +340,7 @@ class AsyncResult(ResultBase):
 
     def forget(self) -> None:
         self._cache = None
-        self.app.backend.forget([self.id])
+        self.app.backend.forget(self.id)
 
     def __repr__(self) -> str:
         return f"<AsyncResult: {self.id}>"
@@ -585,7 +585,7 @@ class GroupResult(ResultSet):
 
     def delete(self, backend: Backend | None = None) -> None:
         """Remove the saved record of this group."""
-        (backend or self.app.backend).forget([_group_key(self.id)])
+        (backend or self.app.backend).forget(_group_key(self.id))
 
     def as_tuple(self) -> tuple[Any, ...]:
         """Celery's serializable form: ``((id, parent tuple), [member tuples])``."""

@@ -82,8 +82,13 @@ class Backend(CeleryResultAPI, ABC):
         Stores that can notify (Redis pub/sub) must not busy-poll.
         """
 
+    def forget(self, task_id: str | Sequence[str]) -> None:
+        """Delete a task's meta: Celery's ``backend.forget(task_id)`` (a list of ids deletes
+        each, as ``forget_many``)."""
+        self.forget_many([task_id] if isinstance(task_id, str) else list(task_id))
+
     @abstractmethod
-    def forget(self, task_ids: Sequence[str]) -> None:
+    def forget_many(self, task_ids: Sequence[str]) -> None:
         """Delete task metas."""
 
     # -- workflows ---------------------------------------------------------------------------

@@ -80,7 +80,7 @@ class MemoryBackend(Backend):
                     return None
                 self._changed.wait(remaining)
 
-    def forget(self, task_ids: Sequence[str]) -> None:
+    def forget_many(self, task_ids: Sequence[str]) -> None:
         with self._lock:
             for task_id in task_ids:
                 self._metas.pop(task_id, None)

@@ -383,7 +383,7 @@ class RedisBackend(Backend):
                     return
         pubsub.close()
 
-    def forget(self, task_ids: Sequence[str]) -> None:
+    def forget_many(self, task_ids: Sequence[str]) -> None:
         if task_ids:
             self._conn().client.delete(*[self._meta_key(t) for t in task_ids])
 

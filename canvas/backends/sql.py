@@ -393,7 +393,7 @@ class SQLBackend(Backend):
             if listener is not None:
                 listener.close()
 
-    def forget(self, task_ids: Sequence[str]) -> None:
+    def forget_many(self, task_ids: Sequence[str]) -> None:
         t = self.tables.taskmeta
         with self._write() as conn:
             for chunk in _chunks(task_ids):

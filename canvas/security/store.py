@@ -55,8 +55,8 @@ class SecureBackend(Backend):
     def wait(self, task_id: str, timeout: float | None) -> bytes | None:
         return self._open_meta(task_id, self.inner.wait(task_id, timeout))
 
-    def forget(self, task_ids: Sequence[str]) -> None:
-        self.inner.forget(task_ids)
+    def forget_many(self, task_ids: Sequence[str]) -> None:
+        self.inner.forget_many(task_ids)
 
     def _open_meta(self, task_id: str, value: bytes | None) -> bytes | None:
         if value is None:

@@ -138,9 +138,13 @@ class BackendContract:
         backend.store(a, states.SUCCESS, b"\x00done\n")
         backend.store(b, states.FAILURE, b"boom")
         assert backend.get([a, _uid(), b]) == [b"\x00done\n", None, b"boom"]
-        backend.forget([a])
-        backend.forget([])
+        backend.forget(a)  # Celery's form: one id
+        backend.forget_many([])
         assert backend.get([a, b]) == [None, b"boom"]
+        c = _uid()
+        backend.store(c, states.SUCCESS, b"c")
+        backend.forget([b, c])  # a list deletes each
+        assert backend.get([b, c]) == [None, None]
 
     def test_wait_returns_when_another_thread_stores(self, backend: Backend) -> None:
         task_id, got = _uid(), []

@@ -121,7 +121,7 @@ def clean_up_after(app: Canvas, sent: list[Any], broker: str | None) -> None:
             ids.extend(n.node.id for n in view.nodes())
         ids.append(result.id)
     with contextlib.suppress(Exception):
-        app.backend.forget([i for i in ids if i])
+        app.backend.forget_many([i for i in ids if i])
     store = app.backend
     if isinstance(store, RedisBackend):  # a workflow's hash has no expiry of its own to wait on
         client = store._conn().client

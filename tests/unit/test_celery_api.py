@@ -386,6 +386,8 @@ def test_the_store_has_celerys_result_backend_methods() -> None:
     backend.store_result("t4", {"progress": 50}, "PROGRESS")
     assert backend.get_task_meta("t4")["result"] == {"progress": 50}
     assert backend.get_task_meta("never")["status"] == "PENDING"
+    backend.forget("t1")  # Celery's signature: one id
+    assert backend.get_state("t1") == "PENDING" and backend.get_state("t4") == "PROGRESS"
 
 
 def test_task_store_eager_result_writes_eager_results_to_the_store() -> None:
