@@ -46,6 +46,11 @@ NOT_NEEDED: dict[str, str] = {
     "event_queue_ttl": "events use canvas's broadcast bus (canvas.bus)",
     "event_serializer": "events are msgpack on canvas's bus (signed when signing is on)",
     "result_accept_content": "results are canvas's own msgpack records, never pickle",
+    # json or msgpack; any other value is refused (config.check)
+    "result_serializer": (
+        "results are canvas's own msgpack records (dates, Decimals, UUIDs and bytes come back as "
+        "returned)"
+    ),
     "result_backend_always_retry": (
         "store errors are retried by the worker, which requeues the message"
     ),

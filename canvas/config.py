@@ -28,7 +28,6 @@ DEFAULTS: dict[str, Any] = {
     "result_expires": 86400.0,
     # options the result store reads (Redis: prefix; Redis Cluster: replica_wait, seconds)
     "result_backend_transport_options": {},
-    "result_serializer": "msgpack",
     "result_extended": False,
     # a result larger than this (encoded) is stored as a FAILURE saying so (0: no limit)
     "result_max_payload_bytes": 8 * 1024 * 1024,
@@ -88,8 +87,8 @@ DEFAULTS: dict[str, Any] = {
     "worker_revoke_expires": 10800.0,
     "control_exchange": "canvas",
     "event_exchange": "canvasev",
-    # time
-    "timezone": "UTC",
+    # time: as in Celery, no timezone means UTC, or the machine's zone with enable_utc=False
+    "timezone": None,
     "enable_utc": True,
     # beat
     "beat_schedule": {},
@@ -124,6 +123,9 @@ DEFAULTS: dict[str, Any] = {
     "imports": (),
     "include": (),
 }
+
+#: the ``result_serializer`` values canvas's msgpack records stand in for (anything else: refused)
+RESULT_SERIALIZERS = ("json", "msgpack")
 
 # Celery's old uppercase names that Django projects still use, mapped to the new ones.
 _OLD_NAMES = {
@@ -240,6 +242,11 @@ def check(conf: Mapping[str, Any]) -> list[str]:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
             if close:
                 lines.append(f"Unknown setting {name!r}: did you mean {close[0]!r}?")
+    if str(conf.get("result_serializer") or "json").lower() not in RESULT_SERIALIZERS:
+        refused.append(
+            f"result_serializer={conf['result_serializer']!r}: not supported; results are "
+            "canvas's own msgpack records, never pickle: return plain data (ids, not objects)."
+        )
     if conf.get("task_create_missing_queues") is False:
         refused.append(
             "task_create_missing_queues=False: not supported; canvas declares every queue it "

@@ -9,12 +9,13 @@ datetimes, the *slots* of the schedule: ``next_after(t)`` (the first slot later 
 ``latest(t)`` (the last slot at or before ``t``). Every beat process computes the same slots from
 the same clock, which is what lets two of them agree that a slot was already fired.
 
-Time zones: crontab fields are wall-clock times in ``app.conf.timezone`` (default ``UTC``),
-resolved with ``zoneinfo``. When the clocks go back, a wall time that happens twice fires at its
-first occurrence only; when they go forward, a wall time that never happens fires once, at the
-moment of the jump. So each wall-clock slot fires exactly once. Work that must run by elapsed
-time (every 15 minutes, whatever the clocks say) is better written as ``schedule(900)``, whose
-slots sit on a fixed grid counted from the Unix epoch.
+Time zones: crontab fields are wall-clock times in ``app.conf.timezone``, resolved with
+``zoneinfo``; unset, as in Celery, that is UTC, or the machine's own zone with ``enable_utc=False``.
+When the clocks go back, a wall time that happens twice fires at its first occurrence only; when
+they go forward, a wall time that never happens fires once, at the moment of the jump. So each
+wall-clock slot fires exactly once. Work that must run by elapsed time (every 15 minutes, whatever
+the clocks say) is better written as ``schedule(900)``, whose slots sit on a fixed grid counted from
+the Unix epoch.
 
 As in Celery, ``day_of_month`` and ``day_of_week`` must *both* match (cron ORs them), and days of
 the week count from Sunday = 0 (7 is Sunday too).
@@ -25,8 +26,9 @@ from __future__ import annotations
 import bisect
 import calendar
 import difflib
+import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -75,6 +77,30 @@ def get_timezone(name: str) -> ZoneInfo:
         ) from None
 
 
+def app_timezone(conf: Mapping[str, Any]) -> ZoneInfo:
+    """The app's zone as Celery picks it: ``timezone`` when set; else UTC, or with
+    ``enable_utc=False`` the machine's own zone."""
+    name = conf.get("timezone")
+    if name:
+        return get_timezone(str(name))
+    return ZoneInfo("UTC") if conf.get("enable_utc", True) else local_timezone()
+
+
+def local_timezone() -> ZoneInfo:
+    """The machine's zone: ``TZ`` when it names one, else ``/etc/localtime`` (else UTC)."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass  # a POSIX rule such as "EST5EDT,M3.2.0,M11.1.0": the system file says the same
+    try:
+        with open("/etc/localtime", "rb") as data:
+            return ZoneInfo.from_file(data, key="localtime")
+    except (OSError, ValueError):
+        return ZoneInfo("UTC")
+
+
 class BaseSchedule:
     """What every schedule shares: the app it computes for, its time zone and its clock."""
 
@@ -86,8 +112,7 @@ class BaseSchedule:
 
     @property
     def tz(self) -> ZoneInfo:
-        name = self.app.conf.get("timezone", "UTC") if self.app is not None else None
-        return get_timezone(name or "UTC")
+        return app_timezone(self.app.conf) if self.app is not None else ZoneInfo("UTC")
 
     def now(self) -> datetime:
         """The current time as an aware datetime (``nowfun`` wins, then the app, then UTC)."""

@@ -40,6 +40,7 @@ from canvas.primitives import chord
 from canvas.private import private_dir
 from canvas.request import Request, current_request
 from canvas.result import AsyncResult, EagerResult, GroupResult, from_spec
+from canvas.schedules import app_timezone
 from canvas.signature import Signature, signature
 from canvas.task import HANDLERS, Task
 from canvas.transports import Transport
@@ -195,8 +196,9 @@ class Canvas:
 
     @property
     def timezone(self) -> zoneinfo.ZoneInfo:
-        """The app's ``timezone`` setting as a ``ZoneInfo`` (UTC when unset)."""
-        return zoneinfo.ZoneInfo(self.conf.timezone or "UTC")
+        """The app's ``timezone`` setting as a ``ZoneInfo``; unset, UTC (the machine's own zone
+        with ``enable_utc=False``), as in Celery."""
+        return app_timezone(self.conf)
 
     def on_after_fork(self) -> None:
         """Forget the parent's connections in a forked child (they reopen on first use)."""

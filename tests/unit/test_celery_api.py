@@ -7,12 +7,13 @@ import logging
 import weakref
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from canvas import Celery, Task, chord, current_app, current_task, group, shared_task, states
 from canvas import exceptions as exc
-from canvas.schedules import solar
+from canvas.schedules import crontab, local_timezone, solar
 from canvas.sun import event_time
 from canvas.utils.log import get_task_logger
 
@@ -291,6 +292,32 @@ def test_app_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert current_app._get_current_object() is other
     with pytest.raises(ValueError, match="worker sub-command"):
         app.worker_main(["--loglevel=INFO"])
+
+
+def test_enable_utc_false_puts_times_in_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a machine in Tokyo (UTC+9, no daylight saving)
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    # Then as in Celery: no timezone means UTC, unless enable_utc=False picks the machine's zone
+    assert str(_app().timezone) == "UTC"
+    local = _app(enable_utc=False)
+    assert str(local.timezone) == "Asia/Tokyo"
+    assert local.now().utcoffset() == timedelta(hours=9)
+    # And crontab fields are wall-clock times there: 07:00 in Tokyo is 22:00 UTC
+    nightly = crontab(minute=0, hour=7, app=local)
+    assert nightly.next_after(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 1, 22, 0, tzinfo=UTC
+    )
+    # A timezone given wins either way
+    assert str(_app(enable_utc=False, timezone="Europe/Paris").timezone) == "Europe/Paris"
+
+
+def test_a_tz_rule_that_names_no_zone_falls_back_to_the_system_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "EST5EDT,M3.2.0,M11.1.0")
+    assert isinstance(local_timezone(), ZoneInfo)  # /etc/localtime (or UTC), never an error
 
 
 @pytest.mark.parametrize(

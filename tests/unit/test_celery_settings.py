@@ -41,6 +41,18 @@ def test_refused_settings_stop_start_up_naming_what_to_use() -> None:
     assert check({**DEFAULTS, "worker_direct": False}) == []
 
 
+def test_result_serializer_is_explained_or_refused() -> None:
+    # json (Celery's default) and msgpack: canvas's records hold what they hold, one line says so
+    for value in ("json", "msgpack"):
+        assert check({**DEFAULTS, "result_serializer": value}) == [
+            "Setting result_serializer is not needed by canvas and has no effect: "
+            f"{NOT_NEEDED['result_serializer']}."
+        ]
+    # pickle (or any other): results would not hold what the project returns, so it is refused
+    with pytest.raises(ImproperlyConfigured, match="result_serializer='pickle': not supported"):
+        check({**DEFAULTS, "result_serializer": "pickle"})
+
+
 def test_the_app_refuses_at_finalize() -> None:
     app = Celery("refuse", broker="memory://", backend="memory://", set_as_current=False)
     app.conf.broker_vhost = "/prod"
