@@ -51,6 +51,9 @@ __all__ = [
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: the next slot of a schedule that has none to come (a clocked one that ran, a solar event
+#: that does not happen at the place): beat asks again at its next tick, never fires it
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 _MINUTE = timedelta(minutes=1)
 #: The Gregorian calendar repeats every 400 years (146,097 days): a search that finds no match
 #: in that span never will.
@@ -517,8 +520,10 @@ class solar(BaseSchedule):
 
     Events: ``dawn_astronomical``, ``dawn_nautical``, ``dawn_civil``, ``sunrise``,
     ``solar_noon``, ``sunset``, ``dusk_civil``, ``dusk_nautical``, ``dusk_astronomical``; a day
-    on which the event does not happen there (polar day or night) is skipped. Times come from
-    the sunrise equation (``canvas.sun``, within about a minute), not from Celery's ``ephem``.
+    on which the event does not happen there (polar day or night) is skipped, as Celery checks
+    again the next day; where it does not happen within two years (at a pole) the next slot is
+    ``NEVER``, never an error. Times come from the sunrise equation (``canvas.sun``, within about
+    a minute), not from Celery's ``ephem``. Latitude and longitude are degrees, north and east.
     """
 
     def __init__(
@@ -536,9 +541,9 @@ class solar(BaseSchedule):
             raise ValueError(
                 f"solar event {event!r} is not known.{hint} Known: {', '.join(sun.EVENTS)}."
             )
-        if not -90 <= lat <= 90:
+        if not -90 <= float(lat) <= 90:
             raise ValueError(f"solar latitude {lat!r} is outside -90..90")
-        if not -180 <= lon <= 180:
+        if not -180 <= float(lon) <= 180:
             raise ValueError(f"solar longitude {lon!r} is outside -180..180")
         self.event, self.lat, self.lon = event, float(lat), float(lon)
 
@@ -553,14 +558,14 @@ class solar(BaseSchedule):
         for moment in self._moments(start.date() - timedelta(days=1), 1):
             if moment > start:
                 return moment
-        raise ValueError(f"{self!r} does not happen in the two years after {t}")
+        return NEVER
 
     def latest(self, t: datetime) -> datetime:
         start = _as_utc(t)
         for moment in self._moments(start.date() + timedelta(days=1), -1):
             if moment <= start:
                 return moment
-        raise ValueError(f"{self!r} did not happen in the two years before {t}")
+        return _EPOCH
 
     def __repr__(self) -> str:
         return f"<solar: {self.event} at latitude {self.lat}, longitude: {self.lon}>"

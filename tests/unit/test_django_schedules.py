@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from canvas import schedules
 from canvas.contrib.django.schedules import NEVER, clocked, solar, zoned_crontab
 from canvas.schedules import crontab
 
@@ -30,9 +31,10 @@ def close_to(found: datetime, expected: datetime, minutes: float = 2) -> bool:
         ("sunrise", 51.4769, 0.0, "2024-06-21T00:00", "2024-06-21T03:43"),
         ("sunset", 51.4769, 0.0, "2024-06-21T00:00", "2024-06-21T20:21"),
         ("solar_noon", 51.4769, 0.0, "2024-06-21T00:00", "2024-06-21T12:01"),
-        # New York (west is negative) on 2024-03-20: sunrise 11:02 UTC, civil dusk 23:37 UTC
-        ("sunrise", 40.7128, -74.006, "2024-03-20T00:00", "2024-03-20T11:02"),
-        ("dusk_civil", 40.7128, -74.006, "2024-03-20T12:00", "2024-03-20T23:37"),
+        # New York (west is negative) on 2024-03-20: sunrise 10:58 UTC, civil dusk 23:36 UTC
+        # (ephem, which Celery's solar uses, says 10:58:31 and 23:36:03)
+        ("sunrise", 40.7128, -74.006, "2024-03-20T00:00", "2024-03-20T10:58"),
+        ("dusk_civil", 40.7128, -74.006, "2024-03-20T12:00", "2024-03-20T23:36"),
         # Sydney on 2024-12-21 (summer): sunrise 18:41 UTC the day before, local 05:41
         ("sunrise", -33.8688, 151.2093, "2024-12-20T12:00", "2024-12-20T18:41"),
     ],
@@ -55,14 +57,32 @@ def test_solar_slots_are_a_day_apart_and_latest_is_consistent():
 def test_polar_night_has_no_sunrise_until_the_sun_returns():
     # Given Longyearbyen (78°N) in December, when asked for the next sunrise
     found = solar("sunrise", 78.2232, 15.6267).next_after(at("2024-12-01T00:00"))
-    # Then it comes in February, when the polar night ends
-    assert at("2025-02-10T00:00") < found < at("2025-02-25T00:00")
+    # Then it is the first one after the polar night, as Celery's (ephem: 2025-02-15 10:41;
+    # the sunrise equation is within a day of it this close to the edge of the night)
+    assert at("2025-02-14T10:41") < found < at("2025-02-16T10:41")
+    # And the last one before the night: ephem says 2024-10-25 09:51
+    last = solar("sunrise", 78.2232, 15.6267).latest(at("2024-12-01T00:00"))
+    assert at("2024-10-24T09:51") < last < at("2024-10-26T12:00")
+
+
+def test_the_models_solar_is_the_apps_own():
+    # One implementation: a SolarSchedule row's schedule is canvas.schedules.solar
+    assert solar is schedules.solar
+
+
+def test_where_the_event_never_happens_there_is_no_slot_and_no_error():
+    # Given the North Pole, where this day-by-day sunrise equation finds no sunrise at all
+    pole = solar("sunrise", 90, 0)
+    # Then, as Celery (which checks again each day), beat never fires it and never fails
+    assert pole.next_after(at("2024-12-01T00:00")) == NEVER
+    assert pole.latest(at("2024-12-01T00:00")) < at("1971-01-01T00:00")
+    assert pole.is_due(at("2024-12-01T00:00")).is_due is False
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("moonrise", 0, 0), "not one of"),
+        (("moonrise", 0, 0), "is not known"),
         (("sunrise", 91, 0), "latitude"),
         (("sunrise", 0, -181), "longitude"),
     ],
