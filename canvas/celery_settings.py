@@ -143,7 +143,6 @@ NOT_NEEDED: dict[str, str] = {
     "database_short_lived_sessions": "the SQL store manages its own connections",
     "database_create_tables_at_setup": "the SQL store creates its tables on first use",
     "database_engine_options": "the SQL store builds its own engine from result_backend",
-    "worker_autoscaler": "canvas worker --autoscale=max,min uses canvas's own autoscaler",
     "task_protocol": "canvas speaks its own message protocol (Celery workers cannot read it)",
 }
 

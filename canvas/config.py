@@ -77,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
     "worker_max_tasks_per_child": None,
     "worker_max_memory_per_child": None,
     "worker_max_deliveries": 3,
+    # As in Celery: the class --autoscale uses (a subclass may change its target())
+    "worker_autoscaler": "canvas.core.autoscale:Autoscaler",
     "worker_lease_seconds": 60.0,
     # As in Celery: no channel-wide prefetch where a worker consumes a quorum queue.
     "worker_detect_quorum_queues": True,
@@ -208,6 +210,25 @@ class Settings(MutableMapping[str, Any]):
                         continue
                     name = old or name
                 self._values[_OLD_NAMES.get(name, name)] = value
+
+
+def load_class(spec: str | type, what: str, example: str) -> type:
+    """``module:Class`` (or ``module.Class``) to a class, for settings and flags that name one;
+    ``what`` names the setting in the error, ``example`` is a spec that works."""
+    if isinstance(spec, type):
+        return spec
+    module_name, sep, attr = spec.partition(":")
+    if not sep:
+        module_name, _, attr = spec.rpartition(".")
+    try:
+        found: Any = getattr(importlib.import_module(module_name), attr)
+    except Exception as exc:  # a module may fail its own way (Django not set up)
+        raise ImproperlyConfigured(
+            f"{what} {spec!r}: cannot load it ({exc}); give 'module:Class', e.g. {example!r}."
+        ) from exc
+    if not isinstance(found, type):
+        raise ImproperlyConfigured(f"{what} {spec!r} is not a class")
+    return found
 
 
 def known_names() -> frozenset[str]:

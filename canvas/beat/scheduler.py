@@ -27,7 +27,6 @@ A canvas entry is sent as a new workflow at every firing: ``sig.clone().apply_as
 from __future__ import annotations
 
 import difflib
-import importlib
 import logging
 import threading
 import uuid
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas.beat import stores
 from canvas.beat.lock import Lease
+from canvas.config import load_class
 from canvas.exceptions import ImproperlyConfigured
 from canvas.schedules import BaseSchedule, maybe_schedule, schedule
 
@@ -342,21 +342,9 @@ SCHEDULER_ALIASES = {
 
 def load_scheduler(spec: str | type[Scheduler]) -> type[Scheduler]:
     """``module:Class`` (or ``module.Class``) to a scheduler class, with a clear error."""
-    if isinstance(spec, type):
-        return spec
-    spec = SCHEDULER_ALIASES.get(spec, spec)
-    module_name, sep, attr = spec.partition(":")
-    if not sep:
-        module_name, _, attr = spec.rpartition(".")
-    try:
-        found: Any = getattr(importlib.import_module(module_name), attr)
-    except Exception as exc:  # a scheduler's module may fail its own way (Django not set up)
-        raise ImproperlyConfigured(
-            f"--scheduler {spec!r}: cannot load it ({exc}); give 'module:Class', "
-            "e.g. 'canvas.beat.scheduler:Scheduler'."
-        ) from exc
-    if not isinstance(found, type):
-        raise ImproperlyConfigured(f"--scheduler {spec!r} is not a class")
+    if not isinstance(spec, type):
+        spec = SCHEDULER_ALIASES.get(spec, spec)
+    found: type[Scheduler] = load_class(spec, "--scheduler", "canvas.beat.scheduler:Scheduler")
     return found
 
 

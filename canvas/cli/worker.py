@@ -95,7 +95,7 @@ def command(
         )
         try:
             worker = Worker(app, options)
-        except ValueError as exc:  # AUTOSCALE_KEEPALIVE that is not a number of seconds
+        except (ValueError, ImproperlyConfigured) as exc:  # AUTOSCALE_KEEPALIVE, worker_autoscaler
             raise click.ClickException(str(exc)) from exc
         worker_flags.echo_banner(worker_flags.banner(worker, app.backend_url))
         redirect_stdout(app)

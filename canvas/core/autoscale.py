@@ -16,6 +16,10 @@ Pure policy: no clock, no pool. ``canvas.core.operate`` applies the answer.
 from __future__ import annotations
 
 import os
+from typing import Any
+
+from canvas.config import load_class
+from canvas.exceptions import ImproperlyConfigured
 
 #: the environment variable (Celery's) that sets the keepalive, in seconds
 KEEPALIVE_ENV = "AUTOSCALE_KEEPALIVE"
@@ -63,6 +67,17 @@ def keepalive_from_env() -> float:
     if not seconds > 0:
         raise ValueError(f"{KEEPALIVE_ENV}={raw!r} must be more than 0 seconds")
     return seconds
+
+
+def autoscaler_class(spec: Any) -> type[Autoscaler]:
+    """The ``worker_autoscaler`` setting's class: this one or a subclass (Celery's setting)."""
+    found = load_class(spec, "worker_autoscaler", "canvas.core.autoscale:Autoscaler")
+    if not issubclass(found, Autoscaler):
+        raise ImproperlyConfigured(
+            f"worker_autoscaler {spec!r} is not a subclass of canvas.core.autoscale.Autoscaler "
+            "(subclass it and override target(now, processes, demand))."
+        )
+    return found
 
 
 class Autoscaler:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import states
 from canvas.core import complete, metas
-from canvas.core.autoscale import INTERVAL, MOST_PROCESSES, Autoscaler, keepalive_from_env
+from canvas.core.autoscale import INTERVAL, MOST_PROCESSES, autoscaler_class, keepalive_from_env
 from canvas.core.consumer import Handler
 from canvas.core.link import Link
 from canvas.core.monitor import TaskMonitor
@@ -99,7 +99,7 @@ class Operated:
         self._calls: collections.deque[Callable[[], None]] = collections.deque()
         #: ``--autoscale=max,min`` (not for the solo pool, which has one process)
         self.autoscaler = (
-            Autoscaler(*autoscale, keepalive=keepalive_from_env())
+            autoscaler_class(conf.worker_autoscaler)(*autoscale, keepalive=keepalive_from_env())
             if autoscale and pool != "solo"
             else None
         )

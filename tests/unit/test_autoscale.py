@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from canvas import Canvas
 from canvas.core.autoscale import Autoscaler, keepalive_from_env, parse
+from canvas.core.worker import Worker, WorkerOptions
+from canvas.exceptions import ImproperlyConfigured
 
 
 @pytest.mark.parametrize(
@@ -85,3 +90,38 @@ def test_keepalive_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv("AUTOSCALE_KEEPALIVE", bad)
         with pytest.raises(ValueError, match="AUTOSCALE_KEEPALIVE"):
             keepalive_from_env()
+
+
+class Eager(Autoscaler):
+    """A project's own rule: straight to max at the first waiting message."""
+
+    def target(self, now: float, processes: int, demand: int) -> int:
+        return self.max if demand else super().target(now, processes, demand)
+
+
+def _worker(**settings: Any) -> Worker:
+    app = Canvas("scaling", broker="memory://", backend="memory://", set_as_current=False)
+    app.conf.update(settings)
+    return Worker(app, WorkerOptions(pool="threads", autoscale=(4, 1)))
+
+
+def test_worker_autoscaler_names_the_class_as_in_celery() -> None:
+    assert type(_worker().autoscaler) is Autoscaler
+    # Celery's import path, after the import change, is the same class
+    assert type(_worker(worker_autoscaler="canvas.worker.autoscale:Autoscaler").autoscaler) is (
+        Autoscaler
+    )
+    eager = _worker(worker_autoscaler="tests.unit.test_autoscale:Eager").autoscaler
+    assert isinstance(eager, Eager) and eager.target(0.0, 1, 1) == 4
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("builtins:dict", "not a subclass of canvas.core.autoscale.Autoscaler"),
+        ("celery.worker.autoscale:Autoscaler", "cannot load it"),
+    ],
+)
+def test_a_worker_autoscaler_canvas_cannot_use_is_refused(spec: str, error: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=f"worker_autoscaler '{spec}'.*{error}"):
+        _worker(worker_autoscaler=spec)
