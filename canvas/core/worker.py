@@ -281,6 +281,16 @@ def consume(
             try:
                 handler.handle(delivery)
                 backoff.reset()
+            except SystemExit:
+                if main_thread:
+                    raise  # a pool process (or solo worker) ends; its supervisor replaces it
+                # A task in a thread called sys.exit(): that ends the call (recorded as lost if
+                # its message was acked), not the pool's thread, which would leave the worker
+                # one thread short for good.
+                logger.error("A task called sys.exit() in a pool thread: the thread goes on")
+                if not delivery.settled:  # acks_late: it comes back, as after a process death
+                    with contextlib.suppress(Exception):
+                        delivery.reject(requeue=True, reason="its task called sys.exit()")
             except Exception as exc:  # requeue, back off, carry on
                 backoff.failed(f"handle message {printable(delivery.headers.get('id'))}", exc)
                 if not delivery.settled:  # a settled message would run again (or be lost)

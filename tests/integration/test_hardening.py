@@ -453,13 +453,17 @@ def test_an_unreadable_parked_message_does_not_stop_the_timer(env: Seed) -> None
     wait_for(dropped, PROMPT, "the unreadable record to be dropped")
 
 
-def test_a_task_that_exits_its_process_fails_instead_of_being_lost(env: Seed, unique: str) -> None:
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_a_task_that_exits_its_process_fails_instead_of_being_lost(
+    env: Seed, unique: str, pool: str
+) -> None:
     from canvas.exceptions import WorkerLostError
 
     seed = env
-    seed.start_worker("-P", "prefork", "-c", "1")
+    seed.start_worker("-P", pool, "-c", "1")
     with pytest.raises(WorkerLostError, match="raised SystemExit"):
         seed.tasks.exits.delay(unique).get(timeout=PROMPT)
+    # prefork: a new process takes over; threads: the one thread goes on consuming
     assert seed.tasks.add.delay(1, 1).get(timeout=PROMPT) == 2
     assert (seed.state / unique).read_text().count("\n") == 1
 
