@@ -72,9 +72,9 @@ NOT_NEEDED: dict[str, str] = {
         "chords are joined by an atomic store operation, never by polling"
     ),
     "result_compression": "results are stored uncompressed",
-    "result_exchange": "results never travel over the broker",
-    "result_exchange_type": "results never travel over the broker",
-    "result_persistent": "results never travel over the broker",
+    "result_exchange": "rpc:// replies go straight to the client's reply queue",
+    "result_exchange_type": "rpc:// replies go straight to the client's reply queue",
+    "result_persistent": "rpc:// replies are always persistent messages",
     "task_acks_on_failure": "use task_acks_on_failure_or_timeout",
     "task_acks_on_timeout": "use task_acks_on_failure_or_timeout",
     "task_compression": (

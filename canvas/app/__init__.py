@@ -27,6 +27,7 @@ from canvas import _current, dag, signals, signing
 from canvas._current import Current, default_app
 from canvas.backends import Backend
 from canvas.backends import create as create_backend
+from canvas.backends.rpc import RpcBackend, is_rpc_url
 from canvas.bus import Bus
 from canvas.bus import for_transport as bus_for_transport
 from canvas.config import Settings, queue_options
@@ -243,11 +244,13 @@ class Canvas:
         self.on_configure.send(sender=self)
         for line in check_settings(self.conf):
             logger.warning(line)
-        if str(self.conf.result_backend or "").startswith("rpc://"):
+        if is_rpc_url(self.conf.result_backend) and _on_this_machine(self.backend_url):
             logger.warning(
-                "result_backend='rpc://': canvas keeps results in a store, not in replies over "
-                "the broker; using %s (workers on other machines need a shared store: "
-                "set result_backend to a redis:// or db+postgresql:// URL).",
+                "result_backend='rpc://': results come back as messages, but workflows (chain, "
+                "group, chord), countdowns and revokes keep their state in %s, on this machine: "
+                "a workflow runs only on workers of the machine that sent it (elsewhere it "
+                "fails, naming this). Workers on other machines need a shared store for "
+                "workflows: set result_backend to a redis:// or db+postgresql:// URL.",
                 self.backend_url,
             )
         signals.import_modules.send(sender=self)
@@ -498,13 +501,13 @@ class Canvas:
             return str(url)[3:]  # Celery's SQLAlchemy URLs: db+sqlite:///..., db+postgresql://
         if url == "cache+memory://":
             return "memory://"
-        if url and not str(url).startswith("rpc://"):
+        if url and not is_rpc_url(url):
             return str(url)
-        # No store, or Celery's rpc:// (results sent back over the broker): canvas keeps
-        # results and workflow state in a store, so rpc:// takes the default one (see
-        # docs/migrating.md for what that means for workers on other machines).
+        # No store, or the state store of Celery's rpc:// (results come back as messages, see
+        # canvas.backends.rpc; workflows, countdowns and revokes still need a store): the Redis
+        # broker's database, else a SQLite file on this machine.
         broker = self.broker_url
-        if broker.startswith(("redis://", "rediss://")):
+        if broker.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")):
             return broker
         return f"sqlite:///{self.embedded_dir() / 'results.sqlite'}"
 
@@ -530,6 +533,7 @@ class Canvas:
                         "confirm": self.conf.broker_confirm,
                         **dict(self.conf.broker_transport_options or {}),
                         "visibility_timeout": self.conf.worker_lease_seconds,
+                        "reply_expires": self.conf.result_expires,
                         **queue_options(self.conf),
                     },
                 ),
@@ -554,6 +558,10 @@ class Canvas:
                 ", ".join(sorted(type(backend).OPTIONS - {"expires"})) or "none",
             )
         backend = self._secured(backend)
+        if is_rpc_url(self.conf.result_backend):
+            backend = RpcBackend(
+                backend, lambda: self.transport, local=_on_this_machine(self.backend_url)
+            )
         backend.records = metas  # Celery's store_result/mark_as_* write the engine's records
         return backend
 
@@ -603,6 +611,11 @@ class Canvas:
 
     def __repr__(self) -> str:
         return f"<Canvas {self.main or '__main__'}>"
+
+
+def _on_this_machine(store_url: str) -> bool:
+    """Is the store a file that only this machine's processes reach (SQLite)?"""
+    return store_url.startswith("sqlite:")
 
 
 def _django_apps() -> list[str]:

@@ -190,6 +190,11 @@ class Backend(CeleryResultAPI, ABC):
         that have not expired, oldest first."""
         raise NotImplementedError(f"The result store {type(self).__name__} does not keep revokes.")
 
+    def reply_to(self) -> str | None:
+        """Where the results of a message sent now come back as messages (``rpc://``: a reply
+        queue, named in the message's ``reply_to`` header); ``None`` for a store."""
+        return None
+
     def close(self) -> None:
         """Release connections."""
 

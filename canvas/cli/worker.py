@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from canvas.backends.rpc import is_rpc_url
 from canvas.cli import pidfile as pidfile_module
 from canvas.cli import worker_flags
 from canvas.cli.base import app_from_context
@@ -97,7 +98,8 @@ def command(
             worker = Worker(app, options)
         except (ValueError, ImproperlyConfigured) as exc:  # AUTOSCALE_KEEPALIVE, worker_autoscaler
             raise click.ClickException(str(exc)) from exc
-        worker_flags.echo_banner(worker_flags.banner(worker, app.backend_url))
+        rpc = is_rpc_url(app.conf.result_backend)
+        worker_flags.echo_banner(worker_flags.banner(worker, app.backend_url, rpc=rpc))
         redirect_stdout(app)
         code = worker.start()
     finally:

@@ -113,19 +113,22 @@ def detach() -> None:
     os.close(devnull)
 
 
-def banner(worker: Worker, results: str) -> str:
+def banner(worker: Worker, results: str, rpc: bool = False) -> str:
     """The block Celery prints at start-up: node, app, transport, results, pool, queues, tasks."""
     app = worker.app
     pool = worker.options.pool
     concurrency = str(1 if pool == "solo" else worker.concurrency)
     if worker.autoscaler is not None:  # Celery's way of showing the range
         concurrency = f"{{min={worker.autoscaler.min}, max={worker.autoscaler.max}}}"
+    shown_results = _redact(results)
+    if rpc:  # results travel as messages; the store keeps workflow state only
+        shown_results = f"rpc:// (workflow state: {shown_results})"
     lines = [
         f" -------------- {worker.hostname} (canvas)",
         "- ** ---------- [config]",
         f"- ** ---------- .> app:         {app.main or '__main__'}",
         f"- ** ---------- .> transport:   {_redact(app.broker_url)}",
-        f"- ** ---------- .> results:     {_redact(results)}",
+        f"- ** ---------- .> results:     {shown_results}",
         f"- ** ---------- .> concurrency: {concurrency} ({pool})",
         f"- ** ---------- .> task events: {'ON' if worker.options.send_events else 'OFF'}",
         " -------------- [queues]",

@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, signals, signing, states
+from canvas.backends.rpc import replying_for
 from canvas.core import complete, envelope, messages, metas, protocol, ratelimit, replace
 from canvas.core.envelope import BadMessage, printable
 from canvas.core.execute import (
@@ -87,7 +88,9 @@ class Handler:
         ``canvas.core.outage``) before the error reaches the worker, which requeues it."""
         self.claimed = self.counted = None
         try:
-            self._handle(delivery)
+            # What it records, and the messages it sends, go back to its client (rpc://).
+            with replying_for(delivery.headers):
+                self._handle(delivery)
         except Exception as exc:
             if self.counted is not None and is_outage(exc):
                 self._uncount(self.counted)

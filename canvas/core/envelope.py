@@ -16,6 +16,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from canvas.exceptions import CanvasError
+from canvas.transports.base import is_reply_queue
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
 
 
 class BadMessage(CanvasError, ValueError):
@@ -58,6 +61,11 @@ def _mapping(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) for k in value)
 
 
+def _reply_queue(value: Any) -> bool:
+    # Only a reply queue: a forged reply_to must not aim results at a task queue.
+    return isinstance(value, str) and is_reply_queue(value) and bool(_QUEUE_NAME.match(value))
+
+
 def _errback_for(value: Any) -> bool:
     if not isinstance(value, str):
         return False
@@ -86,6 +94,7 @@ FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "origin": (_text, "a string"),
     "ignore_result": (_flag, "a boolean"),
     "errback_for": (_errback_for, "a JSON object"),
+    "reply_to": (_reply_queue, "a reply queue name (canvas.rpc.<client id>)"),
     "stamped_headers": (_names, "a list of names"),
     "stamps": (_mapping, "a mapping of names"),
 }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, signals, signing
+from canvas.backends.rpc import is_rpc_url
 from canvas.core import monitor, protocol
 from canvas.exceptions import PayloadTooLarge
 from canvas.request import Request
@@ -135,6 +136,8 @@ def build(
         headers["stamps"] = {name: options.get(name) for name in stamped}
     if workflow is not None:
         headers["workflow"] = workflow
+    if is_rpc_url(app.conf.result_backend):
+        headers["reply_to"] = app.backend.reply_to()
     if extra:
         headers.update(extra)
     priority = options.get("priority")

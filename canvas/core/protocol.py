@@ -13,6 +13,7 @@ Headers carry everything the worker needs before decoding the body:
 ``expires``    epoch seconds after which the call is REVOKED instead of run
 ``retries``    how many times the call was retried
 ``argsrepr``   what logs and events show instead of the real args (``kwargsrepr`` likewise)
+``reply_to``   the caller's reply queue when results come back as messages (``rpc://``)
 =============  ==============================================================================
 
 Message size depends on the node's own arguments only, never on the size of its workflow.

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from canvas import signals, states
+from canvas.backends.rpc import replying_for
 from canvas.beat.scheduler import run_beat
 from canvas.core import metas, ratelimit
 from canvas.core.consumer import Handler, raise_soft_limit, release_due
@@ -172,11 +173,12 @@ class _Keeper(threading.Thread):
         )
         try:
             workflow = delivery.headers.get("workflow")
-            if workflow:
-                handler = Handler(self.app, self.hostname)
-                handler.settle_node(_request_for(delivery.headers, workflow), meta)
-            else:
-                self.app.backend.store(task_id, states.FAILURE, metas.encode(meta))
+            with replying_for(delivery.headers):  # an rpc:// client hears of it too
+                if workflow:
+                    handler = Handler(self.app, self.hostname)
+                    handler.settle_node(_request_for(delivery.headers, workflow), meta)
+                else:
+                    self.app.backend.store(task_id, states.FAILURE, metas.encode(meta))
         finally:
             if self.monitor is not None:
                 with contextlib.suppress(Exception):

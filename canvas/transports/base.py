@@ -12,6 +12,11 @@ consumers of named queues. Every implementation gives the same guarantees:
   (``<queue>.dlq``) with the reason in its headers; it never vanishes.
 * A frame that cannot be decoded is still handed out, with ``error`` saying why: it is a bad
   message (the worker dead-letters it), never raised as if the connection had failed.
+* A *reply queue* (named ``canvas.rpc.<client>``, see ``reply_queue``) carries results back to
+  the one client that reads it (``result_backend='rpc://'``): it has no dead-letter queue, and
+  a broker that can expire keys drops it ``reply_expires`` seconds (the app's
+  ``result_expires``) after its client stopped using it, so a client gone for good leaves
+  nothing behind.
 
 A consumer object belongs to one thread. Producers may be shared by threads.
 """
@@ -27,6 +32,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 DLQ_SUFFIX = ".dlq"
+#: the names of reply queues begin with this; no task queue may
+REPLY_PREFIX = "canvas.rpc."
 #: header that ``reject(requeue=False, reason=...)`` sets on the dead-lettered copy
 REASON_HEADER = "x-canvas-reason"
 
@@ -139,6 +146,20 @@ class Transport(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release producer connections."""
+
+
+def reply_queue(client_id: str) -> str:
+    """The name of the reply queue of the client ``client_id``."""
+    return REPLY_PREFIX + client_id
+
+
+def is_reply_queue(queue: str) -> bool:
+    return queue.startswith(REPLY_PREFIX)
+
+
+def reply_expires(options: dict[str, Any]) -> float:
+    """Seconds a reply queue lives unused: the transport option ``reply_expires`` (one day)."""
+    return float(options.get("reply_expires") or 86400.0)
 
 
 def _digest(text: str) -> str:

@@ -81,6 +81,8 @@ from canvas.transports.base import (
     Delivery,
     OutgoingMessage,
     Transport,
+    is_reply_queue,
+    reply_expires,
 )
 
 logger = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ _OWN_OPTIONS = frozenset(
         "queue_type",
         "queue_arguments",
         "delivery_limit",
+        "reply_expires",
     ]
 )
 PERSISTENT = {"delivery_mode": 2}
@@ -463,7 +466,12 @@ class AMQPTransport(KombuTransport):
 
         A quorum queue has no ``x-max-priority``; its ``x-delivery-limit`` dead-letters, into
         ``<queue>.dlq``, a message the broker handed out that many times more (one that kills
-        every worker that takes it, before canvas's own count can move it there)."""
+        every worker that takes it, before canvas's own count can move it there).
+
+        A reply queue is a classic queue that RabbitMQ deletes once unused for
+        ``reply_expires`` seconds (``x-expires``)."""
+        if is_reply_queue(queue):
+            return {"x-expires": max(1, int(reply_expires(self.options) * 1000))}
         base = queue.removesuffix(DLQ_SUFFIX)
         given = dict(self.queue_arguments.get(base) or {})
         kind = str(given.pop("x-queue-type", None) or self.queue_type)
@@ -490,9 +498,10 @@ class AMQPTransport(KombuTransport):
     def declare(self, channel: Any, queue: str) -> None:
         # A dead-letter queue has no dead-lettering of its own, but gets its own queue: what
         # it rejects must land somewhere.
-        dlq = self.dead_letters(queue)
         self._declare(channel, queue, self.arguments(queue))
-        self._declare(channel, dlq, self.arguments(dlq))
+        if not is_reply_queue(queue):  # a reply is read by its client, never dead-lettered
+            dlq = self.dead_letters(queue)
+            self._declare(channel, dlq, self.arguments(dlq))
 
     def _declare(self, channel: Any, queue: str, arguments: dict[str, Any]) -> None:
         if not arguments:

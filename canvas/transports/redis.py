@@ -39,7 +39,15 @@ from typing import Any
 import msgpack
 import redis
 
-from canvas.transports.base import REASON_HEADER, Consumer, Delivery, OutgoingMessage, Transport
+from canvas.transports.base import (
+    REASON_HEADER,
+    Consumer,
+    Delivery,
+    OutgoingMessage,
+    Transport,
+    is_reply_queue,
+    reply_expires,
+)
 
 _LEVELS = (9, 6, 3)  # priority lists, highest first; below 3 (or none) is the plain list
 _HEADER = struct.Struct("!BH")  # delivery count, queue name length
@@ -174,22 +182,30 @@ class RedisTransport(Transport):
         return f"{self.key_space(queue)}:q:{queue}" + (f":p{level}" if level is not None else "")
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
-        if len(messages) == 1 and not messages[0].priority:  # delay(): one LPUSH, no pipeline
-            message = messages[0]
+        first = messages[0]
+        if len(messages) == 1 and not first.priority and not is_reply_queue(first.queue):
+            message = first  # delay(): one LPUSH, no pipeline
             self.client.lpush(self.key(message.queue), encode(message.queue, message))
             return
         batches: dict[str, list[bytes]] = {}
         flagged: set[str] = set()
+        replies: set[str] = set()
         for message in messages:
-            key = self.key(message.queue, message.priority)
+            if is_reply_queue(message.queue):
+                key = self.key(message.queue)
+                replies.add(key)
+            else:
+                key = self.key(message.queue, message.priority)
+                if message.priority:
+                    flagged.add(message.queue)
             batches.setdefault(key, []).append(encode(message.queue, message))
-            if message.priority:
-                flagged.add(message.queue)
         pipe = self.client.pipeline(transaction=False)
         for queue in flagged:
             pipe.set(f"{self.key_space(queue)}:prio:{queue}", 1)
         for key, blobs in batches.items():
             pipe.lpush(key, *blobs)
+        for key in replies:  # a reply list outlives its client by reply_expires at most
+            pipe.expire(key, max(1, int(reply_expires(self.options))))
         pipe.execute()
 
     def consumer(self, queues: Iterable[str], prefetch: int = 1) -> RedisConsumer:
