@@ -182,6 +182,8 @@ class RedisTransport(Transport):
         return f"{self.key_space(queue)}:q:{queue}" + (f":p{level}" if level is not None else "")
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        if not messages:
+            return
         first = messages[0]
         if len(messages) == 1 and not first.priority and not is_reply_queue(first.queue):
             message = first  # delay(): one LPUSH, no pipeline
@@ -300,6 +302,7 @@ class RedisConsumer(Consumer):
     # -- fetching ----------------------------------------------------------------------------
     def get(self, timeout: float) -> Delivery | None:
         deadline = time.monotonic() + timeout
+        looked = False  # get(0) still looks once: a message waiting already is handed out
         while True:
             self._beat()
             if self.unsettled < self.prefetch:
@@ -307,12 +310,13 @@ class RedisConsumer(Consumer):
                 if fetched is not None:
                     return self._delivery(*fetched)
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 and (looked or self.unsettled >= self.prefetch):
                 return None
             if self.unsettled >= self.prefetch:
                 time.sleep(min(left, 0.05))
                 continue
             fetched = self._block(min(left, 1.0 if len(self.queues) == 1 else 0.1))
+            looked = True
             if fetched is not None:
                 return self._delivery(*fetched)
 

@@ -15,11 +15,18 @@ import time
 import uuid
 from pathlib import Path
 
+import amqp.exceptions
 import pytest
 
 from canvas.exceptions import ImproperlyConfigured
 from canvas.transports import create
-from canvas.transports.base import REASON_HEADER, Consumer, Delivery, OutgoingMessage
+from canvas.transports.base import (
+    REASON_HEADER,
+    Consumer,
+    Delivery,
+    OutgoingMessage,
+    reply_queue,
+)
 from tests.support.servers import amqp_connection, redis_db
 
 pytestmark = pytest.mark.integration
@@ -163,6 +170,27 @@ class TransportContract:
         assert delivery is not None
         assert time.monotonic() - started < 0.2 + 0.5
         delivery.ack()
+
+    def test_get_without_waiting_still_looks(self, transport, queue, consumer):
+        # A client polling its replies (AsyncResult.ready()) calls get(0) again and again.
+        c = consumer()
+        transport.publish([message(queue)])
+        deadline = time.monotonic() + 5
+        delivery = c.get(0)
+        while delivery is None and time.monotonic() < deadline:
+            delivery = c.get(0)
+        assert delivery is not None, "get(0) never handed out the waiting message"
+        delivery.ack()
+
+    def test_a_reply_queue_round_trip(self, transport, consumer):
+        replies = reply_queue(f"test{uuid.uuid4().hex[:12]}")
+        try:
+            transport.publish([message(replies, b"result")])
+            delivery = get_within(consumer([replies]), 5)
+            assert delivery is not None and delivery.body == b"result"
+            delivery.ack()
+        finally:
+            self.cleanup(transport, [replies])
 
     def test_reject_with_requeue_redelivers(self, transport, queue, consumer):
         transport.publish([message(queue)])
@@ -373,6 +401,16 @@ class TestRedis(TransportContract):
         for name in names:
             transport.purge(name)
 
+    def test_a_reply_list_expires(self, url):
+        transport = create(url, {"reply_expires": 30})
+        replies = reply_queue(f"test{uuid.uuid4().hex[:12]}")
+        try:
+            transport.publish([message(replies)])
+            assert 0 < transport.client.ttl(transport.key(replies)) <= 30
+        finally:
+            self.cleanup(transport, [replies])
+            transport.close()
+
 
 class TestKombuRedis(TransportContract):
     @pytest.fixture
@@ -398,6 +436,24 @@ class TestAMQP(TransportContract):
                 channel.queue_delete(name)
         finally:
             conn.close()
+
+    def test_a_reply_queue_expires_and_has_no_dead_letter_queue(self, url):
+        transport = create(url, {"reply_expires": 30})
+        replies = reply_queue(f"test{uuid.uuid4().hex[:12]}")
+        conn = amqp_connection()
+        try:
+            transport.publish([message(replies)])
+            channel = conn.channel()
+            # Declared as canvas declares it: the same arguments are accepted, so they match
+            channel.queue_declare(
+                replies, durable=True, auto_delete=False, arguments={"x-expires": 30000}
+            )
+            with pytest.raises(amqp.exceptions.NotFound):
+                channel.queue_declare(transport.dead_letters(replies), passive=True)
+        finally:
+            conn.close()
+            self.cleanup(transport, [replies])
+            transport.close()
 
     def test_broker_dead_letters_land_on_the_dlq(self, transport, queue):
         transport.publish([message(queue)])

@@ -1,5 +1,5 @@
 """``result_backend='rpc://'``, Celery's tutorial default: results come back to the client that
-sent the task as messages on its own reply queue, on RabbitMQ and on Redis.
+sent the task as messages on its own reply queue, on RabbitMQ, Redis and Redis Cluster.
 
 Real worker processes (``canvas -A tasks worker``) run ``tests/migration/rpc_first_steps``;
 the test process is the client (and, with a second app, a second client).
@@ -18,17 +18,21 @@ from canvas import Canvas, chain, chord, group
 from canvas.backends.rpc import RpcBackend
 from canvas.exceptions import TimeoutError as CanvasTimeoutError
 from tests.support.migration import Project
+from tests.support.redis_cluster import CLUSTER_URL, start_cluster
 from tests.support.servers import AMQP_URL, REDIS_URL, check_amqp
+from tests.support.workers import wait_for
 
 pytestmark = pytest.mark.integration
 
-BROKERS = {"rabbitmq": AMQP_URL, "redis": REDIS_URL}
+BROKERS = {"rabbitmq": AMQP_URL, "redis": REDIS_URL, "redis-cluster": CLUSTER_URL}
 
 
 @pytest.fixture(params=sorted(BROKERS))
 def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
     if request.param == "rabbitmq":
         check_amqp()
+    if request.param == "redis-cluster":
+        start_cluster()
     proj = Project(
         "rpc_first_steps",
         tmp_path,
@@ -60,7 +64,9 @@ def test_results_and_failures_come_back_to_the_caller(project: Project) -> None:
     tasks = project.load("tasks")
     # Given the tutorial's call
     result = tasks.add.delay(4, 4)
-    # Then its result comes back as a message, as the tutorial shows
+    # Then its result comes back as a message, as the tutorial shows: ready() sees it...
+    wait_for(result.ready, 20, "the result to be ready")
+    # ...and get() returns it
     assert result.get(timeout=20) == 8
     assert result.ready() and result.successful() and result.state == "SUCCESS"
     # And a failure raises the task's own exception
