@@ -244,7 +244,11 @@ class Canvas:
         self.on_configure.send(sender=self)
         for line in check_settings(self.conf):
             logger.warning(line)
-        if is_rpc_url(self.conf.result_backend) and _on_this_machine(self.backend_url):
+        if (
+            is_rpc_url(self.conf.result_backend)
+            and _on_this_machine(self.backend_url)
+            and not self.broker_url.startswith(("embedded://", "memory://"))
+        ):
             logger.warning(
                 "result_backend='rpc://': results come back as messages, but workflows (chain, "
                 "group, chord), countdowns and revokes keep their state in %s, on this machine: "

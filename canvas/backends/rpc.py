@@ -48,7 +48,8 @@ from canvas.transports.base import (
 logger = logging.getLogger("canvas.rpc")
 
 #: the reply queue of the message being handled in this context (a worker's): the results it
-#: records, and the messages it sends, go back to that message's client
+#: records, and the messages it sends, go back to that message's client; ``""`` when nobody
+#: waits (a message sent without one, beat's sends); ``None`` outside both: a client's own
 replying_to: ContextVar[str | None] = ContextVar("canvas_replying_to", default=None)
 #: reply header naming the workflow whose state a worker did not find (see the module docstring)
 LOST_HEADER = "workflow_lost"
@@ -64,7 +65,17 @@ def is_rpc_url(url: object) -> bool:
 def replying_for(headers: Mapping[str, Any]) -> Iterator[None]:
     """Within this block, results and sent messages go to ``headers``' ``reply_to`` (if any)."""
     route = headers.get("reply_to")
-    token = replying_to.set(route if isinstance(route, str) and is_reply_queue(route) else None)
+    token = replying_to.set(route if isinstance(route, str) and is_reply_queue(route) else "")
+    try:
+        yield
+    finally:
+        replying_to.reset(token)
+
+
+@contextlib.contextmanager
+def without_replies() -> Iterator[None]:
+    """Within this block, messages sent ask for no replies (nobody waits on them: beat)."""
+    token = replying_to.set("")
     try:
         yield
     finally:
@@ -97,10 +108,10 @@ class RpcBackend(Backend):
     # -- where replies go --------------------------------------------------------------------
     def reply_to(self) -> str | None:
         """The ``reply_to`` of a message sent now: the handled message's client inside a
-        worker, else this client's own queue."""
+        worker (none if it had none), none from beat, else this client's own queue."""
         routed = replying_to.get()
-        if routed:
-            return routed
+        if routed is not None:
+            return routed or None
         self._sent = True
         return self.queue
 
@@ -196,7 +207,7 @@ class RpcBackend(Backend):
         for task_id, (when, _, _) in list(self._replies.items()):
             if when >= horizon:
                 break
-            del self._replies[task_id]
+            self._replies.pop(task_id, None)  # forget() may have taken it meanwhile
 
     # -- workflows: in the state store, outcomes replied too ---------------------------------
     def save_workflow(self, workflow_id: str, nodes: Sequence[NodeRecord], info: bytes) -> None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from canvas.backends.rpc import without_replies
 from canvas.beat import stores
 from canvas.beat.lock import Lease
 from canvas.config import load_class
@@ -311,12 +312,13 @@ class Scheduler:
         """Send one firing; returns its result handle. Override to observe or redirect."""
         options = {**entry.options, "task_id": slot_task_id(self.lease.name, entry.name, slot)}
         logger.info("beat: sending due task %s (%s)", entry.name, entry.task_name)
-        if isinstance(entry.task, str):
-            return self.app.send_task(entry.task, entry.args, entry.kwargs, **options)
-        sig: Signature = entry.task.clone()
-        if entry.args or entry.kwargs:
-            return sig.apply_async(entry.args, entry.kwargs, **options)
-        return sig.apply_async(**options)
+        with without_replies():  # nobody waits on a firing: no rpc:// reply queue fills up
+            if isinstance(entry.task, str):
+                return self.app.send_task(entry.task, entry.args, entry.kwargs, **options)
+            sig: Signature = entry.task.clone()
+            if entry.args or entry.kwargs:
+                return sig.apply_async(entry.args, entry.kwargs, **options)
+            return sig.apply_async(**options)
 
     def close(self) -> None:
         """Save, give the lease up (a follower takes over at once) and close the store."""

@@ -137,7 +137,9 @@ def build(
     if workflow is not None:
         headers["workflow"] = workflow
     if is_rpc_url(app.conf.result_backend):
-        headers["reply_to"] = app.backend.reply_to()
+        reply_to = app.backend.reply_to()
+        if reply_to:
+            headers["reply_to"] = reply_to
     if extra:
         headers.update(extra)
     priority = options.get("priority")

@@ -12,7 +12,7 @@ import pytest
 from canvas import Canvas, states
 from canvas.backends.base import UNREADABLE_SPEC, NodeRecord
 from canvas.backends.memory import MemoryBackend
-from canvas.backends.rpc import RpcBackend, replying_for
+from canvas.backends.rpc import RpcBackend, replying_for, without_replies
 from canvas.core import envelope, messages, metas
 from canvas.transports.base import Transport
 from canvas.transports.embedded import EmbeddedTransport
@@ -116,7 +116,12 @@ def test_messages_name_the_callers_reply_queue(tmp_path: Path) -> None:
             assert messages.build(app, "t", "2", (), {}, {}).headers["reply_to"] == (
                 "canvas.rpc.caller"
             )
-        assert "reply_to" not in messages.build(plain, "t", "3", (), {}, {}).headers
+        # ...and none when that one had none, nor from beat: nobody waits on those
+        with replying_for({}):
+            assert "reply_to" not in messages.build(app, "t", "3", (), {}, {}).headers
+        with without_replies():
+            assert "reply_to" not in messages.build(app, "t", "4", (), {}, {}).headers
+        assert "reply_to" not in messages.build(plain, "t", "5", (), {}, {}).headers
     finally:
         app.close()
         plain.close()
