@@ -112,7 +112,12 @@ class RpcBackend(Backend):
         routed = replying_to.get()
         if routed is not None:
             return routed or None
-        self._sent = True
+        if not self._sent:
+            # Consume from the first send on, as Celery does: the queue exists before any
+            # reply is published to it, and lives (unexpired) as long as this client does.
+            with self._lock:
+                self._open()
+            self._sent = True
         return self.queue
 
     def _reply(self, task_id: str, status: str, meta: bytes, lost: str | None = None) -> None:
@@ -172,12 +177,17 @@ class RpcBackend(Backend):
     def _drain(self, timeout: float) -> None:
         """Take every reply waiting (waiting up to ``timeout`` seconds for the first)."""
         with self._lock:
-            if self._consumer is None:
-                self._consumer = self.transport().consumer([self.queue], prefetch=_PREFETCH)
-            delivery = self._consumer.get(timeout)
+            consumer = self._open()
+            delivery = consumer.get(timeout)
             while delivery is not None:
                 self._take(delivery)
-                delivery = self._consumer.get(0.01)
+                delivery = consumer.get(0)
+
+    def _open(self) -> Consumer:
+        """The consumer of this client's reply queue (made once; hold ``_lock``)."""
+        if self._consumer is None:
+            self._consumer = self.transport().consumer([self.queue], prefetch=_PREFETCH)
+        return self._consumer
 
     def _take(self, delivery: Delivery) -> None:
         headers = delivery.headers

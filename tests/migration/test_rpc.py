@@ -79,6 +79,18 @@ def test_results_and_failures_come_back_to_the_caller(project: Project) -> None:
     assert backend.state.get([result.id, failed.id]) == [None, None]
 
 
+def test_states_before_the_outcome_come_back_too(project: Project) -> None:
+    project.worker("tasks", "-P", "threads", "-c", "2")
+    tasks = project.load("tasks")
+    # Given a task that reports progress, then works on for a while
+    result = tasks.report_progress.delay(2.0)
+    # Then the client sees the custom state while it runs, then the outcome
+    wait_for(lambda: result.state == "PROGRESS", 20, "the PROGRESS state")
+    assert result.info == {"done": 1}
+    assert result.get(timeout=20) == "finished"
+    assert result.state == "SUCCESS"
+
+
 def test_results_read_out_of_order_are_kept(project: Project) -> None:
     project.worker("tasks", "-P", "threads", "-c", "2")
     tasks = project.load("tasks")
@@ -118,8 +130,9 @@ def test_a_second_client_does_not_take_another_clients_results(project: Project)
 
 
 def test_workflows_on_one_machine(project: Project) -> None:
-    # Given the worker on the client's machine (the same state store)
-    project.worker("tasks", "-P", "threads", "-c", "2")
+    # Given the worker on the client's machine (the same state store), with its default
+    # (prefork) pool: each pool process replies on its own connection
+    project.worker("tasks", "-c", "2")
     tasks = project.load("tasks")
     # Then a chain, a group and a chord return their results
     assert chain(tasks.add.s(1, 2), tasks.add.s(3)).delay().get(timeout=20) == 6

@@ -28,3 +28,10 @@ def slow_add(x, y, seconds):
 @app.task
 def tsum(numbers):
     return sum(numbers)
+
+
+@app.task(bind=True)
+def report_progress(self, seconds):
+    self.update_state(state="PROGRESS", meta={"done": 1})
+    time.sleep(seconds)
+    return "finished"
