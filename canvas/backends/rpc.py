@@ -284,8 +284,8 @@ class RpcBackend(Backend):
     def release_lease(self, name: str, owner: str) -> None:
         self.state.release_lease(name, owner)
 
-    def incr(self, key: str, ttl: float) -> int:
-        return self.state.incr(key, ttl)
+    def incr(self, key: str, ttl: float, by: int = 1) -> int:
+        return self.state.incr(key, ttl, by)
 
     def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:
         self.state.add_revoked(task_ids, ttl)

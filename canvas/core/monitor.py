@@ -292,6 +292,8 @@ def task_info(request: Request, hostname: str, queue: str, redelivered: bool) ->
         },
         "worker_pid": None,
         "workflow": request.workflow,
+        # where its outcome goes with rpc://, if its process dies before it settles
+        "reply_to": (request.headers or {}).get("reply_to"),
     }
 
 

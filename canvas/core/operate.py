@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from canvas import states
+from canvas.backends.rpc import replying_for
 from canvas.core import complete, metas
 from canvas.core.autoscale import INTERVAL, MOST_PROCESSES, autoscaler_class, keepalive_from_env
 from canvas.core.consumer import Handler
@@ -409,12 +410,13 @@ class Operated:
             meta = metas.make_meta(
                 task_id, state, exc=exc, task=name, worker=self.hostname, workflow=workflow
             )
-            if isinstance(workflow, str):
-                request = Request(id=task_id, task=name, workflow=workflow)
-                node = Handler(self.app, self.hostname).node(request)
-                complete.settle(self.app, workflow, node, meta)
-            else:
-                self.app.backend.store(task_id, state, metas.encode(meta))
+            with replying_for(info):  # an rpc:// caller hears of it too
+                if isinstance(workflow, str):
+                    request = Request(id=task_id, task=name, workflow=workflow)
+                    node = Handler(self.app, self.hostname).node(request)
+                    complete.settle(self.app, workflow, node, meta)
+                else:
+                    self.app.backend.store(task_id, state, metas.encode(meta))
         except Exception:
             logger.exception("Could not record task %s as %s", task_id, state)
             return False

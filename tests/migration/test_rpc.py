@@ -17,6 +17,7 @@ import pytest
 from canvas import Canvas, chain, chord, group
 from canvas.backends.rpc import RpcBackend
 from canvas.exceptions import TimeoutError as CanvasTimeoutError
+from canvas.exceptions import WorkerLostError
 from tests.support.migration import Project
 from tests.support.redis_cluster import CLUSTER_URL, start_cluster
 from tests.support.servers import AMQP_URL, REDIS_URL, check_amqp
@@ -89,6 +90,16 @@ def test_states_before_the_outcome_come_back_too(project: Project) -> None:
     assert result.info == {"done": 1}
     assert result.get(timeout=20) == "finished"
     assert result.state == "SUCCESS"
+
+
+def test_a_task_whose_process_dies_fails_at_its_caller(project: Project) -> None:
+    # Given the prefork pool, whose supervisor records a call whose process died
+    project.worker("tasks", "-c", "1")
+    tasks = project.load("tasks")
+    # Then the caller gets WorkerLostError as a reply, not a wait for ever
+    with pytest.raises(WorkerLostError):
+        tasks.exit_process.delay().get(timeout=30)
+    assert tasks.add.delay(1, 1).get(timeout=30) == 2
 
 
 def test_results_read_out_of_order_are_kept(project: Project) -> None:
