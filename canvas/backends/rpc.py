@@ -19,7 +19,8 @@ What goes where:
 * With a state store on this machine (``local``), a worker handed a node of a workflow that its
   machine's store does not hold fails the node with an error that names the fix, and sends it
   with a ``workflow_lost`` header: the client that waits on any node of that workflow gets that
-  error rather than waiting for ever.
+  error rather than waiting for ever. A group of plain calls needs no state: it is sent as plain
+  calls then (``canvas.core.dispatch.start_flat``), and runs on any machine.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import dag
 from canvas.backends.base import NodeRecord
+from canvas.backends.rpc import RpcBackend
 from canvas.core import complete, messages, monitor, protocol
 from canvas.core.messages import Lineage
 from canvas.exceptions import ImproperlyConfigured, PayloadTooLarge
@@ -197,6 +198,15 @@ def start_flat(app: Canvas, flat: FlatGroup, lineage: Lineage) -> None:
         for n in flat.nodes
     ]
     _check_sizes(app, records, {n.id: n for n in flat.nodes}.__getitem__)
+    backend = app.backend
+    if isinstance(backend, RpcBackend) and backend.local:
+        # rpc:// with workflow state in a file on this machine: a member taken by a worker of
+        # another machine would not find the group there, and needs nothing of it (it has no
+        # successor). Sent as plain calls, the members reply from wherever they run (Celery's
+        # group on rpc://).
+        plain = [messages.for_node(app, None, n, n.args, lineage) for n in flat.nodes]
+        messages.publish(app, plain)
+        return
     first = [messages.for_node(app, flat.id, n, n.args, lineage) for n in flat.nodes]
     ids = [n.id for n in flat.nodes]
     info = spec_of(

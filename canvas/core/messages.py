@@ -183,14 +183,14 @@ def publish(app: Canvas, messages: Sequence[OutgoingMessage]) -> None:
 
 def for_node(
     app: Canvas,
-    workflow_id: str,
+    workflow_id: str | None,
     node: dag.Node,
     args: Sequence[Any],
     lineage: Lineage = Lineage(),
     parent_id: str | None = None,
 ) -> OutgoingMessage:
     """The message of a node: its root is the lineage's (or itself), its parent ``parent_id``
-    (or the lineage's: what sent it)."""
+    (or the lineage's: what sent it). Without ``workflow_id`` it is a plain call."""
     assert node.task is not None
     options = dict(node.options)
     if node.group:

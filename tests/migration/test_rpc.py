@@ -173,8 +173,9 @@ def test_a_workflow_sent_to_a_worker_of_another_machine_fails_naming_the_fix(
         worker = far.worker("tasks", "-P", "threads", "-c", "2")
         assert str(machine_b) in worker.output()  # its start-up line names its own store
         tasks = client.load("tasks")
-        # Plain calls work across machines: their results travel as messages
+        # Plain calls and groups work across machines: their results travel as messages
         assert tasks.add.delay(2, 2).get(timeout=20) == 4
+        assert group(tasks.add.s(i, i) for i in range(3)).delay().get(timeout=20) == [0, 2, 4]
         # When the client sends a chain, whose state that worker cannot see
         result = chain(tasks.add.s(1, 2), tasks.add.s(3)).delay()
         # Then its result is an error naming the fix, not a wait for ever
