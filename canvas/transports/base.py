@@ -14,9 +14,8 @@ consumers of named queues. Every implementation gives the same guarantees:
   message (the worker dead-letters it), never raised as if the connection had failed.
 * A *reply queue* (named ``canvas.rpc.<client>``, see ``reply_queue``) carries results back to
   the one client that reads it (``result_backend='rpc://'``): it has no dead-letter queue, and
-  a broker that can expire keys drops it ``reply_expires`` seconds (the app's
-  ``result_expires``) after its client stopped using it, so a client gone for good leaves
-  nothing behind.
+  it is dropped ``reply_expires`` seconds (the app's ``result_expires``) after its client
+  stopped using it, so a client gone for good leaves nothing behind.
 
 A consumer object belongs to one thread. Producers may be shared by threads.
 """

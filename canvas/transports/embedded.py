@@ -21,7 +21,8 @@ Guarantees:
 
 Options: ``visibility_timeout`` (seconds, default 60), ``poll_interval`` (longest sleep of an idle
 ``get`` between looks, default 0.05 s), ``busy_timeout`` (seconds SQLite waits for the write lock,
-default 30).
+default 30), ``reply_expires`` (seconds a reply waits for its client before a publisher of
+replies deletes it, at most once a minute; default a day).
 """
 
 from __future__ import annotations
@@ -42,7 +43,16 @@ import msgpack
 
 from canvas.exceptions import ImproperlyConfigured
 from canvas.private import private_file
-from canvas.transports.base import REASON_HEADER, Consumer, Delivery, OutgoingMessage, Transport
+from canvas.transports.base import (
+    REASON_HEADER,
+    REPLY_PREFIX,
+    Consumer,
+    Delivery,
+    OutgoingMessage,
+    Transport,
+    is_reply_queue,
+    reply_expires,
+)
 
 #: header of a dead letter whose original headers could not be decoded: their raw bytes
 RAW_HEADERS = "x-canvas-raw-headers"
@@ -61,6 +71,13 @@ CREATE TABLE IF NOT EXISTS canvas_messages (
 );
 CREATE INDEX IF NOT EXISTS canvas_messages_next ON canvas_messages (queue, priority DESC, id);
 """
+
+#: reply-queue messages visible since before a time (a name range: the index serves it)
+_SWEEP_REPLIES = "DELETE FROM canvas_messages WHERE queue >= ? AND queue < ? AND visible_at < ?"
+#: every reply queue's name sorts from REPLY_PREFIX up to this (its last character + 1)
+_REPLY_END = REPLY_PREFIX[:-1] + chr(ord(REPLY_PREFIX[-1]) + 1)
+#: seconds between two sweeps of old replies by one transport
+_SWEEP_EVERY = 60.0
 
 _INSERT = (
     "INSERT INTO canvas_messages (queue, priority, visible_at, content_type, headers, body)"
@@ -108,6 +125,7 @@ class EmbeddedTransport(Transport):
         self._owner_pid = self._lock_pid = os.getpid()
         self._thread_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._next_sweep = 0.0  # of replies nobody read (see publish)
         self._conn_pid = 0
         # Connections inherited through fork: never used or closed in the child, only kept
         # referenced so that the garbage collector does not close the parent's handles.
@@ -177,10 +195,17 @@ class EmbeddedTransport(Transport):
             (m.queue, m.priority or 0, now, m.content_type, _pack(m.headers), m.body)
             for m in messages
         ]
+        sweep = now >= self._next_sweep and any(is_reply_queue(m.queue) for m in messages)
         with self._lock():
             conn = self._shared()
             with _immediate(conn):
                 conn.executemany(_INSERT, rows)
+                if sweep:
+                    # Replies nobody read within reply_expires: their client is gone.
+                    horizon = now - reply_expires(self.options)
+                    conn.execute(_SWEEP_REPLIES, (REPLY_PREFIX, _REPLY_END, horizon))
+        if sweep:
+            self._next_sweep = now + _SWEEP_EVERY
 
     def consumer(self, queues: Iterable[str], prefetch: int = 1) -> EmbeddedConsumer:
         return EmbeddedConsumer(self, list(queues), prefetch)

@@ -362,6 +362,20 @@ class TestEmbedded(TransportContract):
     def url(self, tmp_path) -> str:
         return f"embedded://{tmp_path}/broker.db"
 
+    def test_replies_nobody_read_within_reply_expires_are_swept(self, url, queue):
+        transport = create(url, {"reply_expires": 1e-6})
+        gone, fresh = reply_queue("gone"), reply_queue("fresh")
+        try:
+            # Given an old reply and an old task message
+            transport.publish([message(gone), message(queue)])
+            # When a reply is published at the next sweep
+            transport._next_sweep = 0.0
+            transport.publish([message(fresh)])
+            # Then only the old reply is gone
+            assert (transport.size(gone), transport.size(fresh), transport.size(queue)) == (0, 1, 1)
+        finally:
+            transport.close()
+
     def test_memory_url_is_a_private_file_removed_at_close(self):
         transport = create("memory://")
         try:
