@@ -333,9 +333,13 @@ def test_celerys_result_urls_are_understood(configured: str, used: str) -> None:
     assert Celery("urls", backend=configured, set_as_current=False).backend_url == used
 
 
-def test_rpc_results_use_the_redis_broker_or_the_default_store() -> None:
+def test_rpc_keeps_workflow_state_in_the_redis_broker_or_the_default_store() -> None:
+    # Results travel as messages (tests/unit/test_rpc_backend.py); backend_url is the store of
+    # workflow state: the Redis broker's database (every worker reaches it), else a local file
     redis_app = Celery("rpc", broker="redis://h:1/0", backend="rpc://", set_as_current=False)
     assert redis_app.backend_url == "redis://h:1/0"
+    cluster = Celery("rpc", broker="redis+cluster://h:1/", backend="rpc://", set_as_current=False)
+    assert cluster.backend_url == "redis+cluster://h:1/"
     local = Celery("rpc", broker="memory://", backend="rpc://", set_as_current=False)
     assert local.backend_url.startswith("sqlite:///")
 
