@@ -160,10 +160,10 @@ class RpcBackend(Backend):
                 latest = self.state.wait(task_id, left) or latest
         return latest
 
-    def forget(self, task_ids: Sequence[str]) -> None:
+    def forget_many(self, task_ids: Sequence[str]) -> None:
         for task_id in task_ids:
             self._replies.pop(task_id, None)
-        self.state.forget(task_ids)
+        self.state.forget_many(task_ids)
 
     def _known(self, task_id: str) -> bytes | None:
         held = self._replies.get(task_id)
