@@ -80,6 +80,9 @@ def test_declared_arguments_per_queue_type() -> None:
     assert transport.arguments("jobs.dlq") == {"x-queue-type": "quorum"}
     assert transport.arguments("legacy")["x-max-priority"] == 9
     assert "x-queue-type" not in transport.arguments("legacy")
+    # The storage version is a classic queue's: a quorum queue refuses it
+    assert transport.arguments("legacy")["x-queue-version"] == 2
+    assert "x-queue-version" not in transport.arguments("jobs")
     assert transport.is_quorum("jobs") and not transport.is_quorum("legacy")
 
 

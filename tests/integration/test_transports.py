@@ -523,3 +523,57 @@ class TestAMQP(TransportContract):
     def test_a_bad_confirm_setting_is_refused(self, url):
         with pytest.raises(ImproperlyConfigured, match="broker_confirm"):
             create(url, {"confirm": "sometimes"})
+
+    def test_new_queues_are_declared_with_storage_version_2(self, transport, queue):
+        transport.publish([message(queue)])
+        conn = amqp_connection()
+        try:
+            # RabbitMQ refuses a declaration whose x-queue-version differs from the queue's.
+            for name in (queue, transport.dead_letters(queue)):
+                declared = {**transport.arguments(name), "x-queue-version": 2}
+                conn.channel().queue_declare(
+                    name, durable=True, auto_delete=False, arguments=declared
+                )
+                with pytest.raises(amqp.exceptions.PreconditionFailed):
+                    older = {**declared, "x-queue-version": 1}
+                    conn.channel().queue_declare(
+                        name, durable=True, auto_delete=False, arguments=older
+                    )
+        finally:
+            conn.close()
+
+    def test_a_queue_declared_without_a_version_is_used_quietly(
+        self, transport, queue, consumer, caplog
+    ):
+        # Given the queue an earlier canvas declared: the same arguments, no storage version
+        conn = amqp_connection()
+        try:
+            for name in (queue, transport.dead_letters(queue)):
+                unversioned = dict(transport.arguments(name))
+                unversioned.pop("x-queue-version")
+                conn.channel().queue_declare(
+                    name, durable=True, auto_delete=False, arguments=unversioned
+                )
+        finally:
+            conn.close()
+        with caplog.at_level("INFO", logger="canvas.transports.kombu"):
+            transport.publish([message(queue, b"old")])
+            c = consumer()
+            delivery = get_within(c, 5)
+            assert delivery is not None and delivery.body == b"old"
+            delivery.reject(requeue=False, reason="to the old dlq")
+        assert transport.size(transport.dead_letters(queue)) == 1
+        assert not [r for r in caplog.records if r.levelname == "WARNING"]
+        assert any("without a storage version" in r.getMessage() for r in caplog.records)
+
+    @pytest.mark.parametrize(("value", "version"), [(None, 2), (1, 1), ("2", 2), (0, 0)])
+    def test_queue_version_settings(self, url, value, version):
+        options = {} if value is None else {"queue_version": value}
+        transport = create(url, options)
+        assert transport.queue_version == version
+        assert transport.arguments("q").get("x-queue-version") == (version or None)
+
+    @pytest.mark.parametrize("value", [3, "v2", True])
+    def test_a_bad_queue_version_is_refused(self, url, value):
+        with pytest.raises(ImproperlyConfigured, match="queue_version"):
+            create(url, {"queue_version": value})
