@@ -18,6 +18,7 @@ redelivered while it runs) and enforces the hard ``time_limit``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import math
@@ -882,8 +883,6 @@ def _compact_heap() -> None:
     what the imports and the first connections left free in glibc's heap (about 0.7 MiB) would
     be counted once per process. ``malloc_trim`` is glibc's; elsewhere this does nothing.
     """
-    import ctypes  # here: only a prefork supervisor needs it
-
     gc.collect()
     try:
         ctypes.CDLL(None).malloc_trim(0)
