@@ -45,6 +45,7 @@ from canvas.core.execute import Outcome
 from canvas.core.link import DRAIN_INTERVAL, Link, listen
 from canvas.core.monitor import TaskMonitor
 from canvas.core.operate import Operated
+from canvas.core.outage import is_outage
 from canvas.exceptions import TimeLimitExceeded
 from canvas.request import Request
 from canvas.transports.base import Delivery
@@ -298,7 +299,10 @@ def consume(
                 backoff.failed(f"handle message {printable(delivery.headers.get('id'))}", exc)
                 if not delivery.settled:  # a settled message would run again (or be lost)
                     with contextlib.suppress(Exception):
-                        delivery.reject(requeue=True, reason="internal error in the worker")
+                        if is_outage(exc):
+                            delivery.release()  # not the message's fault: not a delivery
+                        else:
+                            delivery.reject(requeue=True, reason="internal error in the worker")
                 if isinstance(exc, OSError | ConnectionError) or _broker_error(consumer, exc):
                     # The broker went away mid-message (a cluster node killed): this connection
                     # is dead, and a read on it may never return. A new one, on any node.

@@ -73,6 +73,10 @@ class Delivery:
         self.consumer.reject(self, requeue=requeue, reason=reason)
         self.settled = True
 
+    def release(self) -> None:
+        self.consumer.release(self)
+        self.settled = True
+
 
 class Consumer(ABC):
     """Receives deliveries from a set of queues; belongs to one thread."""
@@ -88,6 +92,12 @@ class Consumer(ABC):
     @abstractmethod
     def reject(self, delivery: Delivery, requeue: bool, reason: str = "") -> None:
         """Put the message back (``requeue``) with redelivered set, or dead-letter it."""
+
+    def release(self, delivery: Delivery) -> None:
+        """Put the message back after an outage stopped its handling (``canvas.core.outage``):
+        redelivered, as ``reject(requeue=True)``, but where the broker itself counts requeues
+        towards a limit (RabbitMQ quorum queues), in a way it does not count."""
+        self.reject(delivery, requeue=True, reason="handed back after an outage")
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027 - optional hook
         """Keep holding these unsettled deliveries (renews their lease where there is one)."""

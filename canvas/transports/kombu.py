@@ -11,7 +11,9 @@ Guarantees, as ``canvas.transports.base`` promises them:
   once the batch is written, as Celery's default does); on Redis it is one pipeline. A
   batch that fails on a broken connection is sent once more on a new one: at least once.
 * ``reject(requeue=True)`` is the broker's own requeue; both mark the redelivery (RabbitMQ's
-  ``redelivered`` flag; kombu's Redis restore marks the stored message).
+  ``redelivered`` flag; kombu's Redis restore marks the stored message). ``release`` on a
+  quorum queue, whose broker counts requeues towards ``x-delivery-limit``, publishes a confirmed
+  copy marked ``x-canvas-released`` (read as redelivered) and acks the original.
 * ``reject(requeue=False, reason=...)`` publishes a confirmed copy with ``x-canvas-reason`` to
   ``<queue>.dlq``, then acks: one way for both brokers, and the reason survives (RabbitMQ's own
   dead-lettering would only say "rejected").
@@ -91,6 +93,9 @@ from canvas.transports.base import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: set on the copy that ``AMQPConsumer.release`` puts back; read (and removed) as "redelivered"
+RELEASED_HEADER = "x-canvas-released"
 
 # kombu has no annotations: its classes are used through Any.
 _KombuConnection: Any = _connection.Connection
@@ -419,10 +424,13 @@ class KombuConsumer(Consumer):
                 error=f"undecodable message: body {type(body).__name__}, "
                 f"headers {type(headers).__name__}",
             )
+        headers = dict(headers or {})
+        if headers.pop(RELEASED_HEADER, None):  # a copy put back by release(): delivered before
+            redelivered = True
         return Delivery(
             queue=queue,
             body=body.encode() if isinstance(body, str) else bytes(body),
-            headers=dict(headers or {}),
+            headers=headers,
             content_type=content_type if isinstance(content_type, str) else "",
             redelivered=redelivered,
             tag=message,
@@ -718,6 +726,25 @@ class AMQPConsumer(KombuConsumer):
     """Holds deliveries as RabbitMQ unacked messages; nothing to renew."""
 
     transport: AMQPTransport
+
+    def release(self, delivery: Delivery) -> None:
+        """A quorum queue counts every requeue towards its ``x-delivery-limit``, an outage's too:
+        there the message goes back as a confirmed copy (marked as delivered before, so that
+        the worker's duplicate checks still apply) and the original is acked."""
+        if delivery.error is not None or not self.transport.is_quorum(delivery.queue):
+            super().release(delivery)
+            return
+        message = delivery.tag
+        copy = self._channel.prepare_message(
+            delivery.body,
+            message.properties.get("priority"),
+            delivery.content_type,
+            "binary",
+            {**delivery.headers, RELEASED_HEADER: 1},
+            dict(PERSISTENT),
+        )
+        self._channel.basic_publish(copy, "", delivery.queue)
+        message.ack()
 
     def _setup(self) -> None:
         for queue in self.queues:

@@ -117,6 +117,34 @@ def test_the_delivery_limit_dead_letters_into_the_dlq(amqp_url: str, names: list
         transport.close()
 
 
+def test_a_message_handed_back_after_an_outage_does_not_count_towards_the_limit(
+    amqp_url: str, names: list[str]
+) -> None:
+    # A worker whose result store is failing over hands its message back (release) again and
+    # again: the broker's delivery limit is for messages that kill their workers, not for that.
+    queue = _name(names)
+    transport = create_transport(amqp_url, {"queue_type": "quorum", "delivery_limit": 2})
+    consumer = transport.consumer([queue])
+    try:
+        transport.publish([OutgoingMessage(queue, b"good", {"id": "g"})])
+        seen = []
+        for _ in range(5):
+            delivery = consumer.get(10.0)
+            assert delivery is not None, "the broker dead-lettered a message handed back"
+            seen.append((delivery.redelivered, sorted(delivery.headers)))
+            delivery.release()
+        delivery = consumer.get(10.0)
+        assert delivery is not None and delivery.body == b"good"
+        delivery.ack()
+        # Handed back, it is a redelivery to the worker (its duplicate checks apply), and the
+        # marker that says so is not one of the message's headers
+        assert seen == [(False, ["id"])] + [(True, ["id"])] * 4
+        assert consumer.get(0.5) is None
+    finally:
+        consumer.close()
+        transport.close()
+
+
 def test_one_consumer_of_two_quorum_queues_gets_from_both(amqp_url: str, names: list[str]) -> None:
     first, second = _name(names), _name(names)
     transport = create_transport(amqp_url, {"queue_type": "quorum"})
