@@ -60,10 +60,13 @@ start_node() {
   local port=$1
   running "$port" && return 0
   mkdir -p "$DIR/$port"
-  # 9>&-: the node must not inherit (and hold) the lock below.
+  # 9>&-: the node must not inherit (and hold) the lock below. The redirections are the
+  # subshell's, which lives as long as the node: on the caller's stdout it would keep a pipe
+  # open (a test reading the script's output would wait for ever).
   # setsid: a session of its own, so that the caller's end (a test's process group) spares it.
   # In its data dir, where an Erlang crash dump lands too.
-  (cd "$DIR/$port" && with_node "$port" setsid "$BIN/rabbitmq-server" >server.out 2>&1 9>&-) &
+  (cd "$DIR/$port" && with_node "$port" setsid "$BIN/rabbitmq-server") \
+    >"$DIR/$port/server.out" 2>&1 </dev/null 9>&- &
   ctl "$port" -q wait "$DIR/$port/rabbitmq.pid" --timeout 120 >/dev/null 2>&1 ||
     { echo "ERROR: RabbitMQ node $(node "$port") did not start (see $DIR/$port)" >&2; return 1; }
 }
