@@ -48,6 +48,8 @@ from canvas.transports import Transport
 from canvas.transports import create as create_transport
 
 logger = logging.getLogger("canvas")
+#: result_backend_transport_options keys already named as unread (inherited by pool processes)
+_SAID_UNREAD: set[tuple[str, tuple[str, ...]]] = set()
 
 _Connection = TypeVar("_Connection", Transport, Backend, Bus)
 #: a result handle (the class body's ``AsyncResult``/``GroupResult`` are methods)
@@ -554,7 +556,9 @@ class Canvas:
         options = dict(self.conf.result_backend_transport_options or {})
         backend = create_backend(self.backend_url, {**options, "expires": self.conf.result_expires})
         unread = sorted(set(options) - type(backend).OPTIONS)
-        if unread:
+        said = (type(backend).__name__, tuple(unread))
+        if unread and said not in _SAID_UNREAD:  # once per process tree, not per connection
+            _SAID_UNREAD.add(said)
             logger.warning(
                 "result_backend_transport_options: %s not read by the %s store (it reads %s)",
                 ", ".join(map(repr, unread)),
