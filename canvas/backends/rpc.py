@@ -13,7 +13,7 @@ What goes where:
   asked for. Only that client receives them: another process gets ``PENDING``, and its ``get``
   times out, as in Celery.
 * Workflows (chain, group, chord), countdown/ETA messages, revokes, beat's lease and counters
-  need state that every worker reaches: the ``state`` store (the Redis broker's database when
+  need state that every worker reaches: the state store, ``inner`` (the Redis broker's database when
   the broker is Redis, else a SQLite file on this machine). A workflow node's outcome is
   recorded there, where its successors are wired from it, and sent as a reply too.
 * With a state store on this machine (``local``), a worker handed a node of a workflow that its
@@ -36,7 +36,8 @@ from typing import Any
 
 import msgpack
 
-from canvas.backends.base import UNREADABLE_SPEC, Backend, Fired, NodeRecord
+from canvas.backends.base import UNREADABLE_SPEC, Backend, Fired
+from canvas.backends.wrapped import WrappedBackend
 from canvas.transports.base import (
     Consumer,
     Delivery,
@@ -83,15 +84,14 @@ def without_replies() -> Iterator[None]:
         replying_to.reset(token)
 
 
-class RpcBackend(Backend):
-    """Task results as reply messages; everything else in the ``state`` store."""
+class RpcBackend(WrappedBackend):
+    """Task results as reply messages; everything else in the state store (``inner``), which
+    ``WrappedBackend`` forwards to."""
 
     def __init__(
         self, state: Backend, transport: Callable[[], Transport], local: bool = False
     ) -> None:
-        super().__init__("rpc://", state.options)
-        self.state = state
-        self.expires = state.expires
+        super().__init__(state, url="rpc://")
         self.transport = transport
         #: the state store is a file on this machine: workers elsewhere cannot see workflows
         self.local = local
@@ -143,7 +143,7 @@ class RpcBackend(Backend):
             return found
         # Workflow nodes are recorded in the state store too (read there by workers, and by
         # any client when that store is shared).
-        stored = dict(zip(missing, self.state.get(missing), strict=True))
+        stored = dict(zip(missing, self.inner.get(missing), strict=True))
         return [v if v is not None else stored[t] for t, v in zip(task_ids, found, strict=True)]
 
     def wait(self, task_id: str, timeout: float | None) -> bytes | None:
@@ -157,20 +157,20 @@ class RpcBackend(Backend):
                 self._drain(left)
                 latest = self.get([task_id])[0]
             else:  # this client sent nothing: only a shared state store can have it
-                latest = self.state.wait(task_id, left) or latest
+                latest = self.inner.wait(task_id, left) or latest
         return latest
 
     def forget_many(self, task_ids: Sequence[str]) -> None:
         for task_id in task_ids:
             self._replies.pop(task_id, None)
-        self.state.forget_many(task_ids)
+        self.inner.forget_many(task_ids)
 
     def _known(self, task_id: str) -> bytes | None:
         held = self._replies.get(task_id)
         if held is not None:
             return held[2]
         for workflow_id, failure in list(self._lost.items()):
-            if self.state.node_specs(workflow_id, [task_id])[0] is not None:
+            if self.inner.node_specs(workflow_id, [task_id])[0] is not None:
                 return failure  # a node of a workflow that cannot finish: its error
         return None
 
@@ -221,23 +221,14 @@ class RpcBackend(Backend):
             self._replies.pop(task_id, None)  # forget() may have taken it meanwhile
 
     # -- workflows: in the state store, outcomes replied too ---------------------------------
-    def save_workflow(self, workflow_id: str, nodes: Sequence[NodeRecord], info: bytes) -> None:
-        self.state.save_workflow(workflow_id, nodes, info)
-
-    def workflow_info(self, workflow_id: str) -> bytes | None:
-        return self.state.workflow_info(workflow_id)
-
-    def workflow_nodes(self, workflow_id: str) -> list[NodeRecord]:
-        return self.state.workflow_nodes(workflow_id)
-
     def node_specs(self, workflow_id: str, node_ids: Sequence[str]) -> list[bytes | None]:
-        specs = self.state.node_specs(workflow_id, node_ids)
+        specs = self.inner.node_specs(workflow_id, node_ids)
         return [self._or_lost(workflow_id, spec) for spec in specs]
 
     def claim_node(
         self, workflow_id: str, node_id: str, key: str, ttl: float
     ) -> tuple[int, bytes | None]:
-        count, spec = self.state.claim_node(workflow_id, node_id, key, ttl)
+        count, spec = self.inner.claim_node(workflow_id, node_id, key, ttl)
         return count, self._or_lost(workflow_id, spec)
 
     def _or_lost(self, workflow_id: str, spec: bytes | None) -> bytes | None:
@@ -247,7 +238,7 @@ class RpcBackend(Backend):
             return spec
         self._missing.add(workflow_id)
         reason = (
-            f"workflow {workflow_id} is not in this worker's store ({self.state.url}). With "
+            f"workflow {workflow_id} is not in this worker's store ({self.inner.url}). With "
             "result_backend='rpc://' and a broker that is not Redis, workflow state (chain, "
             "group, chord) is kept in a SQLite file on each machine, so a workflow runs only on "
             "workers of the machine that sent it. Set result_backend to a store every worker "
@@ -256,43 +247,10 @@ class RpcBackend(Backend):
         return UNREADABLE_SPEC + reason.encode()
 
     def complete(self, workflow_id: str, node_id: str, status: str, meta: bytes) -> list[Fired]:
-        fired = self.state.complete(workflow_id, node_id, status, meta)
+        fired = self.inner.complete(workflow_id, node_id, status, meta)
         lost = workflow_id if workflow_id in self._missing else None
         self._reply(node_id, status, meta, lost)
         return fired
-
-    def update_join(self, workflow_id: str, node: NodeRecord) -> list[Fired]:
-        return self.state.update_join(workflow_id, node)
-
-    # -- the rest lives in the state store -----------------------------------------------------
-    def schedule(self, key: str, due: float, payload: bytes, space: str = "") -> None:
-        self.state.schedule(key, due, payload, space)
-
-    def claim_due(
-        self, now: float, lease: float, limit: int = 100, space: str = ""
-    ) -> list[tuple[str, bytes]]:
-        return self.state.claim_due(now, lease, limit, space)
-
-    def ack_scheduled(self, keys: Sequence[str], space: str = "") -> None:
-        self.state.ack_scheduled(keys, space)
-
-    def next_due(self, space: str = "") -> float | None:
-        return self.state.next_due(space)
-
-    def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        return self.state.acquire_lease(name, owner, ttl)
-
-    def release_lease(self, name: str, owner: str) -> None:
-        self.state.release_lease(name, owner)
-
-    def incr(self, key: str, ttl: float, by: int = 1) -> int:
-        return self.state.incr(key, ttl, by)
-
-    def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:
-        self.state.add_revoked(task_ids, ttl)
-
-    def revoked_since(self, since: float) -> list[tuple[str, float]]:
-        return self.state.revoked_since(since)
 
     def close(self) -> None:
         with self._lock:
@@ -301,15 +259,10 @@ class RpcBackend(Backend):
             if consumer is not None:
                 consumer.close()
         finally:
-            self.state.close()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name == "state":
-            raise AttributeError(name)
-        return getattr(self.state, name)  # a store's own extras (its client, say)
+            super().close()
 
     def __repr__(self) -> str:
-        return f"<RpcBackend {self.queue} state={self.state!r}>"
+        return f"<RpcBackend {self.queue} state={self.inner!r}>"
 
 
 def _status(meta: bytes) -> str:

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from canvas.backends.base import UNREADABLE_SPEC, Backend, Fired, NodeRecord
+from canvas.backends.wrapped import WrappedBackend
 from canvas.exceptions import SecurityError
 from canvas.security.sealer import Sealer
 
 logger = logging.getLogger("canvas.security")
 
 
-class SecureBackend(Backend):
-    """Wraps ``inner``; the same API, every data record sealed.
+class SecureBackend(WrappedBackend):
+    """Wraps ``inner``; the same API, every data record sealed. Counters, leases and revokes
+    pass through (``WrappedBackend``): a forged revoked id can only stop a task from running.
 
     ``forged(task_id, error)`` gives the meta a task reads as when its record fails verification
     (the meta format belongs to the engine: ``canvas.security.forged_meta``).
@@ -38,11 +39,9 @@ class SecureBackend(Backend):
     def __init__(
         self, inner: Backend, sealer: Sealer, forged: Callable[[str, SecurityError], bytes]
     ) -> None:
-        super().__init__(inner.url, inner.options)
-        self.inner = inner
+        super().__init__(inner)
         self.sealer = sealer
         self.forged = forged
-        self.expires = inner.expires
 
     # -- task meta ---------------------------------------------------------------------------
     def store(self, task_id: str, status: str, meta: bytes) -> None:
@@ -54,9 +53,6 @@ class SecureBackend(Backend):
 
     def wait(self, task_id: str, timeout: float | None) -> bytes | None:
         return self._open_meta(task_id, self.inner.wait(task_id, timeout))
-
-    def forget_many(self, task_ids: Sequence[str]) -> None:
-        self.inner.forget_many(task_ids)
 
     def _open_meta(self, task_id: str, value: bytes | None) -> bytes | None:
         if value is None:
@@ -141,42 +137,8 @@ class SecureBackend(Backend):
             self.inner.ack_scheduled(forged, space)
         return claimed
 
-    def ack_scheduled(self, keys: Sequence[str], space: str = "") -> None:
-        self.inner.ack_scheduled(keys, space)
-
-    def next_due(self, space: str = "") -> float | None:
-        return self.inner.next_due(space)
-
-    # -- leases and counters -----------------------------------------------------------------
-    def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        return self.inner.acquire_lease(name, owner, ttl)
-
-    def release_lease(self, name: str, owner: str) -> None:
-        self.inner.release_lease(name, owner)
-
     def claim_node(
         self, workflow_id: str, node_id: str, key: str, ttl: float
     ) -> tuple[int, bytes | None]:
         count, spec = self.inner.claim_node(workflow_id, node_id, key, ttl)
         return count, None if spec is None else self._spec(workflow_id, node_id, spec)
-
-    def incr(self, key: str, ttl: float, by: int = 1) -> int:
-        return self.inner.incr(key, ttl, by)
-
-    def add_revoked(self, task_ids: Sequence[str], ttl: float) -> None:
-        # Revoked ids are not secret, and a forged one can only stop a task from running.
-        self.inner.add_revoked(task_ids, ttl)
-
-    def revoked_since(self, since: float) -> list[tuple[str, float]]:
-        return self.inner.revoked_since(since)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def __repr__(self) -> str:
-        return f"<SecureBackend {self.inner!r}>"

@@ -77,7 +77,7 @@ def test_results_and_failures_come_back_to_the_caller(project: Project) -> None:
     assert failed.state == "FAILURE"
     # And nothing was written to a store: the result travelled as a message
     backend = backend_of(tasks.app)
-    assert backend.state.get([result.id, failed.id]) == [None, None]
+    assert backend.inner.get([result.id, failed.id]) == [None, None]
 
 
 def test_states_before_the_outcome_come_back_too(project: Project) -> None:

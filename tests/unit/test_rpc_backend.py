@@ -44,7 +44,7 @@ def test_a_result_goes_to_the_queue_its_message_named(transport: Transport) -> N
     # Then the client reads it, another client does not, and no store holds it
     assert metas.decode(client.wait("t1", 5))["result"] == 3  # type: ignore[index]
     assert other.get(["t1"]) == [None]
-    assert worker.state.get(["t1"]) == [None]
+    assert worker.inner.get(["t1"]) == [None]
 
 
 def test_without_reply_to_nothing_is_sent(transport: Transport) -> None:
