@@ -147,6 +147,9 @@ class SecureConsumer(Consumer):
     def reject(self, delivery: Delivery, requeue: bool, reason: str = "") -> None:
         self.inner.reject(delivery.tag, requeue=requeue, reason=reason)
 
+    def release(self, delivery: Delivery) -> None:
+        self.inner.release(delivery.tag)
+
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         # An undecodable delivery is handed out raw (it was never opened): extend it as is.
         self.inner.extend([d.tag if d.consumer is self else d for d in deliveries])

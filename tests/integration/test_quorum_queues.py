@@ -117,13 +117,24 @@ def test_the_delivery_limit_dead_letters_into_the_dlq(amqp_url: str, names: list
         transport.close()
 
 
+@pytest.mark.parametrize("signed", [False, True], ids=["plain", "signed"])
 def test_a_message_handed_back_after_an_outage_does_not_count_towards_the_limit(
-    amqp_url: str, names: list[str]
+    amqp_url: str, names: list[str], signed: bool
 ) -> None:
     # A worker whose result store is failing over hands its message back (release) again and
     # again: the broker's delivery limit is for messages that kill their workers, not for that.
     queue = _name(names)
-    transport = create_transport(amqp_url, {"queue_type": "quorum", "delivery_limit": 2})
+    keys = {"security_key": "k" * 32} if signed else {}
+    app = Canvas(
+        "released",
+        broker=amqp_url,
+        backend="memory://",
+        task_default_queue_type="quorum",
+        worker_max_deliveries=2,
+        set_as_current=False,
+        **keys,
+    )
+    transport = app.transport
     consumer = transport.consumer([queue])
     try:
         transport.publish([OutgoingMessage(queue, b"good", {"id": "g"})])
@@ -142,7 +153,7 @@ def test_a_message_handed_back_after_an_outage_does_not_count_towards_the_limit(
         assert consumer.get(0.5) is None
     finally:
         consumer.close()
-        transport.close()
+        app.close()
 
 
 def test_one_consumer_of_two_quorum_queues_gets_from_both(amqp_url: str, names: list[str]) -> None:
