@@ -1,0 +1,54 @@
+"""What a confirmed publish costs on RabbitMQ by classic queue version: ``python
+benchmarks/queue_version.py`` (``$CANVAS_TEST_AMQP``, default the local broker's ``/``).
+
+Four alternating rounds of 1,000 single publishes through canvas's AMQP transport with
+publisher confirms, on a version 1 queue (an fsync before each confirm) and a version 2 queue
+(canvas's default). Prints the median time per publish and its range.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+import uuid
+
+from kombu import Connection
+
+from canvas.transports import OutgoingMessage, create
+
+URL = os.environ.get("CANVAS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+PUBLISHES = 1000
+ROUNDS = 4
+
+
+def per_publish_us(version: int) -> float:
+    transport = create(URL, {"queue_version": version})
+    queue = f"bench-qv{version}-{uuid.uuid4().hex[:6]}"
+    try:
+        transport.publish([OutgoingMessage(queue, b"x", {"id": "warm", "task": "t"})])
+        started = time.perf_counter()
+        for i in range(PUBLISHES):
+            transport.publish([OutgoingMessage(queue, b"x", {"id": str(i), "task": "t"})])
+        return (time.perf_counter() - started) / PUBLISHES * 1e6
+    finally:
+        transport.close()
+        with Connection(URL) as conn:
+            for made in (queue, queue + ".dlq"):
+                conn.channel().queue_delete(made)
+
+
+def main() -> None:
+    runs: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(ROUNDS):
+        for version in runs:
+            runs[version].append(per_publish_us(version))
+    print("| queue version | µs per confirmed publish (median) | range |")
+    print("| ---: | ---: | ---: |")
+    for version, values in runs.items():
+        low, high = min(values), max(values)
+        print(f"| {version} | {statistics.median(values):.0f} | {low:.0f}–{high:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
