@@ -277,14 +277,19 @@ class Operated:
             for slot in [next(free) for _ in range(delta)]:
                 self._spawn(slot)
         else:
+            # A slot waiting to be restarted (its process died or retired) is part of the pool
+            # too: it goes first, for free; a shrink that skipped it stopped a live process and
+            # then restarted the slot, leaving one process too many.
+            pending = sorted(self.respawn_at, reverse=True)[:-delta]
+            for slot in pending:
+                del self.respawn_at[slot]
             # Processes already retiring (a shrink sent just before) are not counted twice;
-            # idle ones stop first, so a task in hand does not delay the shrink.
+            # idle ones stop next, so a task in hand does not delay the shrink.
             serving = [kv for kv in self.children.items() if kv[1][0] not in self.retiring]
             busy = {info.get("worker_pid") for info in self.state.snapshot()["active"]}
             ranked = sorted(serving, key=lambda kv: (kv[0] in busy, -kv[1][0]))
-            for pid, (slot, _) in ranked[:-delta]:
+            for pid, (slot, _) in ranked[: -delta - len(pending)]:
                 self.retiring.add(slot)
-                self.respawn_at.pop(slot, None)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)  # the warm stop: its task in hand finishes
         self.concurrency += delta

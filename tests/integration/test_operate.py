@@ -260,7 +260,15 @@ def test_inspect_and_control_a_worker(ops: Ops) -> None:
             [{host: {"ok": "pool will grow"}}],
             [{host: {"ok": "pool will shrink"}}],
         )
-    wait_for(lambda: len(_children(worker.proc.pid)) == 1, 30, "the starting ones to stop")
+    try:
+        wait_for(lambda: len(_children(worker.proc.pid)) == 1, 30, "the starting ones to stop")
+    except AssertionError:
+        ps = subprocess.run(
+            ["ps", "-o", "pid,stat,args", "--ppid", str(worker.proc.pid)],
+            capture_output=True,
+            text=True,
+        ).stdout
+        raise AssertionError(f"pool processes:\n{ps}\nworker log:\n{worker.output()}") from None
     # A queue added at run time is consumed
     extra = ops.env["CANVAS_OPS_QUEUE"] + "-extra"
     assert control.add_consumer(extra, destination=[host], reply=True, timeout=10) == [
