@@ -3,6 +3,7 @@ their handlers, states, the exception tree, the task logger, ``solar`` and resul
 
 from __future__ import annotations
 
+import inspect
 import logging
 import weakref
 from datetime import UTC, date, datetime, timedelta
@@ -192,6 +193,38 @@ def test_calling_with_the_wrong_arguments_is_a_type_error_at_delay_time() -> Non
         return x
 
     loose.delay()  # no check, as with Celery's typing=False
+
+
+def _shapes() -> list[Any]:
+    def plain(a, b, c=1): ...  # type: ignore[no-untyped-def]
+    def star(a, *rest): ...  # type: ignore[no-untyped-def]
+    def only(a, /, b=2): ...  # type: ignore[no-untyped-def]
+    def needs_keyword(a, *, k): ...  # type: ignore[no-untyped-def]
+    def keyword_default(a, *, k=1, **more): ...  # type: ignore[no-untyped-def]
+    def nothing(): ...  # type: ignore[no-untyped-def]
+
+    return [plain, star, only, needs_keyword, keyword_default, nothing]
+
+
+@pytest.mark.parametrize("func", _shapes(), ids=lambda f: f.__name__)
+def test_the_quick_positional_check_agrees_with_binding(func: Any) -> None:
+    # The send path skips Signature.bind when the positional count alone decides: for every
+    # count, a call it lets through must bind, and one that binds must pass the check.
+    app = _app()
+    task = app.task(name=f"shape.{func.__name__}")(func)
+    for count in range(6):
+        args = tuple(range(count))
+        try:
+            inspect.signature(func).bind(*args)
+            binds = True
+        except TypeError:
+            binds = False
+        try:
+            task.check_arguments(args, {})
+            passes = True
+        except TypeError:
+            passes = False
+        assert passes == binds, (func.__name__, count)
 
 
 def test_a_signature_s_arguments_are_checked_when_it_is_sent() -> None:
