@@ -1,9 +1,11 @@
-"""Shared pieces of the CLI: loading the user's app from ``--app``."""
+"""Shared pieces of the CLI: loading the user's app from ``--app``; the SIGUSR1 stack dump."""
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import os
+import signal
 import sys
 
 import click
@@ -68,3 +70,16 @@ def app_from_context(ctx: click.Context) -> Canvas:
     if obj.get("result_backend"):
         app.conf.result_backend = obj["result_backend"]
     return app
+
+
+def dump_stacks_on_sigusr1() -> None:
+    """SIGUSR1 writes every thread's stack to stderr, as Celery's worker does: how to see where
+    a process that stopped answering is stuck, even inside a C call (the dump is written by C
+    code, not by a Python handler that would wait for that call to return)."""
+    stderr = sys.__stderr__
+    if stderr is None or not hasattr(signal, "SIGUSR1"):
+        return  # detached with stderr closed, or no such signal here: nothing to write to
+    try:
+        faulthandler.register(signal.SIGUSR1, file=stderr, all_threads=True)
+    except (OSError, ValueError, RuntimeError):
+        pass  # stderr has no file descriptor (an embedding program replaced it)

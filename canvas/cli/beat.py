@@ -18,7 +18,7 @@ import click
 
 from canvas.beat.scheduler import Beat, run_beat
 from canvas.cli import pidfile as pidfiles
-from canvas.cli.base import app_from_context
+from canvas.cli.base import app_from_context, dump_stacks_on_sigusr1
 from canvas.exceptions import ImproperlyConfigured
 
 __all__ = ["command", "pidfile_lock", "run_beat"]
@@ -102,6 +102,7 @@ def command(
             max_interval=max_interval,
         )
         stop = threading.Event()
+        dump_stacks_on_sigusr1()
         with pidfile_lock(pidfile), _stop_on_signals(stop):
             beat.run(stop)
     except ImproperlyConfigured as exc:

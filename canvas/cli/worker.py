@@ -12,7 +12,7 @@ import click
 from canvas.backends.rpc import is_rpc_url
 from canvas.cli import pidfile as pidfile_module
 from canvas.cli import worker_flags
-from canvas.cli.base import app_from_context
+from canvas.cli.base import app_from_context, dump_stacks_on_sigusr1
 from canvas.core.worker import POOLS, Worker, WorkerOptions, setup_logging
 from canvas.exceptions import ImproperlyConfigured
 from canvas.utils.log import LoggingProxy
@@ -100,6 +100,7 @@ def command(
             raise click.ClickException(str(exc)) from exc
         rpc = is_rpc_url(app.conf.result_backend)
         worker_flags.echo_banner(worker_flags.banner(worker, app.backend_url, rpc=rpc))
+        dump_stacks_on_sigusr1()  # before stdout and stderr go through the logger
         redirect_stdout(app)
         code = worker.start()
     finally:

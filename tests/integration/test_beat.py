@@ -188,6 +188,22 @@ def test_one_second_interval_fires_about_once_a_second(project):
     assert all(0 <= ran - slot.timestamp() < 3 for slot, ran in firings), firings
 
 
+def test_sigusr1_dumps_every_thread_and_the_process_goes_on(project):
+    # Given a worker and a beat, both running (Celery's worker: SIGUSR1 dumps the tracebacks)
+    worker = project.worker()
+    beat, beat_log = project.beat()
+    wait_for(lambda: len(project.lines("tick")) >= 1, 30, "a tick")
+    worker_log = project.root / "worker.log"
+    for proc, log in ((worker, worker_log), (beat, beat_log)):
+        # When it gets SIGUSR1
+        proc.send_signal(signal.SIGUSR1)
+        # Then its log shows where each thread is, and it keeps working
+        wait_for(lambda log=log: "most recent call first" in log.read_text(), 10, "a stack dump")
+        assert proc.poll() is None, project.logs()
+    fired = len(project.lines("tick"))
+    wait_for(lambda: len(project.lines("tick")) > fired, 10, "a tick after the dumps")
+
+
 def test_workflow_entry_runs_whole(project):
     # Given a chord as a periodic entry
     project.env["ENTRIES"] = "workflow"
