@@ -36,7 +36,7 @@ from tests.support.django_site import (
     use_database,
 )
 from tests.support.servers import POSTGRES_URL, require_service
-from tests.support.workers import CANVAS, wait_for
+from tests.support.workers import CANVAS, stop_or_explain, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -98,13 +98,13 @@ def site(request: Any, tmp_path: Path, unique: str) -> Iterator[Site]:
         app = stack.enter_context(use_database(db, queue, migrate=False))
         site = Site(db, queue, env, app, tmp_path)
         yield site
-        for proc, _ in site.procs:
-            proc.terminate()
+        hung = []
+        for proc, log in site.procs:
             try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+                stop_or_explain(proc, log)
+            except AssertionError as exc:  # stop the others first, then say which hung
+                hung.append(str(exc))
+        assert not hung, "\n".join(hung)
 
 
 def admin_add(client: Any, model: str, **data: Any) -> None:
@@ -262,9 +262,8 @@ def test_two_beats_fire_each_slot_once(site: Site, start_worker: Any) -> None:
     # When several slots pass
     wait_for(lambda: len(results(periodic_task_name="tick")) >= 5, 40, "five ticks")
     leaders = sum("is now the leader" in log.read_text() for log in logs)
-    for proc, _ in site.procs:
-        proc.terminate()
-        proc.wait(15)
+    for proc, log in site.procs:
+        stop_or_explain(proc, log)
     # Then one beat led, and every firing was a slot of its own: as many sends as task ids
     # (the other may take over while the leader stops: it finds the slot claimed)
     assert leaders == 1, site.logs()

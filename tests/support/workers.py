@@ -30,6 +30,32 @@ def wait_for(
         time.sleep(interval)
 
 
+def stop_or_explain(proc: subprocess.Popen[bytes], log: Path, timeout: float = 15.0) -> None:
+    """SIGTERM ``proc`` and wait; one that does not stop is asked for its threads' stacks
+    (SIGUSR1: canvas's worker and beat write them to their log) and killed, and the failure
+    shows that log, so a hang says where it hung."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while "most recent call first" not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(5)
+    raise AssertionError(
+        f"{log.name}: the process did not stop {timeout}s after SIGTERM; its log, with the "
+        f"stacks it dumped:\n{log.read_text(errors='replace')[-20000:]}"
+    )
+
+
 @dataclass
 class WorkerProcess:
     """A real ``canvas worker`` started from the CLI; its log is kept for assertions."""
