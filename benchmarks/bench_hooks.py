@@ -6,8 +6,10 @@ of them publish through:
 
 * Redis: kombu's Redis transport (Celery) and canvas's own Redis transport both put messages on a
   queue with ``LPUSH <list> <payload>...`` (the list's name contains the queue's name). We wrap
-  redis-py's ``lpush`` and record ``len(payload)`` of each value pushed to a list of the benchmark
-  queue: the exact bytes the broker stores for that message.
+  redis-py's RESP serializer (``pack``, which every command goes through on its way to the socket:
+  the client's ``lpush``, a pipeline, and canvas's kept connection for single sends) and record
+  ``len(payload)`` of each value pushed to a list of the benchmark queue: the exact bytes the
+  broker stores for that message. A command redis-py retries is packed, and counted, again.
 * RabbitMQ: both write AMQP frames through py-amqp's transport (``_AbstractTransport.write``),
   Celery one frame or message per write, canvas a whole batch per write. We read the frames
   written: for each ``basic.publish`` to the benchmark queue, ``len(body) + len(encoded
@@ -50,22 +52,13 @@ def install() -> None:
     prefix_b = _queue_prefix.encode()
 
     try:
-        from redis.commands.core import ListCommands
+        from redis import connection as redis_connection
     except ImportError:  # pragma: no cover - both venvs have redis-py
-        ListCommands = None
-    if ListCommands is not None:
-        original_lpush = ListCommands.lpush
-
-        def lpush(self: Any, name: Any, *values: Any) -> Any:
-            key = name if isinstance(name, bytes) else str(name).encode()
-            if prefix_b in key and not key.endswith(b".dlq"):
-                for value in values:
-                    _record(
-                        len(value if isinstance(value, bytes | bytearray) else str(value).encode())
-                    )
-            return original_lpush(self, name, *values)
-
-        ListCommands.lpush = lpush  # type: ignore[method-assign]
+        redis_connection = None
+    for name in ("PythonRespSerializer", "HiredisRespSerializer"):
+        serializer = getattr(redis_connection, name, None)
+        if serializer is not None:
+            serializer.pack = _recording_pack(serializer.pack, prefix_b)
 
     try:
         from amqp.transport import _AbstractTransport
@@ -78,6 +71,24 @@ def install() -> None:
         return original_write(self, s)
 
     _AbstractTransport.write = write  # type: ignore[method-assign]
+
+
+def _recording_pack(original: Any, prefix: bytes) -> Any:
+    """``pack(*args)`` that first records the values of an ``LPUSH`` to a benchmark list."""
+
+    def pack(self: Any, *args: Any) -> Any:
+        command = args[0] if args else ""
+        command = command.decode() if isinstance(command, bytes) else str(command)
+        if len(args) > 2 and command.upper() == "LPUSH":
+            key = args[1] if isinstance(args[1], bytes) else str(args[1]).encode()
+            if prefix in key and not key.endswith(b".dlq"):
+                for value in args[2:]:
+                    _record(
+                        len(value if isinstance(value, bytes | bytearray) else str(value).encode())
+                    )
+        return original(self, *args)
+
+    return pack
 
 
 _PUBLISH = struct.pack(">HH", 60, 40)  # basic.publish

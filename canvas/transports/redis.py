@@ -48,6 +48,7 @@ from canvas.transports.base import (
     is_reply_queue,
     reply_expires,
 )
+from canvas.transports.redis_lane import Lane
 
 _LEVELS = (9, 6, 3)  # priority lists, highest first; below 3 (or none) is the plain list
 _HEADER = struct.Struct("!BH")  # delivery count, queue name length
@@ -154,6 +155,7 @@ class RedisTransport(Transport):
         self.visibility_timeout = float(self.options.get("visibility_timeout") or 60.0)
         self.prefix = str(self.options.get("prefix") or "canvas")
         self._client: redis.Redis | None = None
+        self._lane: Lane | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -167,6 +169,8 @@ class RedisTransport(Transport):
             if self._client is None or self._pid != os.getpid():
                 self._client = self.make_client()
                 self._pid = os.getpid()
+                pool = getattr(self._client, "connection_pool", None)  # a cluster has none
+                self._lane = Lane(pool) if isinstance(pool, redis.ConnectionPool) else None
             return self._client
 
     def make_client(self) -> Any:
@@ -186,8 +190,11 @@ class RedisTransport(Transport):
             return
         first = messages[0]
         if len(messages) == 1 and not first.priority and not is_reply_queue(first.queue):
-            message = first  # delay(): one LPUSH, no pipeline
-            self.client.lpush(self.key(message.queue), encode(message.queue, message))
+            message = first  # delay(): one LPUSH, no pipeline, on the kept connection
+            client, key, frame = self.client, self.key(message.queue), encode(message.queue, first)
+            lane = self._lane
+            if lane is None or not lane.lpush(key, frame):
+                client.lpush(key, frame)
             return
         batches: dict[str, list[bytes]] = {}
         flagged: set[str] = set()
@@ -228,7 +235,9 @@ class RedisTransport(Transport):
         with self._lock:
             if self._client is not None and self._pid == os.getpid():
                 self._client.close()
-            self._client = None
+                if self._lane is not None:
+                    self._lane.close()
+            self._client = self._lane = None
 
 
 class RedisConsumer(Consumer):

@@ -425,6 +425,73 @@ class TestRedis(TransportContract):
             self.cleanup(transport, [replies])
             transport.close()
 
+    # -- single sends go on a kept connection (canvas.transports.redis_lane) -----------------
+    def _lane_id(self, transport) -> int:
+        """The server's id of the kept connection (``CLIENT ID`` asked on it)."""
+        conn = transport._lane._conn
+        conn.send_command("CLIENT", "ID")
+        return int(conn.read_response())
+
+    def test_single_sends_share_one_kept_connection(self, transport, queue):
+        for i in range(5):
+            transport.publish([message(queue, b"%d" % i)])
+        assert transport.size(queue) == 5
+        first = self._lane_id(transport)
+        transport.publish([message(queue)])
+        assert self._lane_id(transport) == first
+
+    def test_a_send_whose_kept_connection_was_killed_goes_through_once(self, transport, queue):
+        # Given the kept connection, killed by the server (a restart, an idle timeout, a proxy)
+        transport.publish([message(queue, b"first")])
+        transport.client.client_kill_filter(_id=self._lane_id(transport))
+        # When the next single send finds it dead
+        transport.publish([message(queue, b"second")])
+        # Then it is sent once, through the client, and the lane connects again after
+        assert transport.size(queue) == 2
+        transport.publish([message(queue, b"third")])
+        assert transport.size(queue) == 3
+
+    def test_threads_never_wait_for_the_kept_connection(self, transport, queue):
+        # Eight threads sending at once: one holds the lane, the others use the client's pool
+        def send() -> None:
+            for i in range(50):
+                transport.publish([message(queue, b"%d" % i)])
+
+        threads = [threading.Thread(target=send) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert transport.size(queue) == 400
+
+    def test_a_forked_child_sends_on_a_connection_of_its_own(self, transport, queue):
+        transport.publish([message(queue, b"parent")])
+        parent = self._lane_id(transport)
+        pid = os.fork()
+        if pid == 0:  # the child: a send, then say whose connection it used
+            code = 1
+            try:
+                transport.publish([message(queue, b"child")])
+                code = 0 if self._lane_id(transport) != parent else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        transport.publish([message(queue, b"parent again")])
+        assert (self._lane_id(transport), transport.size(queue)) == (parent, 3)
+
+    def test_close_closes_the_kept_connection(self, url, queue):
+        transport = create(url)
+        transport.publish([message(queue)])
+        lane_id = self._lane_id(transport)
+        transport.close()
+        other = create(url)
+        try:
+            assert str(lane_id) not in {str(c["id"]) for c in other.client.client_list()}
+        finally:
+            self.cleanup(other, [queue])
+            other.close()
+
 
 class TestKombuRedis(TransportContract):
     @pytest.fixture
