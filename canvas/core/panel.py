@@ -207,6 +207,9 @@ def stats(state: ControlState, **kwargs: Any) -> Any:
     worker, app = state.worker, state.app
     snapshot = worker.state.snapshot()
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    scaling = worker.autoscale_info()
+    # An autoscaled pool process holds one message (canvas.core.worker's _prefetch)
+    multiplier = 1 if scaling else int(app.conf.worker_prefetch_multiplier or 1)
     return {
         "pid": os.getpid(),
         "uptime": int(time.time() - worker.state.started_at),
@@ -214,14 +217,14 @@ def stats(state: ControlState, **kwargs: Any) -> Any:
         "total": snapshot["total"],
         "processed": snapshot["processed"],
         "failed": snapshot["failed"],
-        "prefetch_count": int(app.conf.worker_prefetch_multiplier or 1) * worker.concurrency,
+        "prefetch_count": multiplier * worker.concurrency,
         "pool": {
             "implementation": worker.pool,
             "max-concurrency": worker.concurrency,
             "processes": worker.pool_pids(),
         },
         "broker": _broker_info(app),
-        **({"autoscaler": scaling} if (scaling := worker.autoscale_info()) else {}),
+        **({"autoscaler": scaling} if scaling else {}),
         "events": worker.events_enabled,
         "queues": list(worker.queues),
         "rusage": {

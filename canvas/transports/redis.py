@@ -190,8 +190,8 @@ class RedisTransport(Transport):
             return
         first = messages[0]
         if len(messages) == 1 and not first.priority and not is_reply_queue(first.queue):
-            message = first  # delay(): one LPUSH, no pipeline, on the kept connection
-            client, key, frame = self.client, self.key(message.queue), encode(message.queue, first)
+            # delay(): one LPUSH, no pipeline, on the connection kept for single sends
+            client, key, frame = self.client, self.key(first.queue), encode(first.queue, first)
             lane = self._lane
             if lane is None or not lane.lpush(key, frame):
                 client.lpush(key, frame)

@@ -155,6 +155,19 @@ def test_inspect_reads_what_the_pool_reported(app: Canvas, serve: Any) -> None:
     assert inspect.registered() == {"w1@test": ["proj.add"]}
 
 
+def test_stats_prefetch_count_is_what_the_pool_holds(app: Canvas, serve: Any) -> None:
+    # Given a pool of 3 with the multiplier at 4: 12 messages; autoscaled, one per process
+    app.conf.worker_prefetch_multiplier = 4
+    worker = serve("w1@test")
+    worker.concurrency = 3
+    inspect = app.control.inspect(destination=["w1@test"], timeout=5)
+    assert inspect.stats()["w1@test"]["prefetch_count"] == 12
+    info = {"max": 5, "min": 3, "current": 3, "qty": 0}
+    worker.autoscale_info = lambda: info  # type: ignore[method-assign]
+    stats = inspect.stats()["w1@test"]
+    assert (stats["prefetch_count"], stats["autoscaler"]) == (3, info)
+
+
 def test_revoke_reaches_running_workers_and_is_kept_for_later_ones(app: Canvas, serve: Any) -> None:
     first = serve("w1@test")
     replies = app.control.revoke(["a", "b"], reply=True, timeout=5, destination=["w1@test"])
