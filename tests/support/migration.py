@@ -66,6 +66,20 @@ class Project:
         """``canvas -A module worker -l INFO`` (Celery's ``celery -A module worker``)."""
         return self.start("-m", "canvas.cli.main", "-A", module, "worker", "-l", "INFO", *args)
 
+    def refused_start(self, module: str) -> str:
+        """``canvas -A module worker`` that must refuse to start: its stderr (no traceback)."""
+        run = subprocess.run(
+            [sys.executable, "-m", "canvas.cli.main", "-A", module, "worker"],
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode != 0, run.stdout + run.stderr
+        assert "Traceback" not in run.stderr, run.stderr
+        return run.stderr
+
     def load(self, module: str) -> ModuleType:
         """Import one of the project's modules here, as its client code would."""
         sys.path.insert(0, str(self.dir))
