@@ -12,13 +12,13 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from canvas.beat.scheduler import Beat, run_beat
 from canvas.cli import pidfile as pidfiles
 from canvas.cli.base import app_from_context, dump_stacks_on_sigusr1
+from canvas.core import signal_relay
 from canvas.exceptions import ImproperlyConfigured
 
 __all__ = ["command", "pidfile_lock", "run_beat"]
@@ -113,11 +113,9 @@ def command(
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGINT and SIGTERM end the loop (the lease is released); the old handlers come back."""
 
-    def shutdown(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
+    relay = signal_relay.setting(stop)  # not stop.set() in the handler: it can deadlock
     previous = {
-        signum: signal.signal(signum, shutdown) for signum in (signal.SIGINT, signal.SIGTERM)
+        signum: signal.signal(signum, relay.handler) for signum in (signal.SIGINT, signal.SIGTERM)
     }
     try:
         yield

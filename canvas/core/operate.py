@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import states
 from canvas.backends.rpc import replying_for
-from canvas.core import complete, metas
+from canvas.core import complete, metas, signal_relay
 from canvas.core.autoscale import INTERVAL, MOST_PROCESSES, autoscaler_class, keepalive_from_env
 from canvas.core.consumer import Handler
 from canvas.core.link import Link
@@ -431,12 +431,14 @@ class Operated:
         """In a pool process: SIGTERM is the warm stop, SIGINT is ignored, unless the
         supervisor flagged this slot for terminate: then the signal kills at once."""
 
+        warm = signal_relay.setting(stop)  # not stop.set() in the handler: it can deadlock
+
         def handler(signum: int, frame: Any) -> None:
             if self.terminate_flags[slot]:
                 signal.signal(signum, signal.SIG_DFL)
                 os.kill(os.getpid(), signum)
             elif signum == signal.SIGTERM:
-                stop.set()
+                warm.handler(signum, frame)
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import signals, states
 from canvas.backends.rpc import replying_for
-from canvas.core import metas, ratelimit
+from canvas.core import metas, ratelimit, signal_relay
 from canvas.core.consumer import Handler, raise_soft_limit, release_due
 from canvas.core.envelope import escape_controls, printable
 from canvas.core.execute import Outcome
@@ -447,8 +447,9 @@ class Worker(Operated):
             for link in self.links.values():
                 link.close()  # only the supervisor may hold its lines to the pool
             stop = threading.Event()
+            relay = signal_relay.setting(stop)
             for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: stop.set())
+                signal.signal(signum, relay.handler)
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
             _stop_when_orphaned(stop)
             multiprocessing.current_process().name = "Beat"
@@ -542,7 +543,7 @@ class Worker(Operated):
         banner.info("%s ready.", self.hostname)
 
     def _install_simple_signals(self, stop: threading.Event) -> None:
-        def handler(signum: int, frame: Any) -> None:
+        def react(signum: int) -> None:  # in the relay's thread, not in the handler
             if stop.is_set():
                 logger.warning("Cold shutdown: exiting now.")
                 os._exit(1)
@@ -550,8 +551,9 @@ class Worker(Operated):
             _shutting_down(self.hostname, signum)
             stop.set()
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        relay = signal_relay.SignalRelay(react)
+        signal.signal(signal.SIGTERM, relay.handler)
+        signal.signal(signal.SIGINT, relay.handler)
 
     def _timer_thread(
         self, stop: threading.Event, wake: threading.Event, until: Callable[[], bool] | None = None
