@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -34,6 +35,9 @@ class SignalRelay:
         self._signals.put(signum)
 
     def _run(self) -> None:
+        # Signals go to a thread that does not block them: not to this one, so that they
+        # interrupt the main thread's wait, as they did before the relay existed.
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         while True:
             signum = self._signals.get()
             try:
