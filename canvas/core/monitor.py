@@ -260,6 +260,12 @@ class TaskMonitor:
         """Publish the events still buffered."""
         self.events.close()
 
+    def ended(self, task_id: str) -> None:
+        """A call left without an outcome of its own (``sys.exit()`` in a pool thread; the
+        handler recorded what it could): it no longer counts as running, for ``inspect
+        active`` and for the autoscaler's demand."""
+        self._report({"op": "ended", "id": task_id})
+
     def _report(self, report: dict[str, Any]) -> None:
         if self.report is None:
             return

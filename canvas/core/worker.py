@@ -292,6 +292,7 @@ def consume(
                 # its message was acked), not the pool's thread, which would leave the worker
                 # one thread short for good.
                 logger.error("A task called sys.exit() in a pool thread: the thread goes on")
+                monitor.ended(str(delivery.headers.get("id")))
                 if not delivery.settled:  # acks_late: it comes back, as after a process death
                     with contextlib.suppress(Exception):
                         delivery.reject(requeue=True, reason="its task called sys.exit()")

@@ -62,7 +62,7 @@ class WorkerState:
                     self.total[str(name)] += 1
                 if report.get("state") == "FAILURE":
                     self.failed += 1
-            elif op == "revoked":
+            elif op in ("revoked", "ended"):
                 self.reserved.pop(task_id, None)
                 self.active.pop(task_id, None)
                 self.scheduled.pop(task_id, None)

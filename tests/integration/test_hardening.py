@@ -465,6 +465,14 @@ def test_a_task_that_exits_its_process_fails_instead_of_being_lost(
         seed.tasks.exits.delay(unique).get(timeout=PROMPT)
     # prefork: a new process takes over; threads: the one thread goes on consuming
     assert seed.tasks.add.delay(1, 1).get(timeout=PROMPT) == 2
+    # and the worker no longer counts the call that exited as running
+    inspect = seed.tasks.app.control.inspect(timeout=5)
+
+    def nothing_running() -> bool:
+        active = inspect.active()  # {} until the worker answers
+        return bool(active) and not any(active.values())
+
+    wait_for(nothing_running, PROMPT, "the worker to list no running task")
     assert (seed.state / unique).read_text().count("\n") == 1
 
 
