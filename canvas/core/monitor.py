@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from canvas import states
-from canvas.core import metas, protocol
+from canvas.core import metas, protocol, ratelimit
 from canvas.core.revoked import Revoked
 from canvas.events.dispatcher import EventDispatcher
 from canvas.events.event import short_repr
@@ -251,6 +251,8 @@ class TaskMonitor:
             if task is not None:
                 for key, value in dict(command.get("options") or {}).items():
                     setattr(task, key, value)
+        elif op == "rate_share":
+            ratelimit.slots.processes = max(1, int(command.get("processes") or 1))
         elif op == "stop":
             self.stop.set()
         else:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import states
 from canvas.backends.rpc import replying_for
-from canvas.core import complete, metas, signal_relay
+from canvas.core import complete, metas, ratelimit, signal_relay
 from canvas.core.autoscale import INTERVAL, MOST_PROCESSES, autoscaler_class, keepalive_from_env
 from canvas.core.consumer import Handler
 from canvas.core.link import Link
@@ -187,6 +187,7 @@ class Operated:
             except ValueError as exc:
                 return str(exc)
             self._resize_to(sorted((bounds[1], self._size_asked(), bounds[0]))[1])
+        self.call_soon(self.share_rate_limits)
         return bounds
 
     def autoscale_info(self) -> dict[str, int] | None:
@@ -294,6 +295,18 @@ class Operated:
                     os.kill(pid, signal.SIGTERM)  # the warm stop: its task in hand finishes
         self.concurrency += delta
         banner.info("Pool %s to %s", "grows" if delta > 0 else "shrinks", self.concurrency)
+        self.share_rate_limits()
+
+    def share_rate_limits(self) -> None:
+        """Prefork: each process keeps 1/N of a worker's rate limit, N the pool's size (or
+        autoscale's max, which the pool may reach): when N changes, every process hears it,
+        and the processes forked later inherit it (a grown pool ran over the limit)."""
+        if self.pool != "prefork":
+            return  # threads share one process's slots: the whole limit
+        share = self.autoscaler.max if self.autoscaler is not None else self.concurrency
+        if ratelimit.slots.processes != share:
+            ratelimit.slots.processes = share
+            self.order({"op": "rate_share", "processes": share})
 
     def _start_thread(self, monitor: TaskMonitor) -> None:
         raise NotImplementedError  # the Worker's: it runs its consume loop

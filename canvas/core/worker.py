@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvas import signals, states
 from canvas.backends.rpc import replying_for
-from canvas.core import metas, ratelimit, signal_relay
+from canvas.core import metas, signal_relay
 from canvas.core.consumer import Handler, raise_soft_limit, release_due
 from canvas.core.envelope import escape_controls, printable
 from canvas.core.execute import Outcome
@@ -619,7 +619,7 @@ class Worker(Operated):
     def _run_prefork(self) -> int:
         self.app.close()  # children must not share the supervisor's sockets
         # Each child keeps 1/N of a rate limit; an autoscaled pool may reach its max.
-        ratelimit.slots.processes = self.autoscaler.max if self.autoscaler else self.concurrency
+        self.share_rate_limits()
         sig_r, sig_w = os.pipe()
         park_r, park_w = os.pipe()
         for fd in (sig_r, sig_w, park_r, park_w):
