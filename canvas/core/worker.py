@@ -298,15 +298,15 @@ def consume(
                         delivery.reject(requeue=True, reason="its task called sys.exit()")
             except Exception as exc:  # requeue, back off, carry on
                 backoff.failed(f"handle message {printable(delivery.headers.get('id'))}", exc)
-                if not delivery.settled:  # a settled message would run again (or be lost)
-                    with contextlib.suppress(Exception):
-                        if is_outage(exc):
-                            delivery.release()  # not the message's fault: not a delivery
-                        else:
-                            delivery.reject(requeue=True, reason="internal error in the worker")
-                if isinstance(exc, OSError | ConnectionError) or _broker_error(consumer, exc):
+                held = not _hand_back(delivery, exc)
+                if (
+                    held
+                    or isinstance(exc, OSError | ConnectionError)
+                    or _broker_error(consumer, exc)
+                ):
                     # The broker went away mid-message (a cluster node killed): this connection
-                    # is dead, and a read on it may never return. A new one, on any node.
+                    # is dead, and a read on it may never return. A new one, on any node. (A
+                    # message that could not be handed back is returned by closing it too.)
                     _drop(consumer, keeper)
                     consumer = keeper = None
                 backoff.wait(stop)
@@ -321,6 +321,29 @@ def consume(
             _drop(consumer, keeper)
         monitor.close()
     return done
+
+
+def _hand_back(delivery: Delivery, exc: BaseException) -> bool:
+    """Give back a message whose handling failed (a settled one would run again, or be lost):
+    released after an outage (not the message's fault, not a delivery), else requeued. False
+    when it is still held: the broker refused both (a quorum queue's confirmed copy nacked, say),
+    and only closing the consumer returns it."""
+    if delivery.settled:
+        return True
+    try:
+        if is_outage(exc):
+            delivery.release()
+        else:
+            delivery.reject(requeue=True, reason="internal error in the worker")
+        return True
+    except Exception as first:
+        logger.warning("Could not hand back message %s: %s", delivery.headers.get("id"), first)
+    try:
+        if not delivery.settled:
+            delivery.reject(requeue=True, reason="internal error in the worker")
+        return True
+    except Exception:
+        return False
 
 
 def _broker_error(consumer: Any, exc: BaseException) -> bool:

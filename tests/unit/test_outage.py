@@ -130,3 +130,42 @@ def test_a_message_that_fails_its_store_writes_otherwise_is_still_dead_lettered(
     assert [d.headers["id"] for d in dead] == [result.id]
     assert "worker_max_deliveries=2" in dead[0].headers["x-canvas-reason"]
     assert len(ran) == 2
+
+
+class Broker:
+    """A consumer's settling side whose release and reject fail as told."""
+
+    def __init__(self, release_fails: bool, reject_fails: bool) -> None:
+        self.release_fails, self.reject_fails = release_fails, reject_fails
+        self.calls: list[str] = []
+
+    def release(self, delivery: Delivery) -> None:
+        self.calls.append("release")
+        if self.release_fails:
+            raise ConnectionError("confirm nacked")
+
+    def reject(self, delivery: Delivery, requeue: bool = False, reason: str = "") -> None:
+        self.calls.append(f"reject requeue={requeue}")
+        if self.reject_fails:
+            raise ConnectionError("channel closed")
+
+
+@pytest.mark.parametrize(
+    ("release_fails", "reject_fails", "calls", "handed_back"),
+    [
+        (False, False, ["release"], True),
+        (True, False, ["release", "reject requeue=True"], True),
+        (True, True, ["release", "reject requeue=True"], False),
+    ],
+)
+def test_a_message_that_cannot_be_released_is_requeued_or_reported_held(
+    release_fails: bool, reject_fails: bool, calls: list[str], handed_back: bool
+) -> None:
+    from canvas.core.worker import _hand_back
+
+    broker = Broker(release_fails, reject_fails)
+    delivery = Delivery("q", b"", {"id": "t1"}, "application/x-msgpack", False, None, broker)  # type: ignore[arg-type]
+    outage = redis.exceptions.ConnectionError("Connection refused")
+    # False tells the worker to close its consumer: the broker then returns what it held
+    assert _hand_back(delivery, outage) is handed_back
+    assert broker.calls == calls
