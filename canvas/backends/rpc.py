@@ -38,6 +38,7 @@ import msgpack
 
 from canvas.backends.base import UNREADABLE_SPEC, Backend, Fired
 from canvas.backends.wrapped import WrappedBackend
+from canvas.core.outage import is_outage
 from canvas.transports.base import (
     Consumer,
     Delivery,
@@ -176,19 +177,49 @@ class RpcBackend(WrappedBackend):
 
     # -- reading the reply queue ---------------------------------------------------------------
     def _drain(self, timeout: float) -> None:
-        """Take every reply waiting (waiting up to ``timeout`` seconds for the first)."""
+        """Take every reply waiting (waiting up to ``timeout`` seconds for the first).
+
+        A consumer whose connection broke (a broker restart, a failover, a reset socket) is
+        closed, and a new one reads the same queue, where the replies sent meanwhile wait: kept,
+        the broken one would read nothing for good. One new one per call; if that one breaks
+        too, the error is raised (and the next call opens another)."""
+        deadline = time.monotonic() + timeout
         with self._lock:
-            consumer = self._open()
-            delivery = consumer.get(timeout)
-            while delivery is not None:
-                self._take(delivery)
-                delivery = consumer.get(0)
+            for retry in (False, True):
+                consumer = self._open()
+                try:
+                    delivery = consumer.get(timeout)
+                    while delivery is not None:
+                        self._take(delivery)
+                        delivery = consumer.get(0)
+                    return
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise  # a bug, not a broken connection
+                    self._drop()
+                    if retry:
+                        raise
+                    logger.warning(
+                        "Reply queue %s: its connection broke (%s: %s); reconnecting",
+                        self.queue,
+                        type(exc).__name__,
+                        exc,
+                    )
+                timeout = max(0.0, deadline - time.monotonic())
 
     def _open(self) -> Consumer:
         """The consumer of this client's reply queue (made once; hold ``_lock``)."""
         if self._consumer is None:
             self._consumer = self.transport().consumer([self.queue], prefetch=_PREFETCH)
         return self._consumer
+
+    def _drop(self) -> None:
+        """Close a broken consumer (hold ``_lock``): replies it held unacked go back to the
+        queue, for the next one."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):  # its connection is gone already
+                consumer.close()
 
     def _take(self, delivery: Delivery) -> None:
         headers = delivery.headers

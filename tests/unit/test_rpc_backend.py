@@ -15,7 +15,7 @@ from canvas.backends.memory import MemoryBackend
 from canvas.backends.rpc import RpcBackend, replying_for, without_replies
 from canvas.core import envelope, messages, metas
 from canvas.transports.base import Transport
-from canvas.transports.embedded import EmbeddedTransport
+from canvas.transports.embedded import EmbeddedConsumer, EmbeddedTransport
 
 
 @pytest.fixture
@@ -93,6 +93,41 @@ def test_a_workflow_a_workers_machine_does_not_hold_fails_every_wait_on_it(
     assert client.wait("b", 5) == failed
     # And outside a handled message (render, status) a missing spec stays missing
     assert worker.node_specs("wf", ["a"]) == [None]
+
+
+def test_only_a_broken_connection_replaces_the_reply_consumer(
+    transport: Transport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real brokers: tests/migration/test_rpc.py; here, which errors count as a broken one."""
+
+    def reset(*_: object) -> None:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    def bug(*_: object) -> None:
+        raise ValueError("a bug")
+
+    client, worker = rpc(transport), rpc(transport)
+    reply_to = client.reply_to()
+    with replying_for({"reply_to": reply_to}):
+        worker.store("t1", states.SUCCESS, meta("t1", states.SUCCESS, 3))
+    # Given a reply consumer whose connection was reset
+    broken = client._consumer
+    assert isinstance(broken, EmbeddedConsumer)
+    monkeypatch.setattr(broken, "get", reset)
+    # Then the same wait reads the reply through a new consumer, and the broken one is closed
+    assert metas.decode(client.wait("t1", 5))["result"] == 3  # type: ignore[index]
+    kept = client._consumer
+    assert kept is not None and kept is not broken and broken._conn is None
+    # But a bug is raised, not taken for a broken connection: the consumer stays
+    monkeypatch.setattr(EmbeddedConsumer, "get", bug)
+    with pytest.raises(ValueError, match="a bug"):
+        client.wait("t2", 1)
+    assert client._consumer is kept
+    # And when the new consumer breaks too (the broker is down), the wait says so
+    monkeypatch.setattr(EmbeddedConsumer, "get", reset)
+    with pytest.raises(ConnectionResetError):
+        client.wait("t2", 1)
+    assert client._consumer is None  # the next call opens another
 
 
 def test_reply_to_must_name_a_reply_queue() -> None:
