@@ -7,17 +7,21 @@ the test process is the client (and, with a second app, a second client).
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from canvas import Canvas, chain, chord, group
 from canvas.backends.rpc import RpcBackend
 from canvas.exceptions import TimeoutError as CanvasTimeoutError
 from canvas.exceptions import WorkerLostError
+from canvas.transports.base import Consumer
+from canvas.transports.kombu import KombuConsumer
 from tests.support.migration import Project
 from tests.support.redis_cluster import CLUSTER_URL, start_cluster
 from tests.support.servers import AMQP_URL, REDIS_URL, check_amqp
@@ -58,6 +62,23 @@ def backend_of(app: Canvas) -> RpcBackend:
     backend = app.backend
     assert isinstance(backend, RpcBackend)
     return backend
+
+
+def cut(consumer: Consumer | None) -> None:
+    """Shut the sockets under a consumer, as a broker restart or a reset connection would."""
+    if isinstance(consumer, KombuConsumer):
+        sockets = [consumer._connection.connection.sock]
+    else:  # canvas's Redis consumer: its own client's connections (a cluster's: every node's)
+        client: Any = getattr(consumer, "client", None)
+        if isinstance(client, redis.RedisCluster):
+            pools = [node.redis_connection.connection_pool for node in client.get_nodes()]
+        else:
+            pools = [client.connection_pool]
+        sockets = [c._sock for pool in pools for c in pool._available_connections]
+    sockets = [sock for sock in sockets if sock is not None]
+    assert sockets, f"no socket found under {consumer!r}"
+    for sock in sockets:
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def test_results_and_failures_come_back_to_the_caller(project: Project) -> None:
@@ -138,6 +159,21 @@ def test_a_second_client_does_not_take_another_clients_results(project: Project)
             foreign.get(timeout=1)
     finally:
         other.close()
+
+
+def test_a_reply_sent_after_the_reply_connection_broke_comes_back(project: Project) -> None:
+    project.worker("tasks", "-P", "threads", "-c", "2")
+    tasks = project.load("tasks")
+    backend = backend_of(tasks.app)
+    # Given a client reading its reply queue
+    assert tasks.add.delay(1, 1).get(timeout=20) == 2
+    # When the connection under its reply consumer breaks (a broker restart, a failover). On
+    # RabbitMQ that consumer is dead for good; redis-py connects again by itself.
+    cut(backend._consumer)
+    # Then the reply of a call sent afterwards is read all the same, and so are later ones
+    assert tasks.add.delay(2, 2).get(timeout=20) == 4
+    assert tasks.add.delay(3, 3).get(timeout=20) == 6
+    assert tasks.app.transport.size(backend.queue) == 0
 
 
 def test_workflows_on_one_machine(project: Project) -> None:
