@@ -38,7 +38,6 @@ import msgpack
 
 from canvas.backends.base import UNREADABLE_SPEC, Backend, Fired
 from canvas.backends.wrapped import WrappedBackend
-from canvas.core.outage import is_outage
 from canvas.transports.base import (
     Consumer,
     Delivery,
@@ -47,6 +46,7 @@ from canvas.transports.base import (
     is_reply_queue,
     reply_queue,
 )
+from canvas.transports.outage import is_outage
 
 logger = logging.getLogger("canvas.rpc")
 

@@ -32,7 +32,6 @@ from canvas.core.execute import (
 )
 from canvas.core.messages import Lineage
 from canvas.core.monitor import TaskMonitor
-from canvas.core.outage import is_outage
 from canvas.exceptions import (
     PayloadTooLarge,
     SoftTimeLimitExceeded,
@@ -44,6 +43,7 @@ from canvas.request import Request
 from canvas.signature import shorten
 from canvas.stamping import revoke_keys
 from canvas.transports.base import Delivery, OutgoingMessage
+from canvas.transports.outage import is_outage
 
 if TYPE_CHECKING:
     from canvas.app import Canvas
@@ -85,7 +85,7 @@ class Handler:
 
     def handle(self, delivery: Delivery) -> None:
         """Run one delivery. An outage that stops it takes back its count of deliveries (see
-        ``canvas.core.outage``) before the error reaches the worker, which requeues it."""
+        ``canvas.transports.outage``) before the error reaches the worker, which requeues it."""
         self.claimed = self.counted = None
         try:
             # What it records, and the messages it sends, go back to its client (rpc://).

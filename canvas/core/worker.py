@@ -45,11 +45,11 @@ from canvas.core.execute import Outcome
 from canvas.core.link import DRAIN_INTERVAL, Link, listen
 from canvas.core.monitor import TaskMonitor
 from canvas.core.operate import Operated
-from canvas.core.outage import is_outage
 from canvas.exceptions import TimeLimitExceeded
 from canvas.request import Request
 from canvas.transports.base import Delivery
 from canvas.transports.checks import warn_insecure_broker
+from canvas.transports.outage import is_outage
 from canvas.utils.log import TASK_LOGGER, TaskContext
 
 if TYPE_CHECKING:

@@ -94,7 +94,7 @@ class Consumer(ABC):
         """Put the message back (``requeue``) with redelivered set, or dead-letter it."""
 
     def release(self, delivery: Delivery) -> None:
-        """Put the message back after an outage stopped its handling (``canvas.core.outage``):
+        """Put the message back after an outage stopped its handling (``canvas.transports.outage``):
         redelivered, as ``reject(requeue=True)``, but where the broker itself counts requeues
         towards a limit (RabbitMQ quorum queues), in a way it does not count."""
         self.reject(delivery, requeue=True, reason="handed back after an outage")

@@ -13,8 +13,8 @@ import redis.exceptions
 
 from canvas import Canvas, states
 from canvas.core.consumer import Handler
-from canvas.core.outage import is_outage
 from canvas.transports.base import Delivery
+from canvas.transports.outage import is_outage
 from tests.support.engine import memory_app
 
 
