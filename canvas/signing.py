@@ -162,6 +162,18 @@ def load_security() -> ModuleType:
     return security
 
 
+def check_certificates(conf: Mapping[str, Any]) -> None:
+    """Read the X.509 key, certificate and store now, refusing an expired certificate: the
+    start-up check of a worker and of ``app.setup_security()``. A connection opened later (by a
+    pool process forked after a certificate expired) only warns (``canvas.security.x509``)."""
+    if scheme(conf) != "x509":
+        return
+    load_security()
+    from canvas.security.x509 import CertificateKeys  # cryptography: only apps that sign
+
+    CertificateKeys.from_conf(conf, strict=True)
+
+
 def is_signed(body: bytes, content_type: str) -> bool:
     return content_type == SIGNED_CONTENT_TYPE and body[:4] == MESSAGE_MAGIC
 

@@ -184,10 +184,7 @@ class Canvas:
                 "setup_security() signs with X.509: set security_key, security_certificate, "
                 "security_cert_store, task_serializer='auth' and accept_content=['auth']."
             )
-        signing.load_security()
-        from canvas.security.x509 import CertificateKeys  # cryptography: only apps that sign
-
-        CertificateKeys.from_conf(self.conf)
+        signing.check_certificates(self.conf)
 
     def set_current(self) -> None:
         """Make this the current app (what ``current_app`` and unbound signatures use)."""

@@ -17,14 +17,18 @@ worker publish them under its own signature. (Celery signs task messages, and ev
 per message or record with a 2048-bit key; verifying about 0.02 ms.
 
 Start-up checks what Celery finds only when a message fails: the key must match the certificate,
-every file in the store must be a readable RSA certificate, none may have expired (Celery's rule),
-and the glob must match at least one.
+every file in the store must be a readable RSA certificate, none may have expired (Celery's rule;
+nor may the signer's own), and the glob must match at least one. After start-up (a pool process
+forked later opens its own connections, so reads the files again) a certificate that has expired
+since is only warned about: messages signed with it are refused one by one, while the process
+still takes work signed by the others.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import glob
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +42,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from canvas import signing
 from canvas.exceptions import ImproperlyConfigured, SecurityError
 from canvas.security.sealer import Sealer, SecuritySettings
+
+logger = logging.getLogger("canvas.security")
+
+#: certificates already warned about as expired: once per process, not per connection
+_SAID_EXPIRED: set[str] = set()
 
 
 def certificate_id(cert: x509.Certificate) -> str:
@@ -120,8 +129,29 @@ def has_expired(cert: x509.Certificate, now: dt.datetime | None = None) -> bool:
     return (now or dt.datetime.now(dt.UTC)) >= cert.not_valid_after_utc
 
 
-def load_store(pattern: Any) -> dict[str, x509.Certificate]:
-    """The trusted certificates by id, from a glob or a directory (``security_cert_store``)."""
+def _expired(setting: str, cert: x509.Certificate, path: Any, strict: bool, why: str) -> None:
+    """Refuse an expired certificate at start-up (``strict``); after it, warn once and go on."""
+    if not has_expired(cert):
+        return
+    cert_id = certificate_id(cert)
+    said = (
+        f"{setting}: certificate {cert_id!r} in {path!r} expired on "
+        f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    )
+    if strict:
+        raise ImproperlyConfigured(f"{said}; renew it or remove it.")
+    if cert_id not in _SAID_EXPIRED:
+        _SAID_EXPIRED.add(cert_id)
+        logger.warning("%s; %s", said, why)
+
+
+def load_store(pattern: Any, *, strict: bool = True) -> dict[str, x509.Certificate]:
+    """The certificates by id, from a glob or a directory (``security_cert_store``).
+
+    An expired one refuses start-up (``strict``). Loaded later it is kept with a warning, so
+    ``CertificateSealer`` refuses its messages saying it expired, as processes that loaded it
+    before it expired do.
+    """
     pattern = os.fspath(pattern)
     if os.path.isdir(pattern):
         pattern = os.path.join(pattern, "*")
@@ -135,11 +165,9 @@ def load_store(pattern: Any) -> dict[str, x509.Certificate]:
     for path in paths:
         for cert in load_certificates("security_cert_store", path):
             cert_id = certificate_id(cert)
-            if has_expired(cert):
-                raise ImproperlyConfigured(
-                    f"security_cert_store: certificate {cert_id!r} in {path!r} expired on "
-                    f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; renew it or remove it."
-                )
+            _expired(
+                "security_cert_store", cert, path, strict, "messages signed with it are refused."
+            )
             if store.get(cert_id, cert) != cert:
                 raise ImproperlyConfigured(
                     f"security_cert_store: two different certificates are named {cert_id!r} "
@@ -151,7 +179,8 @@ def load_store(pattern: Any) -> dict[str, x509.Certificate]:
 
 @dataclass(frozen=True)
 class CertificateKeys:
-    """The signer's key and certificate id, and the store of certificates it trusts."""
+    """The signer's key and certificate id, and the store of certificates it trusts (one that
+    has expired since start-up stays in it, so its messages are refused naming its expiry)."""
 
     key: rsa.RSAPrivateKey = field(repr=False)
     cert_id: str
@@ -159,7 +188,8 @@ class CertificateKeys:
     digest: hashes.HashAlgorithm
 
     @classmethod
-    def from_conf(cls, conf: Mapping[str, Any]) -> CertificateKeys:
+    def from_conf(cls, conf: Mapping[str, Any], *, strict: bool = True) -> CertificateKeys:
+        """The settings' key, certificate and store; ``strict`` at start-up (see ``load_store``)."""
         key = load_private_key(conf.get("security_key"), conf.get("security_key_password"))
         cert_path = conf.get("security_certificate")
         cert = load_certificates("security_certificate", cert_path)[0]
@@ -168,10 +198,17 @@ class CertificateKeys:
                 f"security_certificate {cert_path!r} is not the certificate of security_key "
                 f"{conf.get('security_key')!r}: every message would be refused."
             )
+        _expired(
+            "security_certificate",
+            cert,
+            cert_path,
+            strict,
+            "every message and record this process signs is refused: renew it.",
+        )
         return cls(
             key=key,
             cert_id=certificate_id(cert),
-            store=load_store(conf.get("security_cert_store")),
+            store=load_store(conf.get("security_cert_store"), strict=strict),
             digest=digest_named(conf.get("security_digest") or "sha256"),
         )
 
@@ -185,7 +222,10 @@ class CertificateSealer(Sealer):
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any]) -> CertificateSealer:
-        keys = CertificateKeys.from_conf(conf)
+        """The sealer of one connection, made in each process that opens one. Start-up has
+        refused expired certificates already (``signing.check_certificates``), so one that has
+        expired since only warns: a pool process forked later still takes work."""
+        keys = CertificateKeys.from_conf(conf, strict=False)
         return cls(SecuritySettings.window(conf, keys.cert_id, {}), keys)
 
     def _padding(self) -> padding.PSS:

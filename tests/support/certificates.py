@@ -16,9 +16,17 @@ def make_key() -> rsa.RSAPrivateKey:
 
 
 def make_certificate(
-    key: rsa.RSAPrivateKey, name: str = "canvas worker", *, valid_days: float = 1.0
+    key: rsa.RSAPrivateKey,
+    name: str = "canvas worker",
+    *,
+    valid_days: float = 1.0,
+    serial: int | None = None,
 ) -> x509.Certificate:
-    """A self-signed certificate for ``key``; a negative ``valid_days`` makes an expired one."""
+    """A self-signed certificate for ``key``; a negative ``valid_days`` makes an expired one.
+
+    ``serial`` re-issues a certificate under the same id (issuer and serial number), as it reads
+    once it has expired.
+    """
     now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     not_after = now + dt.timedelta(days=valid_days)
@@ -27,7 +35,7 @@ def make_certificate(
         .subject_name(subject)
         .issuer_name(subject)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial or x509.random_serial_number())
         .not_valid_before(min(now, not_after) - dt.timedelta(days=1))
         .not_valid_after(not_after)
         .sign(key, hashes.SHA256())

@@ -220,8 +220,32 @@ class TestLoading:
         self, worker: Pair, tmp_path: Path
     ) -> None:
         old = Pair(tmp_path, "old", valid_days=-1)
-        with pytest.raises(ImproperlyConfigured, match=f"certificate '{old.id}' in .* expired"):
+        refused = f"certificate '{old.id}' in .* expired on"
+        with pytest.raises(ImproperlyConfigured, match=refused):
             CertificateKeys.from_conf(conf(worker, tmp_path / "*.pem"))
+        # So do app.setup_security() and a worker's start-up check (`canvas worker` runs it)
+        settings = conf(worker, tmp_path / "*.pem")
+        with pytest.raises(ImproperlyConfigured, match=refused):
+            Canvas("x", set_as_current=False, **settings).setup_security()
+        with pytest.raises(ImproperlyConfigured, match=refused):
+            signing.check_certificates(settings)
+
+    def test_an_expired_certificate_of_its_own_stops_start_up(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Its own certificate, not in its store: every message it signed would be refused
+        lapsed = Pair(tmp_path, "lapsed", valid_days=-1)
+        trusted = tmp_path / "store"
+        trusted.mkdir()
+        write_certificate(trusted / "other.pem", make_certificate(make_key(), "other"))
+        refused = f"security_certificate: certificate '{lapsed.id}' in .* expired on"
+        with pytest.raises(ImproperlyConfigured, match=refused):
+            CertificateKeys.from_conf(conf(lapsed, trusted))
+        # After start-up (a pool process forked later) it is a warning, as for the store's
+        # certificates: the process's running siblings sign with it anyway
+        with caplog.at_level(logging.WARNING, logger="canvas.security"):
+            sealer(lapsed, trusted)
+        assert "every message and record this process signs is refused" in caplog.text
 
     def test_only_rsa_keys(self, worker: Pair, certs: Path, tmp_path: Path) -> None:
         from cryptography.hazmat.primitives import serialization
@@ -374,6 +398,49 @@ class TestTransport:
         assert reasons["foreign"].startswith(f"security: unknown certificate '{stranger.id}'")
         assert "[[1,1]" not in caplog.text and "plain" in caplog.text
         assert unwrap(secure) is transport
+        app.close()
+
+    def test_a_certificate_that_expires_after_start_up_is_refused_not_fatal(
+        self, worker: Pair, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Given a worker that started while every certificate in its store was valid
+        write_certificate(tmp_path / "worker.pem", worker.cert)
+        retired = Pair(tmp_path, "retired")
+        settings = conf(worker, tmp_path / "*.pem", broker="memory://", result_backend="memory://")
+        app = Canvas("x", set_as_current=False, **settings)
+        signing.check_certificates(app.conf)
+        # and a message its retired producer signed, still waiting in the queue
+        waiting = sealer(retired, retired.cert_path).seal_message(
+            {**HEADERS, "id": "retired"}, b"[[1,1],{}]", "application/json"
+        )
+        # When that producer's certificate expires, and then a process opens its connections
+        # (a pool process forked after a crash, max_tasks_per_child or a pool grow)
+        serial = retired.cert.serial_number
+        expired = make_certificate(retired.key, "retired", valid_days=-1, serial=serial)
+        write_certificate(retired.cert_path, expired)
+        app.close()
+        with caplog.at_level(logging.WARNING, logger="canvas.security"):
+            transport = app.transport
+            app.backend  # noqa: B018 - its store connection reads the certificates again
+        # Then they open, with one warning that names the certificate and its expiry date
+        said = [r.getMessage() for r in caplog.records if retired.id in r.getMessage()]
+        expiry = f"expired on {expired.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+        assert len(said) == 1 and expiry in said[0], said
+        # And the worker's own certificate still verifies; the retired one's message is refused
+        raw = unwrap(transport)
+        raw.publish(
+            [
+                OutgoingMessage("q", waiting, {**HEADERS, "id": "retired"}, SIGNED_CONTENT_TYPE),
+                transport.seal(OutgoingMessage("q", b"[[2,2],{}]", HEADERS, "application/json")),
+            ]
+        )
+        delivery = transport.consumer(["q"]).get(2)
+        assert delivery is not None and delivery.body == b"[[2,2],{}]"
+        dead = raw.consumer(["q.dlq"]).get(1)
+        assert dead is not None and dead.headers["id"] == "retired"
+        assert dead.headers[REASON_HEADER].startswith(
+            f"security: certificate '{retired.id}' expired on"
+        )
         app.close()
 
     def test_setup_security_overrides_the_settings_and_checks_them(
