@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from canvas import signing
 from canvas.backends.rpc import is_rpc_url
 from canvas.cli import pidfile as pidfile_module
 from canvas.cli import worker_flags
@@ -77,6 +78,8 @@ def command(
         raise click.BadParameter(str(exc), param_hint="--loglevel") from exc
     try:
         app.finalize()  # import the task modules and check the settings before anything starts
+        # Now: its first connection would take a refused certificate for the broker being down
+        signing.check_certificates(app.conf)
     except ImproperlyConfigured as exc:
         raise click.ClickException(str(exc)) from exc
     if pidfile:

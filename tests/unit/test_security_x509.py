@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +47,7 @@ from tests.support.certificates import (
     write_certificate,
     write_key,
 )
+from tests.support.workers import ROOT
 
 HEADERS = {"task": "proj.add", "id": "t-1", "retries": 0}
 AUTH = {"task_serializer": "auth", "accept_content": ["auth"]}
@@ -229,6 +232,28 @@ class TestLoading:
             Canvas("x", set_as_current=False, **settings).setup_security()
         with pytest.raises(ImproperlyConfigured, match=refused):
             signing.check_certificates(settings)
+
+    def test_a_worker_refuses_it_without_setup_security(self, worker: Pair, tmp_path: Path) -> None:
+        # Given settings only (no setup_security()), and an expired certificate in the store
+        old = Pair(tmp_path, "old", valid_days=-1)
+        settings = conf(worker, tmp_path / "*.pem", broker_connection_retry_on_startup=False)
+        (tmp_path / "proj.py").write_text(
+            "from canvas import Canvas\n"
+            f"app = Canvas('proj', broker='memory://', backend='memory://', **{settings!r})\n"
+        )
+        # When `canvas -A proj worker` starts
+        run = subprocess.run(
+            [sys.executable, "-m", "canvas.cli.main", "-A", "proj", "worker", "-P", "solo"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=30,  # a refusal takes a second; a worker that starts runs on
+        )
+        # Then it refuses in one line, naming the certificate (not "cannot connect to the broker")
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert f"Error: security_cert_store: certificate '{old.id}' in " in run.stderr
+        assert "Traceback" not in run.stderr and "Cannot connect" not in run.stderr, run.stderr
 
     def test_an_expired_certificate_of_its_own_stops_start_up(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
