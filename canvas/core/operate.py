@@ -52,6 +52,8 @@ banner = logging.getLogger("canvas.worker.banner")
 TERMINATE_GRACE = 3.0
 #: most pool slots (the size of the page of terminate flags)
 MAX_SLOTS = MOST_PROCESSES
+#: seconds before a refused fork of a pool process is tried again
+FORK_RETRY = 5.0
 
 
 class Operated:
@@ -276,7 +278,7 @@ class Operated:
             used = {slot for slot, _ in self.children.values()} | set(self.respawn_at)
             free = (slot for slot in range(len(used) + delta + 1) if slot not in used)
             for slot in [next(free) for _ in range(delta)]:
-                self._spawn(slot)
+                self.spawn_or_retry(slot)
         else:
             # A slot waiting to be restarted (its process died or retired) is part of the pool
             # too: it goes first, for free; a shrink that skipped it stopped a live process and
@@ -307,6 +309,18 @@ class Operated:
         if ratelimit.slots.processes != share:
             ratelimit.slots.processes = share
             self.order({"op": "rate_share", "processes": share})
+
+    def spawn_or_retry(self, slot: int) -> None:
+        """Fork the process of ``slot``; if the system refuses the fork (EAGAIN, ENOMEM: likely
+        when the machine is loaded), the slot waits to be started again, as after a crash,
+        rather than the error ending the supervisor's loop or the pool losing count of it."""
+        try:
+            self._spawn(slot)
+        except OSError as exc:
+            logger.error(
+                "Could not start pool process %s: %s; trying again in %.0f s", slot, exc, FORK_RETRY
+            )
+            self.respawn_at[slot] = time.monotonic() + FORK_RETRY
 
     def _start_thread(self, monitor: TaskMonitor) -> None:
         raise NotImplementedError  # the Worker's: it runs its consume loop

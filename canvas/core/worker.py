@@ -653,7 +653,7 @@ class Worker(Operated):
             signal.signal(signum, lambda *_: None)
         _compact_heap()
         for slot in range(self.concurrency):
-            self._spawn(slot)
+            self.spawn_or_retry(slot)
         self._ready()
         delay = 0.0
         try:
@@ -839,7 +839,7 @@ class Worker(Operated):
         for slot, when in list(self.respawn_at.items()):
             if when <= now and not self.stopping:
                 del self.respawn_at[slot]
-                self._spawn(slot)
+                self.spawn_or_retry(slot)
         pending = [when - now for when in self.respawn_at.values()]
         return max(0.0, min(pending)) if pending else TIMER_MAX_SLEEP
 

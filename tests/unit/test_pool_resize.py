@@ -96,3 +96,22 @@ def test_a_pool_process_takes_the_share_it_is_told() -> None:
     app = Canvas("share", broker="memory://", backend="memory://", set_as_current=False)
     TaskMonitor(app, "w@test").apply({"op": "rate_share", "processes": 3})
     assert ratelimit.slots.processes == 3
+
+
+def test_a_refused_fork_leaves_the_slot_waiting_to_start_again(live: Procs) -> None:
+    # Given a pool of one, on a machine that refuses the next forks (EAGAIN)
+    worker = _worker(live, slots=[0], waiting=[])
+    tried: list[int] = []
+
+    def refused(slot: int) -> None:
+        tried.append(slot)
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    worker._spawn = refused  # type: ignore[method-assign]
+    # When the pool grows by one, then the new slot counts and waits to be started again
+    worker._resize_pool(1)
+    assert (worker.concurrency, sorted(worker.respawn_at)) == (2, [1])
+    # and a restart that is refused too waits again instead of ending the supervisor's loop
+    worker.respawn_at[1] = 0.0
+    worker._respawn_due()
+    assert (tried, sorted(worker.respawn_at)) == ([1, 1], [1])
