@@ -35,6 +35,7 @@ with_node() {  # port command...
     RABBITMQ_CONFIG_FILE="$DIR/$port/rabbitmq" \
     RABBITMQ_ADVANCED_CONFIG_FILE="$DIR/$port/advanced.config" \
     RABBITMQ_CONF_ENV_FILE="$DIR/$port/rabbitmq-env.conf" \
+    ERL_CRASH_DUMP="${TMPDIR:-/tmp}/canvas-rabbitmq-$port-erl_crash.dump" \
     "$@"
 }
 
