@@ -538,22 +538,32 @@ class AMQPTransport(KombuTransport):
         if not arguments:
             channel.queue_declare(queue=queue, durable=True, auto_delete=False)
             return
-        # Probed on a channel of its own: RabbitMQ closes the channel a declaration with other
-        # arguments fails on, and ``channel`` must stay usable.
+        refused = self._refusal(channel, queue, arguments)
+        if refused is None or self._declared_without_version(channel, queue, arguments):
+            return
+        if "x-queue-type" in arguments:
+            # A queue type was asked for (quorum): using the queue as it is would not give it.
+            raise ImproperlyConfigured(
+                f"RabbitMQ already has a queue {queue!r} declared with other arguments than "
+                f"{arguments!r} ({refused}). Delete the queue, or set the transport option "
+                "'max_priority' (or task_default_queue_type) to match it."
+            ) from refused
+        self._adopt(queue, arguments, refused)
+
+    @staticmethod
+    def _refusal(
+        channel: Any, queue: str, arguments: dict[str, Any]
+    ) -> amqp.exceptions.PreconditionFailed | None:
+        """Declare ``queue`` with ``arguments``; the broker's refusal if it exists with others.
+
+        Probed on a channel of its own: RabbitMQ closes the channel a declaration with other
+        arguments fails on, and ``channel`` must stay usable."""
         probe = channel.connection.channel()
         try:
             probe.queue_declare(queue=queue, durable=True, auto_delete=False, arguments=arguments)
+            return None
         except amqp.exceptions.PreconditionFailed as exc:
-            if self._declared_without_version(channel, queue, arguments):
-                return
-            if "x-queue-type" in arguments:
-                # A queue type was asked for (quorum): using the queue as it is would not give it.
-                raise ImproperlyConfigured(
-                    f"RabbitMQ already has a queue {queue!r} declared with other arguments than "
-                    f"{arguments!r} ({exc}). Delete the queue, or set the transport option "
-                    "'max_priority' (or task_default_queue_type) to match it."
-                ) from exc
-            self._adopt(queue, arguments, exc)
+            return exc
         finally:
             with suppress(Exception):
                 probe.close()
@@ -566,14 +576,8 @@ class AMQPTransport(KombuTransport):
         if "x-queue-version" not in arguments:
             return False
         unversioned = {k: v for k, v in arguments.items() if k != "x-queue-version"}
-        probe = channel.connection.channel()
-        try:
-            probe.queue_declare(queue=queue, durable=True, auto_delete=False, arguments=unversioned)
-        except amqp.exceptions.PreconditionFailed:
+        if self._refusal(channel, queue, unversioned) is not None:
             return False
-        finally:
-            with suppress(Exception):
-                probe.close()
         if queue not in self._adopted:
             self._adopted.add(queue)
             logger.info(
