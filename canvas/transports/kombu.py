@@ -445,16 +445,20 @@ class KombuConsumer(Consumer):
         if requeue and delivery.error is None:
             message.reject(requeue=True)
             return
-        priority, headers = message.properties.get("priority"), delivery.headers
+        self._move(delivery, self.transport.dead_letters(delivery.queue), REASON_HEADER, reason)
+
+    def _move(self, delivery: Delivery, queue: str, header: str, value: Any) -> None:
+        """Publish a copy of ``delivery`` to ``queue`` with one more header, then ack it."""
+        message = delivery.tag
         copy = self._channel.prepare_message(
             delivery.body,
-            priority,
+            message.properties.get("priority"),
             delivery.content_type,
             "binary",
-            {**headers, REASON_HEADER: reason},
+            {**delivery.headers, header: value},
             dict(PERSISTENT),
         )
-        self._channel.basic_publish(copy, "", self.transport.dead_letters(delivery.queue))
+        self._channel.basic_publish(copy, "", queue)
         message.ack()
 
     def close(self) -> None:
@@ -738,17 +742,7 @@ class AMQPConsumer(KombuConsumer):
         if delivery.error is not None or not self.transport.is_quorum(delivery.queue):
             super().release(delivery)
             return
-        message = delivery.tag
-        copy = self._channel.prepare_message(
-            delivery.body,
-            message.properties.get("priority"),
-            delivery.content_type,
-            "binary",
-            {**delivery.headers, RELEASED_HEADER: 1},
-            dict(PERSISTENT),
-        )
-        self._channel.basic_publish(copy, "", delivery.queue)
-        message.ack()
+        self._move(delivery, delivery.queue, RELEASED_HEADER, 1)
 
     def _setup(self) -> None:
         for queue in self.queues:
