@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from canvas import signing
-from canvas.backends.rpc import is_rpc_url
 from canvas.cli import pidfile as pidfile_module
 from canvas.cli import worker_flags
 from canvas.cli.base import app_from_context, dump_stacks_on_sigusr1
@@ -101,8 +100,7 @@ def command(
             worker = Worker(app, options)
         except (ValueError, ImproperlyConfigured) as exc:  # AUTOSCALE_KEEPALIVE, worker_autoscaler
             raise click.ClickException(str(exc)) from exc
-        rpc = is_rpc_url(app.conf.result_backend)
-        worker_flags.echo_banner(worker_flags.banner(worker, app.backend_url, rpc=rpc))
+        worker_flags.echo_banner(worker_flags.banner(worker, app.backend_url))
         dump_stacks_on_sigusr1()  # before stdout and stderr go through the logger
         redirect_stdout(app)
         code = worker.start()

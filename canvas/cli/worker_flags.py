@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from canvas.backends.rpc import is_rpc_url
 from canvas.core import autoscale
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def detach() -> None:
     os.close(devnull)
 
 
-def banner(worker: Worker, results: str, rpc: bool = False) -> str:
+def banner(worker: Worker, results: str) -> str:
     """The block Celery prints at start-up: node, app, transport, results, pool, queues, tasks."""
     app = worker.app
     pool = worker.options.pool
@@ -121,7 +122,7 @@ def banner(worker: Worker, results: str, rpc: bool = False) -> str:
     if worker.autoscaler is not None:  # Celery's way of showing the range
         concurrency = f"{{min={worker.autoscaler.min}, max={worker.autoscaler.max}}}"
     shown_results = _redact(results)
-    if rpc:  # results travel as messages; the store keeps workflow state only
+    if is_rpc_url(app.conf.result_backend):  # results are messages; the store: workflows
         shown_results = f"rpc:// (workflow state: {shown_results})"
     lines = [
         f" -------------- {worker.hostname} (canvas)",
