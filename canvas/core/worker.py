@@ -328,16 +328,11 @@ def _hand_back(delivery: Delivery, exc: BaseException) -> bool:
     released after an outage (not the message's fault, not a delivery), else requeued. False
     when it is still held: the broker refused both (a quorum queue's confirmed copy nacked, say),
     and only closing the consumer returns it."""
-    if delivery.settled:
-        return True
-    try:
-        if is_outage(exc):
+    if is_outage(exc) and not delivery.settled:
+        try:
             delivery.release()
-        else:
-            delivery.reject(requeue=True, reason="internal error in the worker")
-        return True
-    except Exception as first:
-        logger.warning("Could not hand back message %s: %s", delivery.headers.get("id"), first)
+        except Exception as refused:  # requeued instead, below
+            logger.warning("Could not release message %s: %s", delivery.headers.get("id"), refused)
     try:
         if not delivery.settled:
             delivery.reject(requeue=True, reason="internal error in the worker")
