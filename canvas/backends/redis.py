@@ -336,7 +336,7 @@ class RedisBackend(Backend):
         key = self._meta_key(task_id)
         channel = key.encode()
         with conn.lock:
-            pubsub = conn.idle.pop() if conn.idle else conn.client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub = conn.idle.pop() if conn.idle else conn.client.pubsub()  # type: ignore[no-untyped-call,unused-ignore]
         reusable = False
         try:
             pubsub.subscribe(key)
