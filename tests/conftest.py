@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,18 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used a worker harness (fixture ``h``) shows the worker's log tail:
+    a result that never came says why only there."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    harness = getattr(item, "funcargs", {}).get("h")
+    tail = getattr(harness, "tail", None)
+    if report.when == "call" and report.failed and callable(tail):
+        try:
+            report.sections.append(("worker log (its last lines)", tail()))
+        except OSError as exc:
+            report.sections.append(("worker log", f"unreadable: {exc}"))
