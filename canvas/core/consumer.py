@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import time
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from canvas import dag, signals, signing, states
@@ -198,8 +199,12 @@ class Handler:
         finally:
             if soft:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+        # An acked call's successors are lost if this process dies, confirmed or not: what it
+        # publishes need not wait for the broker's confirm (read later, refusals logged).
+        confirms = self.app.transport.defer_confirms() if not acks_late else nullcontext()
         try:
-            self.record(delivery, task, request, outcome, settled=not acks_late)
+            with confirms:
+                self.record(delivery, task, request, outcome, settled=not acks_late)
         finally:
             self.monitor.finished(request, outcome)
         if acks_late:

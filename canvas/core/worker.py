@@ -277,6 +277,7 @@ def consume(
                 backoff.wait(stop)
                 continue
             if delivery is None:
+                _settle_confirms(app)  # idle: what acked calls published is confirmed now
                 if burst:
                     break
                 continue
@@ -319,8 +320,21 @@ def consume(
     finally:
         if consumer is not None:
             _drop(consumer, keeper)
+        _settle_confirms(app)
         monitor.close()
     return done
+
+
+def _settle_confirms(app: Canvas) -> None:
+    """Read the broker's confirms of what acked calls published (``defer_confirms``)."""
+    try:
+        app.transport.settle_confirms()
+    except Exception as exc:  # a broker outage: the consumer backs off and says so
+        logger.warning(
+            "Reading the broker's confirms failed (%r): what it did not confirm is published "
+            "again with the next messages",
+            exc,
+        )
 
 
 def _hand_back(delivery: Delivery, exc: BaseException) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from canvas.exceptions import SecurityError
@@ -73,6 +74,12 @@ class SecureTransport(Transport):
 
     def dead_letters(self, queue: str) -> str:
         return self.inner.dead_letters(queue)
+
+    def defer_confirms(self) -> AbstractContextManager[None]:
+        return self.inner.defer_confirms()
+
+    def settle_confirms(self) -> None:
+        self.inner.settle_confirms()
 
     def close(self) -> None:
         self.inner.close()

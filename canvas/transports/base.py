@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -132,6 +133,18 @@ class Transport(ABC):
     @abstractmethod
     def size(self, queue: str) -> int:
         """How many messages wait in ``queue`` (ready, not counting unsettled ones)."""
+
+    def defer_confirms(self) -> AbstractContextManager[None]:
+        """Inside: ``publish`` may return once the batch is written, its confirms read later.
+
+        For a worker wiring what an acked task made ready: a crash could lose that work whether
+        or not it waited, so only the wait goes. A broker that has no confirms to wait for (or
+        confirms nothing: ``confirm`` off) publishes as outside."""
+        return nullcontext()
+
+    def settle_confirms(self) -> None:  # noqa: B027 - optional hook
+        """Wait for the confirms ``defer_confirms`` left to read; publish again what a broken
+        connection left unconfirmed. A worker calls it when idle and before it stops."""
 
     def dead_letters(self, queue: str) -> str:
         """Name of the dead-letter queue that holds what ``queue`` rejected."""

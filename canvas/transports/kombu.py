@@ -10,6 +10,10 @@ Guarantees, as ``canvas.transports.base`` promises them:
   one round trip per message as kombu's ``confirm_publish`` does (with ``confirm`` off it returns
   once the batch is written, as Celery's default does); on Redis it is one pipeline. A
   batch that fails on a broken connection is sent once more on a new one: at least once.
+  Inside ``defer_confirms`` (a worker wiring what an acked task made ready) a RabbitMQ publish
+  returns once written: its messages are held until their confirms are read (by the next publish
+  on that connection, or ``settle_confirms``); a broken connection's held messages are published
+  again with the next batch, and those RabbitMQ refused are logged by id.
 * ``reject(requeue=True)`` is the broker's own requeue; both mark the redelivery (RabbitMQ's
   ``redelivered`` flag; kombu's Redis restore marks the stored message). ``release`` on a
   quorum queue, whose broker counts requeues towards ``x-delivery-limit``, publishes a confirmed
@@ -146,21 +150,30 @@ class _Link:
     next_seq: int = 1
     unconfirmed: deque[int] = field(default_factory=deque)
     nacked: int = 0
+    # Messages published under ``defer_confirms`` by sequence number, until confirmed; those
+    # the broker refused, for the next reader of confirms to report.
+    held: dict[int, OutgoingMessage] = field(default_factory=dict)
+    refused: list[OutgoingMessage] = field(default_factory=list)
 
     def on_confirm(self, nack: bool, seq: int, multiple: bool) -> None:
-        pending, settled = self.unconfirmed, 0
+        pending, settled = self.unconfirmed, []
         if multiple:
             while pending and pending[0] <= seq:
-                pending.popleft()
-                settled += 1
+                settled.append(pending.popleft())
         elif pending and pending[0] == seq:
-            pending.popleft()
-            settled = 1
+            settled.append(pending.popleft())
         elif seq in pending:  # out of order: rare, and the deque stays short then
             pending.remove(seq)
-            settled = 1
-        if nack:
-            self.nacked += settled
+            settled.append(seq)
+        held = self.held
+        for number in settled:
+            message = held.pop(number, None) if held else None
+            if not nack:
+                continue
+            if message is None:
+                self.nacked += 1
+            else:
+                self.refused.append(message)
 
     def close(self) -> None:
         try:
@@ -210,10 +223,14 @@ def queue_version_setting(value: Any) -> int:
 
 
 class _LinkPool:
-    """Idle links for any thread to borrow; opened on demand, dropped after a fork or an error."""
+    """Idle links for any thread to borrow; opened on demand, dropped after a fork or an error.
+    ``dropped`` hears of each link dropped after an error (its held messages are unconfirmed)."""
 
-    def __init__(self, open_link: Callable[[], _Link]) -> None:
+    def __init__(
+        self, open_link: Callable[[], _Link], dropped: Callable[[_Link], None] | None = None
+    ) -> None:
         self._open = open_link
+        self._dropped = dropped
         self._thread_lock = threading.Lock()
         self._idle: list[_Link] = []
         self._all: list[_Link] = []
@@ -237,6 +254,20 @@ class _LinkPool:
             link = self._open()
             with self._lock():
                 self._all.append(link)
+        with self.lend(link):
+            yield link
+
+    def take_idle(self, wanted: Callable[[_Link], bool]) -> _Link | None:
+        """An idle link that is ``wanted``, out of the pool until ``lend`` gives it back."""
+        with self._lock():
+            for i, link in enumerate(self._idle):
+                if wanted(link):
+                    return self._idle.pop(i)
+        return None
+
+    @contextmanager
+    def lend(self, link: _Link) -> Iterator[_Link]:
+        """Use ``link``, then put it back among the idle ones, or drop it after an error."""
         try:
             yield link
         except BaseException:
@@ -250,7 +281,14 @@ class _LinkPool:
                 elif link in self._all:
                     self._all.remove(link)
             if not keep:
+                if link.broken and self._dropped is not None:
+                    self._dropped(link)
                 link.close()
+
+    def held(self) -> list[_Link]:
+        """Every link of this process that holds unconfirmed messages."""
+        with self._lock():
+            return [link for link in self._all if link.held]
 
     def close(self) -> None:
         with self._lock():
@@ -266,8 +304,13 @@ class KombuTransport(Transport):
         super().__init__(url, options)
         self.confirm_timeout = float(self.options.get("confirm_timeout") or 30.0)
         self.connect_timeout = float(self.options.get("connect_timeout") or 5.0)
-        self._links = _LinkPool(self._open_link)
+        self._links = _LinkPool(self._open_link, dropped=self._orphan)
         self._declared: set[str] = set()
+        # Messages published under defer_confirms whose connection broke before they were
+        # confirmed: published again with the next batch (or by settle_confirms).
+        self._orphans: list[OutgoingMessage] = []
+        self._orphans_lock = threading.Lock()
+        self._deferring = threading.local()
         unconnected = _KombuConnection(url)
         # Kombu counts KeyError as a Redis connection error; a retry is for a broken connection.
         self._retry_errors: tuple[type[BaseException], ...] = tuple(
@@ -306,13 +349,46 @@ class KombuTransport(Transport):
         return _Link(conn, conn.default_channel)
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
-        if not messages:
+        batch = self._with_orphans(messages)
+        if not batch:
             return
         try:
-            self._publish_once(messages)
-        except self._retry_errors as exc:
-            logger.warning("publish to %s failed (%r); retrying once", self._safe_url, exc)
-            self._publish_once(messages)
+            try:
+                self._publish_once(batch)
+            except self._retry_errors as exc:
+                logger.warning("publish to %s failed (%r); retrying once", self._safe_url, exc)
+                batch = self._with_orphans(batch)
+                self._publish_once(batch)
+        except BaseException:
+            # The caller hears of its own messages; the orphans wait for the next publish.
+            own = {id(m) for m in messages}
+            self._keep_orphans([m for m in batch if id(m) not in own])
+            raise
+
+    def _orphan(self, link: _Link) -> None:
+        if link.held:
+            self._keep_orphans(list(link.held.values()))
+            link.held.clear()
+
+    def _keep_orphans(self, messages: list[OutgoingMessage]) -> None:
+        if messages:
+            with self._orphans_lock:
+                self._orphans.extend(messages)
+
+    def _with_orphans(self, messages: Sequence[OutgoingMessage]) -> Sequence[OutgoingMessage]:
+        """``messages`` after the orphans waiting to be published again (each message once)."""
+        if not self._orphans:
+            return messages
+        with self._orphans_lock:
+            orphans, self._orphans = self._orphans, []
+        logger.warning(
+            "publishing again %d message(s) whose connection to %s broke before RabbitMQ "
+            "confirmed them",
+            len(orphans),
+            self._safe_url,
+        )
+        again = {id(m) for m in orphans}
+        return [*orphans, *(m for m in messages if id(m) not in again)]
 
     def _publish_once(self, messages: Sequence[OutgoingMessage]) -> None:
         with self._links.acquire() as link:
@@ -614,6 +690,44 @@ class AMQPTransport(KombuTransport):
     def consumer(self, queues: Iterable[str], prefetch: int = 1) -> Consumer:
         return AMQPConsumer(self, queues, prefetch)
 
+    @contextmanager
+    def defer_confirms(self) -> Iterator[None]:
+        """This thread's publishes return once written; their confirms are read by the next
+        publish on the same connection or by ``settle_confirms`` (a refusal is logged then)."""
+        before = getattr(self._deferring, "on", False)
+        self._deferring.on = self.confirm
+        try:
+            yield
+        finally:
+            self._deferring.on = before
+
+    def settle_confirms(self) -> None:
+        while (link := self._links.take_idle(_unsettled)) is not None:
+            try:
+                with self._links.lend(link):
+                    deadline = time.monotonic() + self.confirm_timeout
+                    self._await_confirms(link, len(link.unconfirmed), deadline, keep=0)
+            except self._retry_errors as exc:  # its unconfirmed messages are orphans now
+                logger.warning("reading confirms from %s failed (%r)", self._safe_url, exc)
+        if self._orphans:
+            self.publish([])
+
+    def close(self) -> None:
+        try:
+            self.settle_confirms()
+        except Exception as exc:  # the broker is gone: what it did not confirm is logged
+            self._keep_orphans([m for link in self._links.held() for m in link.held.values()])
+            if self._orphans:
+                logger.error(
+                    "closing the connection to %s with %d message(s) RabbitMQ never "
+                    "confirmed (%r): %s",
+                    self._safe_url,
+                    len(self._orphans),
+                    exc,
+                    _ids(self._orphans),
+                )
+        super().close()
+
     def _send(self, link: _Link, messages: Sequence[OutgoingMessage]) -> None:
         channel = link.channel
         if self.confirm and not link.confirming:
@@ -626,20 +740,25 @@ class AMQPTransport(KombuTransport):
         # own, and polls for connection.blocked before each), then the confirms are awaited
         # together: one round trip per batch, not per message. A batch larger than the window
         # waits for the window's confirms before sending more, which bounds what is in flight.
+        # Under defer_confirms the confirms are left to read later (the window still bounds
+        # what is in flight) and each message is held until its confirm comes.
         writer = _FrameWriter(link)
         top, window = self.max_priority, _CONFIRM_WINDOW
         deadline = time.monotonic() + self.confirm_timeout
+        deferred = self.confirm and getattr(self._deferring, "on", False)
         for m in messages:
             priority = None if m.priority is None or not top else max(0, min(top, m.priority))
             writer.publish(m.queue, m.body, m.content_type, m.headers, priority)
             if self.confirm:
                 link.unconfirmed.append(link.next_seq)
+                if deferred:
+                    link.held[link.next_seq] = m
                 link.next_seq += 1
                 if writer.pending >= window or len(link.unconfirmed) >= window:
                     writer.flush()
                     self._await_confirms(link, len(messages), deadline, keep=window // 2)
         writer.flush()
-        if self.confirm:
+        if self.confirm and not deferred:
             self._await_confirms(link, len(messages), deadline, keep=0)
 
     def _await_confirms(self, link: _Link, sent: int, deadline: float, keep: int) -> None:
@@ -653,6 +772,14 @@ class AMQPTransport(KombuTransport):
                     f"messages within confirm_timeout={self.confirm_timeout}s."
                 )
             link.connection.drain_events(timeout=remaining)
+        if link.refused:
+            refused, link.refused = link.refused, []
+            logger.error(
+                "RabbitMQ refused (nacked) %d message(s) published without waiting for their "
+                "confirm; they will not run: %s",
+                len(refused),
+                _ids(refused),
+            )
         if link.nacked:
             nacked, link.nacked = link.nacked, 0
             raise amqp.exceptions.MessageNacked(
@@ -674,6 +801,17 @@ class AMQPTransport(KombuTransport):
             link.broken = True
             return 0
         return int(getattr(result, "message_count", result) or 0)
+
+
+def _unsettled(link: _Link) -> bool:
+    return bool(link.unconfirmed)
+
+
+def _ids(messages: Sequence[OutgoingMessage]) -> str:
+    """The task ids and queues of ``messages``, for a log line."""
+    return ", ".join(f"{m.headers.get('id')} ({m.queue})" for m in messages[:20]) + (
+        f" and {len(messages) - 20} more" if len(messages) > 20 else ""
+    )
 
 
 class _FrameWriter:

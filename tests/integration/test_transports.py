@@ -567,6 +567,66 @@ class TestAMQP(TransportContract):
             assert delivery.headers == HEADERS
             delivery.ack()
 
+    def test_deferred_confirms_are_read_later(self, transport, queue):
+        # A worker wiring what an acked call made ready does not wait for each confirm: the
+        # publish returns with the message held, and settle_confirms reads its confirm.
+        with transport.defer_confirms():
+            transport.publish([message(queue, b"later")])
+        assert [m.body for link in transport._links.held() for m in link.held.values()] == [
+            b"later"
+        ]
+        transport.settle_confirms()
+        assert transport._links.held() == []
+        assert transport.size(queue) == 1
+        # Outside the block a publish waits for its confirm as before.
+        transport.publish([message(queue, b"now")])
+        assert transport._links.held() == []
+
+    def test_a_refused_deferred_message_is_logged_by_id(self, url, queue, caplog):
+        # The queue takes one message and refuses (nacks) the next.
+        limited = {queue: {"x-max-length": 1, "x-overflow": "reject-publish"}}
+        transport = create(url, {"queue_arguments": limited})
+        try:
+            transport.publish([message(queue, b"first")])
+            refused = OutgoingMessage(queue, b"second", {**HEADERS, "id": "refused-id"})
+            with transport.defer_confirms():
+                transport.publish([refused])  # returns: the nack is read later
+            with caplog.at_level("ERROR", logger="canvas.transports.kombu"):
+                transport.settle_confirms()
+            assert "refused (nacked) 1 message" in caplog.text
+            assert "refused-id" in caplog.text
+            # Without deferral the same refusal is the caller's error, as before.
+            with pytest.raises(amqp.exceptions.MessageNacked):
+                transport.publish([refused])
+            assert transport.size(queue) == 1
+        finally:
+            self.cleanup(transport, [queue])
+            transport.close()
+
+    def test_a_connection_lost_before_the_confirm_publishes_the_message_again(
+        self, transport, queue, consumer, monkeypatch
+    ):
+        with transport.defer_confirms():
+            transport.publish([message(queue, b"held")])
+        (link,) = transport._links.held()
+        # As if the broker had lost it: taken out of the queue before its confirm is read...
+        c = consumer()
+        first = get_within(c, 5)
+        assert first is not None and first.body == b"held"
+        first.ack()
+
+        # ...and the connection breaks before its confirm is read (the confirm is in the
+        # socket's buffer already: the break is made where the read happens).
+        def broken(*args, **kwargs):
+            raise ConnectionResetError("connection reset by peer")
+
+        monkeypatch.setattr(link.connection, "drain_events", broken)
+        transport.settle_confirms()  # nothing to read on the dead socket: published again
+        assert transport._links.held() == []
+        again = get_within(c, 5)
+        assert again is not None and again.body == b"held"
+        again.ack()
+
     def test_confirms_off_still_delivers(self, url, queue, consumer):
         unconfirmed = create(url, {"confirm": "off"})
         try:
