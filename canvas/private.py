@@ -8,6 +8,7 @@ A file or directory that already exists keeps its mode: it may be shared on purp
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -27,7 +28,21 @@ def private_dir(path: Path) -> None:
 
 
 def private_file(path: Path) -> None:
-    """Create ``path`` empty and 0600 (SQLite gives its -wal and -shm files the same mode)."""
+    """Create ``path`` empty and 0600 (SQLite gives its -wal and -shm files the same mode).
+
+    An existing file is not opened: closing any descriptor of a file drops every POSIX lock
+    this process holds on it, SQLite's among them. A WAL database's connections hold a shared
+    lock for as long as they are open (the SQL store makes its engine while Django's connection
+    to the same file may be open); without it, another process closing its last connection
+    takes itself for the last user and deletes the -wal and -shm files under ours, whose later
+    commits no other process then sees. A symlink is refused, as ``O_NOFOLLOW`` did.
+    """
     private_dir(path.parent)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    flags = os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:  # O_EXCL: a symlink counts as existing and is not followed
+        if path.is_symlink():
+            raise OSError(errno.ELOOP, "a symlink, not followed", str(path)) from None
+        return
     os.close(fd)
