@@ -98,13 +98,7 @@ def site(request: Any, tmp_path: Path, unique: str) -> Iterator[Site]:
         app = stack.enter_context(use_database(db, queue, migrate=False))
         site = Site(db, queue, env, app, tmp_path)
         yield site
-        hung = []
-        for proc, log in site.procs:
-            try:
-                stop_or_explain(proc, log)
-            except AssertionError as exc:  # stop the others first, then say which hung
-                hung.append(str(exc))
-        assert not hung, "\n".join(hung)
+        stop_or_explain(site.procs)
 
 
 def admin_add(client: Any, model: str, **data: Any) -> None:
@@ -262,8 +256,7 @@ def test_two_beats_fire_each_slot_once(site: Site, start_worker: Any) -> None:
     # When several slots pass
     wait_for(lambda: len(results(periodic_task_name="tick")) >= 5, 40, "five ticks")
     leaders = sum("is now the leader" in log.read_text() for log in logs)
-    for proc, log in site.procs:
-        stop_or_explain(proc, log)
+    stop_or_explain(site.procs)
     # Then one beat led, and every firing was a slot of its own: as many sends as task ids
     # (the other may take over while the leader stops: it finds the slot claimed)
     assert leaders == 1, site.logs()

@@ -30,29 +30,41 @@ def wait_for(
         time.sleep(interval)
 
 
-def stop_or_explain(proc: subprocess.Popen[bytes], log: Path, timeout: float = 15.0) -> None:
-    """SIGTERM ``proc`` and wait; one that does not stop is asked for its threads' stacks
-    (SIGUSR1: canvas's worker and beat write them to their log) and killed, and the failure
-    shows that log, so a hang says where it hung."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    proc.send_signal(signal.SIGUSR1)
+def stop_or_explain(
+    procs: list[tuple[subprocess.Popen[bytes], Path]], timeout: float = 15.0
+) -> None:
+    """SIGTERM every process at once, then wait for them all; any that has not stopped
+    ``timeout`` seconds later is asked for its threads' stacks (SIGUSR1: canvas's worker and
+    beat write them to their log) and killed, and the failure shows each one's log, so a hang
+    says where it hung.
+
+    At once, not one after the other: a process's exit is mostly the interpreter's teardown,
+    which on a loaded machine took up to 6 s, and a test stopping two beats in turn spent twice
+    that out of pytest's 60 s per test (a pytest timeout there reads as a hang, with no stacks).
+    """
+    running = [(proc, log) for proc, log in procs if proc.poll() is None]
+    for proc, _ in running:
+        proc.terminate()
+    deadline = time.monotonic() + timeout
+    hung = []
+    for proc, log in running:
+        try:
+            proc.wait(max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            hung.append((proc, log))
     deadline = time.monotonic() + 5
-    while "most recent call first" not in log.read_text(errors="replace"):
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait(5)
-    raise AssertionError(
+    for proc, log in hung:
+        while "most recent call first" not in log.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(5)
+    assert not hung, "\n".join(
         f"{log.name}: the process did not stop {timeout}s after SIGTERM; its log, with the "
         f"stacks it dumped:\n{log.read_text(errors='replace')[-20000:]}"
+        for _, log in hung
     )
 
 
