@@ -11,13 +11,13 @@ median time per publish, its range, and the load average.
 from __future__ import annotations
 
 import os
-import statistics
 import time
 import uuid
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 import amqp
+from alternate import alternate, print_table
 from kombu import Connection
 
 from canvas.transports import OutgoingMessage, create
@@ -83,17 +83,10 @@ WAYS: dict[str, Callable[[], float]] = {
 
 
 def main() -> None:
-    runs: dict[str, list[float]] = {name: [] for name in WAYS}
     load = os.getloadavg()[0]
-    for _ in range(ROUNDS):
-        for name, way in WAYS.items():
-            runs[name].append(way())
+    runs = alternate(WAYS, ROUNDS)
     print(f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end")
-    print("| publish | µs each (median) | range |")
-    print("| --- | ---: | ---: |")
-    for name, values in runs.items():
-        low, high = min(values), max(values)
-        print(f"| {name} | {statistics.median(values):.0f} | {low:.0f}–{high:.0f} |")
+    print_table("publish", "µs each", runs)
 
 
 if __name__ == "__main__":

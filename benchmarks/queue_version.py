@@ -9,10 +9,11 @@ publisher confirms, on a version 1 queue (an fsync before each confirm) and a ve
 from __future__ import annotations
 
 import os
-import statistics
 import time
 import uuid
+from functools import partial
 
+from alternate import alternate, print_table
 from kombu import Connection
 
 from canvas.transports import OutgoingMessage, create
@@ -39,15 +40,8 @@ def per_publish_us(version: int) -> float:
 
 
 def main() -> None:
-    runs: dict[int, list[float]] = {1: [], 2: []}
-    for _ in range(ROUNDS):
-        for version in runs:
-            runs[version].append(per_publish_us(version))
-    print("| queue version | µs per confirmed publish (median) | range |")
-    print("| ---: | ---: | ---: |")
-    for version, values in runs.items():
-        low, high = min(values), max(values)
-        print(f"| {version} | {statistics.median(values):.0f} | {low:.0f}–{high:.0f} |")
+    runs = alternate({str(v): partial(per_publish_us, v) for v in (1, 2)}, ROUNDS)
+    print_table("queue version", "µs per confirmed publish", runs)
 
 
 if __name__ == "__main__":
