@@ -14,13 +14,12 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from urllib.parse import unquote, urlsplit
 
 import amqp
 from alternate import alternate, print_table
-from kombu import Connection
-
-from canvas.transports import OutgoingMessage, create
+from queue_version import per_publish_us
 
 URL = os.environ.get("CANVAS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 PUBLISHES = 1000
@@ -58,27 +57,11 @@ def _py_amqp(confirm: bool, delivery_mode: int) -> Callable[[], float]:
     return run
 
 
-def _canvas() -> float:
-    transport = create(URL, {})
-    queue = f"bench-floor-{uuid.uuid4().hex[:6]}"
-    try:
-        transport.publish([OutgoingMessage(queue, BODY, {"id": "warm", "task": "t"})])
-        started = time.perf_counter()
-        for i in range(PUBLISHES):
-            transport.publish([OutgoingMessage(queue, BODY, {"id": str(i), "task": "t"})])
-        return (time.perf_counter() - started) / PUBLISHES * 1e6
-    finally:
-        transport.close()
-        with Connection(URL) as conn:
-            for made in (queue, queue + ".dlq"):
-                conn.channel().queue_delete(made)
-
-
 WAYS: dict[str, Callable[[], float]] = {
     "py-amqp, no confirm": _py_amqp(False, 2),
     "py-amqp, confirm, transient": _py_amqp(True, 1),
     "py-amqp, confirm, persistent": _py_amqp(True, 2),
-    "canvas transport, confirm (default)": _canvas,
+    "canvas transport, confirm (default)": partial(per_publish_us, 2, BODY),
 }
 
 

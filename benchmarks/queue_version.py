@@ -23,14 +23,16 @@ PUBLISHES = 1000
 ROUNDS = 4
 
 
-def per_publish_us(version: int) -> float:
+def per_publish_us(version: int, body: bytes = b"x") -> float:
+    """µs per confirmed single publish of ``body`` through canvas's transport, on a new queue
+    of ``version`` (also used by ``confirm_floor.py``)."""
     transport = create(URL, {"queue_version": version})
     queue = f"bench-qv{version}-{uuid.uuid4().hex[:6]}"
     try:
         transport.publish([OutgoingMessage(queue, b"x", {"id": "warm", "task": "t"})])
         started = time.perf_counter()
         for i in range(PUBLISHES):
-            transport.publish([OutgoingMessage(queue, b"x", {"id": str(i), "task": "t"})])
+            transport.publish([OutgoingMessage(queue, body, {"id": str(i), "task": "t"})])
         return (time.perf_counter() - started) / PUBLISHES * 1e6
     finally:
         transport.close()
