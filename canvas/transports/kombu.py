@@ -166,8 +166,12 @@ class _Link:
             pending.remove(seq)
             settled.append(seq)
         held = self.held
+        if not held:  # nothing deferred on this link: the common case
+            if nack:
+                self.nacked += len(settled)
+            return
         for number in settled:
-            message = held.pop(number, None) if held else None
+            message = held.pop(number, None)
             if not nack:
                 continue
             if message is None:
