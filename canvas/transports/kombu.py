@@ -314,7 +314,6 @@ class KombuTransport(Transport):
         # confirmed: published again with the next batch (or by settle_confirms).
         self._orphans: list[OutgoingMessage] = []
         self._orphans_lock = threading.Lock()
-        self._deferring = threading.local()
         unconnected = _KombuConnection(url)
         # Kombu counts KeyError as a Redis connection error; a retry is for a broken connection.
         self._retry_errors: tuple[type[BaseException], ...] = tuple(
@@ -571,6 +570,8 @@ class AMQPTransport(KombuTransport):
         )
         self.delivery_limit = int(self.options.get("delivery_limit") or 0)
         self.queue_version = queue_version_setting(self.options.get("queue_version", 2))
+        #: ``on`` while this thread is inside ``defer_confirms``
+        self._deferring = threading.local()
         #: queues declared before canvas with other arguments, used as they are (``_adopt``)
         self._adopted: set[str] = set()
 
